@@ -1,0 +1,191 @@
+// The demo board in a real Chromium against real servers: hydration, live updates, motion,
+// presence, recovery from a server restart, and reduced motion.
+import { test, expect, type Page } from "@playwright/test";
+import { startServer, type Server } from "./server";
+
+const KPIS = "metric:kpis";
+const LEADERS = "board:leaders";
+const ACTIVITY = "feed:activity";
+
+async function seed(server: Server) {
+  await server.publish(KPIS, [
+    { op: "set", entity_id: "signups", payload: 100 },
+    { op: "set", entity_id: "orders", payload: 10 },
+    { op: "set", entity_id: "errors", payload: 0 },
+  ]);
+  await server.publish(LEADERS, [
+    { op: "set", entity_id: "a", payload: { name: "Alpha", score: 30 } },
+    { op: "set", entity_id: "b", payload: { name: "Bravo", score: 20 } },
+    { op: "set", entity_id: "c", payload: { name: "Charlie", score: 10 } },
+  ]);
+  for (let n = 1; n <= 8; n++) {
+    await server.publish(ACTIVITY, [{ op: "push", payload: { kind: "deploy", text: `Deploy ${n}` }, max: 8 }]);
+  }
+}
+
+async function openBoard(page: Page, server: Server) {
+  await page.goto(server.url);
+  await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+  await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toBeVisible();
+}
+
+/** Resolves once `predicate` holds on some animation frame; start it before the change. */
+function onSomeFrame(page: Page, predicate: string) {
+  return page.waitForFunction(predicate, undefined, { polling: "raf", timeout: 10_000 });
+}
+
+test("the demo board renders skeletons, hydrates cleanly, and moves", async ({ page }) => {
+  const server = await startServer({ demo: true });
+  const problems: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  try {
+    const html = await (await fetch(server.url)).text();
+    expect(html).toContain("skeleton");
+    expect(html).toContain('data-status="connecting"');
+
+    await openBoard(page, server);
+    const signups = page.locator('.counter[data-entity="signups"] .counter-value');
+    const before = await signups.textContent();
+    await expect.poll(() => signups.textContent(), { timeout: 15_000 }).not.toBe(before);
+    await expect(page.locator(".leaderboard-row")).toHaveCount(5);
+    await expect(page.locator(".feed-item").first()).toBeVisible({ timeout: 15_000 });
+
+    await page.waitForTimeout(2_000);
+    await page.screenshot({ path: "../docs/screenshots/demo-board.png" });
+    expect(problems).toEqual([]);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the leaderboard reorders with a transform transition", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    const charlie = page.locator('.leaderboard-row[data-key="c"]');
+    await expect(charlie.locator(".rank")).toHaveText("3");
+
+    const moving = onSomeFrame(
+      page,
+      `document.querySelector('.leaderboard-row[data-key="c"]')
+         ?.getAnimations().some((a) => a.transitionProperty === "transform" && a.playState === "running")`,
+    );
+    await server.publish(LEADERS, [{ op: "incr", entity_id: "c", field: "score", by: 100 }]);
+    await moving;
+    await expect(charlie.locator(".rank")).toHaveText("1");
+    await expect(charlie.locator(".rank-change.up")).toBeVisible();
+    await expect(page.locator('.leaderboard-row[data-key="a"] .rank')).toHaveText("2");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a new feed item enters with its animation and the oldest leaves", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    await expect(page.locator(".feed-item")).toHaveCount(8);
+    const oldest = page.locator(".feed-item", { hasText: "Deploy 1" });
+    await expect(oldest).toBeVisible();
+
+    const entering = onSomeFrame(
+      page,
+      `[...document.querySelectorAll('.feed-card.enter')].some((card) =>
+         card.textContent.includes('Fresh') &&
+         card.getAnimations().some((a) => a.animationName === 'feed-enter'))`,
+    );
+    const leaving = onSomeFrame(
+      page,
+      `[...document.querySelectorAll('.feed-item.leaving')].some((item) => item.textContent.includes('Deploy 1'))`,
+    );
+    await server.publish(ACTIVITY, [{ op: "push", payload: { kind: "order", text: "Fresh order" }, max: 8 }]);
+    await entering;
+    await leaving;
+    await expect(oldest).toHaveCount(0);
+    await expect(page.locator(".feed-item")).toHaveCount(8);
+    const top = page.locator('.feed-item[style*="--i: 0"]');
+    await expect(top).toContainText("Fresh order");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("two pages each count two viewers, then one after a page closes", async ({ browser }) => {
+  const server = await startServer();
+  try {
+    const first = await browser.newPage();
+    const second = await browser.newPage();
+    await openBoard(first, server);
+    await openBoard(second, server);
+    for (const page of [first, second]) {
+      await expect(page.locator(".presence")).toHaveAttribute("data-viewers", "2");
+      await expect(page.locator(".presence-count")).toHaveText("2 viewers");
+    }
+    await expect(first.locator(".presence-pulse")).toHaveCount(1);
+    await second.close();
+    await expect(first.locator(".presence")).toHaveAttribute("data-viewers", "1");
+    await first.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a restarted server is picked up without a reload, from a fresh snapshot", async ({ page }) => {
+  const server = await startServer();
+  let again: Server | undefined;
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    const signups = page.locator('.counter[data-entity="signups"] .counter-value');
+    await expect(signups).toHaveAttribute("data-value", "100");
+    await page.evaluate(() => ((window as any).samePage = true));
+
+    await server.stop();
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "reconnecting");
+
+    again = await startServer({ port: server.port });
+    await again.publish(KPIS, [{ op: "set", entity_id: "signups", payload: 777 }]);
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live", { timeout: 45_000 });
+    await expect(signups).toHaveAttribute("data-value", "777");
+    await expect(signups).toHaveText("777");
+    // The old server's leaderboard is gone: the new epoch brought a fresh, empty snapshot.
+    await expect(page.locator(".leaderboard-row")).toHaveCount(0);
+    expect(await page.evaluate(() => (window as any).samePage)).toBe(true);
+  } finally {
+    await again?.stop();
+  }
+});
+
+test("with reduced motion, nothing animates", async ({ page }) => {
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    await page.evaluate(() => {
+      const w = window as any;
+      w.mostAnimations = 0;
+      const sample = () => {
+        w.mostAnimations = Math.max(w.mostAnimations, document.getAnimations().length);
+        requestAnimationFrame(sample);
+      };
+      requestAnimationFrame(sample);
+    });
+    await server.publish(LEADERS, [{ op: "incr", entity_id: "c", field: "score", by: 100 }]);
+    await server.publish(ACTIVITY, [{ op: "push", payload: { kind: "order", text: "Calm order" }, max: 8 }]);
+    await server.publish(KPIS, [{ op: "incr", entity_id: "signups", by: 900 }]);
+    await expect(page.locator('.leaderboard-row[data-key="c"] .rank')).toHaveText("1");
+    await expect(page.locator(".feed-item", { hasText: "Calm order" })).toBeVisible();
+    // The counter jumps straight to its value instead of counting up.
+    await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toHaveText("1,000");
+    await page.waitForTimeout(1_000);
+    expect(await page.evaluate(() => (window as any).mostAnimations)).toBe(0);
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,0 +1,51 @@
+// Starts and stops real Pulseboard servers for the browser tests.
+import { spawn, type ChildProcess } from "node:child_process";
+
+export interface Server {
+  url: string;
+  port: number;
+  /** Applies ops to a topic through the HTTP API, failing the test on refusal. */
+  publish(topic: string, ops: object[]): Promise<void>;
+  /** Stops the server with SIGTERM and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: { demo?: boolean; port?: number } = {}): Promise<Server> {
+  const bin = process.env.PULSEBOARD_BIN;
+  if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
+  const child: ChildProcess = spawn(bin, [], {
+    env: {
+      ...process.env,
+      PULSEBOARD_LISTEN: `127.0.0.1:${options.port ?? 0}`,
+      PULSEBOARD_DEMO: String(options.demo ?? false),
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let output = "";
+    child.stdout!.on("data", (chunk) => {
+      output += chunk;
+      const found = output.match(/listening on (http:\/\/[\d.]+:\d+)/);
+      if (found) resolve(found[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`the server exited early (${code}):\n${output}`)));
+  });
+  child.stdout!.resume();
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    url,
+    port: Number(new URL(url).port),
+    async publish(topic, ops) {
+      const response = await fetch(`${url}/api/v1/topics/${topic}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ops }),
+      });
+      if (!response.ok) throw new Error(`publish to ${topic}: ${response.status} ${await response.text()}`);
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,117 @@
+//! The demo feed: writes believable data into the demo board's topics at a human rhythm, so a
+//! fresh server shows a moving board. It publishes through the hub like any publisher.
+
+use crate::board::{ACTIVITY, ACTIVITY_LENGTH, KPIS, LEADERS};
+use crate::hub::Hub;
+use crate::ops::{Op, Publish};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TEAMS: [(&str, &str); 7] = [
+    ("aurora", "Aurora"),
+    ("borealis", "Borealis"),
+    ("cirrus", "Cirrus"),
+    ("dune", "Dune"),
+    ("ember", "Ember"),
+    ("fjord", "Fjord"),
+    ("glacier", "Glacier"),
+];
+
+const SERVICES: [&str; 5] = ["api", "billing", "search", "checkout", "auth"];
+const CITIES: [&str; 6] = ["Lisbon", "Osaka", "Austin", "Nairobi", "Oslo", "Recife"];
+
+/// Seeds the demo topics, then keeps writing until the task is dropped.
+pub async fn run(hub: Arc<Hub>) {
+    seed(&hub);
+    let mut rng = fastrand::Rng::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;
+        tick(&hub, &mut rng);
+    }
+}
+
+fn publish(hub: &Hub, topic: &str, ops: Vec<Op>) {
+    let request = Publish {
+        ops,
+        user_id: Some("demo".into()),
+        trace_id: None,
+    };
+    if let Err(e) = hub.publish(topic, &request) {
+        tracing::error!(topic, "demo feed write refused: {e}");
+    }
+}
+
+fn seed(hub: &Hub) {
+    let set = |id: &str, payload: Value| Op::Set {
+        entity_id: id.into(),
+        payload,
+    };
+    publish(
+        hub,
+        KPIS,
+        vec![
+            set("signups", json!(1280)),
+            set("orders", json!(342)),
+            set("errors", json!(3)),
+        ],
+    );
+    publish(
+        hub,
+        LEADERS,
+        TEAMS
+            .iter()
+            .enumerate()
+            .map(|(n, (id, name))| set(id, json!({"name": name, "score": 900 - 90 * n as i64})))
+            .collect(),
+    );
+}
+
+fn tick(hub: &Hub, rng: &mut fastrand::Rng) {
+    let incr = |id: &str, by: i64| Op::Incr {
+        entity_id: id.into(),
+        field: None,
+        by: by.into(),
+    };
+    let mut kpis = vec![incr("signups", rng.i64(1..6))];
+    if rng.bool() {
+        kpis.push(incr("orders", rng.i64(1..4)));
+    }
+    if rng.u8(0..10) == 0 {
+        kpis.push(incr("errors", 1));
+    }
+    publish(hub, KPIS, kpis);
+
+    let (team, _) = TEAMS[rng.usize(0..TEAMS.len())];
+    publish(
+        hub,
+        LEADERS,
+        vec![Op::Incr {
+            entity_id: team.into(),
+            field: Some("score".into()),
+            by: rng.i64(20..160).into(),
+        }],
+    );
+
+    if rng.u8(0..3) != 0 {
+        let item = match rng.u8(0..3) {
+            0 => {
+                json!({"kind": "order", "text": format!("Order #{} from {}", rng.u32(10_000..99_999), CITIES[rng.usize(0..CITIES.len())])})
+            }
+            1 => {
+                json!({"kind": "deploy", "text": format!("Deployed {} v1.{}.{}", SERVICES[rng.usize(0..SERVICES.len())], rng.u8(0..30), rng.u8(0..10))})
+            }
+            _ => {
+                json!({"kind": "signup", "text": format!("New signup from {}", CITIES[rng.usize(0..CITIES.len())])})
+            }
+        };
+        publish(
+            hub,
+            ACTIVITY,
+            vec![Op::Push {
+                payload: item,
+                max: Some(ACTIVITY_LENGTH),
+            }],
+        );
+    }
+}

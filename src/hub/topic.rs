@@ -1,0 +1,336 @@
+//! One topic: its entity state, its (epoch, offset), the bounded history that lets
+//! subscribers resume, and the connections subscribed to it.
+//!
+//! All of a topic's mutations happen under one lock held by the hub, and every event is queued
+//! to subscribers while that lock is held, so each subscriber sees offsets in order.
+
+use super::apply::Change;
+use super::outbox::{EncodedFrame, Outbox};
+use super::ConnectionId;
+use crate::protocol::{Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Who wrote a change, copied into its events.
+#[derive(Debug, Clone, Default)]
+pub struct Authorship {
+    pub user_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+pub struct Topic {
+    name: String,
+    epoch: u64,
+    offset: u64,
+    state: BTreeMap<String, Value>,
+    /// The newest events, oldest first, each encoded once.
+    history: VecDeque<(u64, EncodedFrame)>,
+    history_limit: usize,
+    subscribers: HashMap<ConnectionId, Outbox>,
+}
+
+/// What a new subscriber is sent before live events.
+#[derive(Debug)]
+pub enum Catchup {
+    /// The whole state: no position was given, or its events are no longer in history.
+    Snapshot(EncodedFrame),
+    /// Exactly the events after the given position, then a `resumed` frame.
+    Replay(Vec<EncodedFrame>),
+}
+
+impl Topic {
+    pub fn new(name: String, epoch: u64, history_limit: usize) -> Self {
+        Self {
+            name,
+            epoch,
+            offset: 0,
+            state: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_limit,
+            subscribers: HashMap::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            offset: self.offset,
+        }
+    }
+
+    pub fn state(&self) -> &BTreeMap<String, Value> {
+        &self.state
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            topic: self.name.clone(),
+            epoch: self.epoch,
+            offset: self.offset,
+            state: self.state.clone(),
+        }
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
+    }
+
+    /// Decides what a subscriber resuming from `resume` must be sent. Replays longer than
+    /// `max_replay` become a snapshot: it is smaller, and a board snaps to it anyway.
+    pub fn catchup(&self, resume: Option<Position>, max_replay: usize) -> Catchup {
+        let snapshot = || Catchup::Snapshot(encode(&ServerFrame::Snapshot(self.snapshot())));
+        let Some(from) = resume else {
+            return snapshot();
+        };
+        if from.epoch != self.epoch || from.offset > self.offset {
+            return snapshot();
+        }
+        let missed = (self.offset - from.offset) as usize;
+        let oldest_kept = self.history.front().map_or(self.offset + 1, |(o, _)| *o);
+        if missed > max_replay || (missed > 0 && oldest_kept > from.offset + 1) {
+            return snapshot();
+        }
+        let mut frames: Vec<EncodedFrame> = self
+            .history
+            .iter()
+            .skip(self.history.len() - missed)
+            .map(|(_, frame)| frame.clone())
+            .collect();
+        frames.push(encode(&ServerFrame::Resumed(Resumed {
+            topic: self.name.clone(),
+            epoch: self.epoch,
+            offset: self.offset,
+            replayed: missed as u64,
+        })));
+        Catchup::Replay(frames)
+    }
+
+    /// Adds a subscriber and queues its catch-up frames. Returns false, subscribing nothing,
+    /// when its queue has no room for them.
+    pub fn subscribe(
+        &mut self,
+        connection: ConnectionId,
+        outbox: &Outbox,
+        resume: Option<Position>,
+        max_replay: usize,
+    ) -> bool {
+        let frames = match self.catchup(resume, max_replay) {
+            Catchup::Snapshot(frame) => vec![frame],
+            Catchup::Replay(frames) => frames,
+        };
+        if frames.into_iter().all(|frame| outbox.try_push(frame)) {
+            self.subscribers.insert(connection, outbox.clone());
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn unsubscribe(&mut self, connection: ConnectionId) {
+        self.subscribers.remove(&connection);
+    }
+
+    /// Applies planned changes: each gets the next offset, is encoded once, kept in history,
+    /// and queued to every subscriber. Subscribers whose queue is gone or full are dropped.
+    /// Returns the offsets used.
+    pub fn commit(&mut self, changes: Vec<Change>, by: &Authorship, ts: &str) -> Vec<u64> {
+        let mut offsets = Vec::with_capacity(changes.len());
+        for change in changes {
+            self.offset += 1;
+            offsets.push(self.offset);
+            match change.kind {
+                EventKind::Deleted => self.state.remove(&change.entity_id),
+                _ => self
+                    .state
+                    .insert(change.entity_id.clone(), change.payload.clone()),
+            };
+            let frame = encode(&ServerFrame::Event(Event {
+                topic: self.name.clone(),
+                epoch: self.epoch,
+                offset: self.offset,
+                event: change.kind,
+                entity_id: change.entity_id,
+                payload: change.payload,
+                ts: ts.to_owned(),
+                user_id: by.user_id.clone(),
+                trace_id: by.trace_id.clone(),
+            }));
+            self.history.push_back((self.offset, frame.clone()));
+            if self.history.len() > self.history_limit {
+                self.history.pop_front();
+            }
+            self.subscribers
+                .retain(|_, outbox| outbox.try_push(frame.clone()));
+        }
+        offsets
+    }
+}
+
+/// Encodes a server frame. Serialising these types cannot fail: every map key is a string.
+pub fn encode(frame: &ServerFrame) -> EncodedFrame {
+    serde_json::to_string(frame)
+        .expect("server frames always serialise")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::apply::plan;
+    use crate::hub::outbox::{outbox, Inbox};
+    use crate::ops::Op;
+    use serde_json::json;
+
+    fn set(topic: &mut Topic, id: &str, value: i64) {
+        let ops = [Op::Set {
+            entity_id: id.into(),
+            payload: json!(value),
+        }];
+        let changes = plan(topic.state(), &ops, topic.position().offset + 1).unwrap();
+        topic.commit(changes, &Authorship::default(), "2026-11-22T00:00:00.000Z");
+    }
+
+    fn drain(inbox: &mut Inbox) -> Vec<ServerFrame> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = inbox.frames.try_recv() {
+            frames.push(serde_json::from_str(frame.as_str()).unwrap());
+        }
+        frames
+    }
+
+    fn offsets(frames: &[ServerFrame]) -> Vec<u64> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                ServerFrame::Event(e) => Some(e.offset),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn subscribers_get_a_snapshot_then_every_event_in_order() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        set(&mut topic, "a", 1);
+        let (tx, mut rx) = outbox(100);
+        assert!(topic.subscribe(1, &tx, None, 100));
+        for n in 0..10 {
+            set(&mut topic, "a", n);
+        }
+        let frames = drain(&mut rx);
+        match &frames[0] {
+            ServerFrame::Snapshot(s) => assert_eq!((s.epoch, s.offset), (9, 1)),
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+        assert_eq!(offsets(&frames), (2..=11).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn resume_sends_exactly_the_missed_events() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        for n in 0..10 {
+            set(&mut topic, "a", n);
+        }
+        let (tx, mut rx) = outbox(100);
+        let from = Position {
+            epoch: 9,
+            offset: 6,
+        };
+        assert!(topic.subscribe(1, &tx, Some(from), 100));
+        set(&mut topic, "a", 99);
+        let frames = drain(&mut rx);
+        assert_eq!(offsets(&frames), [7, 8, 9, 10, 11]);
+        assert!(matches!(
+            &frames[4],
+            ServerFrame::Resumed(Resumed {
+                offset: 10,
+                replayed: 4,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn resume_at_the_head_replays_nothing() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        set(&mut topic, "a", 1);
+        let from = Position {
+            epoch: 9,
+            offset: 1,
+        };
+        match topic.catchup(Some(from), 100) {
+            Catchup::Replay(frames) => assert_eq!(frames.len(), 1, "only the resumed frame"),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resume_falls_back_to_a_snapshot_when_history_is_gone() {
+        let mut topic = Topic::new("t".into(), 9, 3);
+        for n in 0..10 {
+            set(&mut topic, "a", n);
+        }
+        // Events 8, 9 and 10 are kept: resuming from 7 works, from 6 needs a snapshot.
+        assert!(matches!(
+            topic.catchup(
+                Some(Position {
+                    epoch: 9,
+                    offset: 7
+                }),
+                100
+            ),
+            Catchup::Replay(_)
+        ));
+        for stale in [
+            Position {
+                epoch: 9,
+                offset: 6,
+            },
+            Position {
+                epoch: 8,
+                offset: 7,
+            },
+            Position {
+                epoch: 9,
+                offset: 11,
+            },
+        ] {
+            assert!(
+                matches!(topic.catchup(Some(stale), 100), Catchup::Snapshot(_)),
+                "{stale:?}"
+            );
+        }
+        // A replay longer than the caller allows also becomes a snapshot.
+        assert!(matches!(
+            topic.catchup(
+                Some(Position {
+                    epoch: 9,
+                    offset: 7
+                }),
+                2
+            ),
+            Catchup::Snapshot(_)
+        ));
+    }
+
+    #[test]
+    fn a_full_or_closed_queue_drops_the_subscriber() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        let (slow, _slow_rx) = outbox(2);
+        let (gone, gone_rx) = outbox(100);
+        let (ok, mut ok_rx) = outbox(100);
+        assert!(topic.subscribe(1, &slow, None, 100));
+        assert!(topic.subscribe(2, &gone, None, 100));
+        assert!(topic.subscribe(3, &ok, None, 100));
+        drop(gone_rx);
+        for n in 0..5 {
+            set(&mut topic, "a", n);
+        }
+        assert_eq!(topic.subscriber_count(), 1);
+        assert_eq!(offsets(&drain(&mut ok_rx)), [1, 2, 3, 4, 5]);
+    }
+}

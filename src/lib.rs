@@ -1,0 +1,51 @@
+//! Pulseboard: a live dashboard server. Data pushed into topics reaches every open board
+//! within milliseconds, and the board shows each change with motion.
+//!
+//! One crate, built twice: the server (feature `ssr`) and the browser app (feature `hydrate`,
+//! compiled to WASM). Both share the socket protocol and the components.
+//!
+//! # Layout
+//!
+//! Shared by both builds:
+//! - [`protocol`]: every frame on `/ws`, as serde types both sides encode and decode.
+//! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
+//! - [`app`]: the HTML shell and the root component.
+//! - [`board`]: the demo board page, which lays widgets out and owns its live connection.
+//! - [`live`]: the browser's copy of each topic and the presence list, as signals, and how
+//!   frames update them.
+//! - [`widgets`]: the counter, leaderboard, feed, presence and connection-status components.
+//! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
+//!
+//! Server only (`ssr`):
+//! - [`config`]: `Leptos.toml` and its environment overrides.
+//! - [`hub`]: topics, their history, and the fan-out of events to connections.
+//! - [`server`]: the axum router: pages, `/ws`, `/api/v1`, `/healthz`.
+//! - [`demo`]: the demo feed that keeps the demo board moving.
+//!
+//! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,
+//! resume and per-frame batching.
+
+pub mod app;
+pub mod board;
+pub mod live;
+pub mod motion;
+pub mod ops;
+pub mod protocol;
+pub mod widgets;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
+pub mod hub;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// The browser entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

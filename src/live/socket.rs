@@ -1,0 +1,257 @@
+//! The browser's WebSocket connection to `/ws` (hydrate only).
+//!
+//! It never gives up: after a drop it retries with exponential backoff and full jitter
+//! (a random delay up to 1 s, 2 s, 4 s … capped at 30 s), and at once when the browser comes
+//! back online. Each (re)connection subscribes to every topic with the position the page holds,
+//! so the server sends exactly the missed events, or a snapshot when they are gone.
+//!
+//! Frames are queued as they arrive and applied together on the next animation frame: a
+//! burst costs one paint. After a long gap the batch is applied in snap mode, so the board
+//! jumps to the latest state rather than animating the backlog.
+
+use super::{Applied, ConnectionStatus, Live};
+use crate::protocol::{ClientFrame, ServerFrame, TopicRequest};
+use leptos::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+const FIRST_RETRY_CAP_MS: f64 = 1_000.0;
+const MAX_RETRY_CAP_MS: f64 = 30_000.0;
+/// A disconnection longer than this makes the next catch-up snap instead of animate.
+const SNAP_AFTER_GAP_MS: f64 = 3_000.0;
+/// A batch with more frames than this is a backlog: it snaps.
+const SNAP_BATCH: usize = 50;
+
+/// Opens the board's connection and keeps it open for the life of the page.
+pub fn connect(live: Live, board: &str) {
+    let connection = Rc::new(RefCell::new(Connection {
+        live,
+        board: board.to_owned(),
+        socket: None,
+        handlers: None,
+        failures: 0,
+        pending: Vec::new(),
+        flush_scheduled: false,
+        lost_at: None,
+        retry_scheduled: false,
+    }));
+    open(&connection);
+    let on_online = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            if connection.borrow().socket.is_none() {
+                open(&connection);
+            }
+        })
+    };
+    let _ = window().add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+    // The listener lives as long as the page.
+    on_online.forget();
+}
+
+struct Connection {
+    live: Live,
+    board: String,
+    socket: Option<WebSocket>,
+    /// Keeps the current socket's callbacks alive; replaced with each new socket.
+    handlers: Option<Handlers>,
+    /// Failed attempts since the last successful open: the backoff exponent.
+    failures: u32,
+    /// Raw frames received since the last animation frame.
+    pending: Vec<String>,
+    flush_scheduled: bool,
+    /// When the last connection dropped (page clock, ms), until the page has caught up.
+    lost_at: Option<f64>,
+    retry_scheduled: bool,
+}
+
+struct Handlers {
+    _open: Closure<dyn FnMut()>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+type Shared = Rc<RefCell<Connection>>;
+
+fn socket_url() -> String {
+    let location = window().location();
+    let scheme = match location.protocol().as_deref() {
+        Ok("https:") => "wss",
+        _ => "ws",
+    };
+    let host = location.host().unwrap_or_default();
+    format!("{scheme}://{host}/ws")
+}
+
+fn open(connection: &Shared) {
+    connection.borrow_mut().retry_scheduled = false;
+    let socket = match WebSocket::new(&socket_url()) {
+        Ok(socket) => socket,
+        Err(_) => return retry_later(connection),
+    };
+    let on_open = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut()>::new(move || opened(&connection))
+    };
+    let on_message = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(text) = event.data().as_string() {
+                received(&connection, text);
+            }
+        })
+    };
+    let on_close = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| closed(&connection))
+    };
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let mut c = connection.borrow_mut();
+    c.socket = Some(socket);
+    c.handlers = Some(Handlers {
+        _open: on_open,
+        _message: on_message,
+        _close: on_close,
+    });
+}
+
+fn opened(connection: &Shared) {
+    let c = connection.borrow();
+    let Some(socket) = &c.socket else { return };
+    send(
+        socket,
+        &ClientFrame::Subscribe {
+            topics: c.live.subscriptions(),
+        },
+    );
+    send(
+        socket,
+        &ClientFrame::Join {
+            board: c.board.clone(),
+        },
+    );
+    c.live.status.set(ConnectionStatus::Live);
+    drop(c);
+    connection.borrow_mut().failures = 0;
+}
+
+fn closed(connection: &Shared) {
+    {
+        let mut c = connection.borrow_mut();
+        c.socket = None;
+        c.lost_at.get_or_insert_with(crate::motion::now_ms);
+        let online = window().navigator().on_line();
+        c.live.status.set(if online {
+            ConnectionStatus::Reconnecting
+        } else {
+            ConnectionStatus::Offline
+        });
+        // The viewer list is only known while connected.
+        c.live.presence.update(|p| p.known = false);
+    }
+    retry_later(connection);
+}
+
+fn retry_later(connection: &Shared) {
+    let delay = {
+        let mut c = connection.borrow_mut();
+        if c.retry_scheduled {
+            return;
+        }
+        c.retry_scheduled = true;
+        let cap = (FIRST_RETRY_CAP_MS * 2f64.powi(c.failures.min(16) as i32)).min(MAX_RETRY_CAP_MS);
+        c.failures += 1;
+        js_sys::Math::random() * cap
+    };
+    let connection = connection.clone();
+    set_timeout(
+        move || {
+            let waiting = {
+                let c = connection.borrow();
+                c.retry_scheduled && c.socket.is_none()
+            };
+            if waiting {
+                open(&connection);
+            }
+        },
+        Duration::from_millis(delay as u64),
+    );
+}
+
+fn received(connection: &Shared, text: String) {
+    let mut c = connection.borrow_mut();
+    c.pending.push(text);
+    if !c.flush_scheduled {
+        c.flush_scheduled = true;
+        let connection = connection.clone();
+        request_animation_frame(move || flush(&connection));
+    }
+}
+
+/// Applies every frame received since the last animation frame, in order.
+fn flush(connection: &Shared) {
+    let (live, frames, lost_at) = {
+        let mut c = connection.borrow_mut();
+        c.flush_scheduled = false;
+        (c.live, std::mem::take(&mut c.pending), c.lost_at)
+    };
+    let frames: Vec<ServerFrame> = frames
+        .iter()
+        .filter_map(|text| match serde_json::from_str(text) {
+            Ok(frame) => Some(frame),
+            Err(e) => {
+                leptos::logging::warn!("ignoring a frame this page cannot read: {e}");
+                None
+            }
+        })
+        .collect();
+    let long_gap = lost_at.is_some_and(|t| crate::motion::now_ms() - t > SNAP_AFTER_GAP_MS);
+    let caught_up = frames
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Snapshot(_) | ServerFrame::Resumed(_)));
+    if caught_up {
+        connection.borrow_mut().lost_at = None;
+    }
+    let backlog =
+        frames.len() > SNAP_BATCH || frames.iter().any(|f| matches!(f, ServerFrame::Snapshot(_)));
+    if long_gap || backlog {
+        live.snap.set(true);
+        request_animation_frame(move || live.snap.set(false));
+    }
+    let mut resync = Vec::new();
+    for frame in frames {
+        if let Applied::Resync(topic) = live.apply(frame) {
+            if !resync.contains(&topic) {
+                resync.push(topic);
+            }
+        }
+    }
+    if !resync.is_empty() {
+        if let Some(socket) = &connection.borrow().socket {
+            send(
+                socket,
+                &ClientFrame::Subscribe {
+                    topics: resync
+                        .into_iter()
+                        .map(|topic| TopicRequest {
+                            topic,
+                            resume: None,
+                        })
+                        .collect(),
+                },
+            );
+        }
+    }
+}
+
+fn send(socket: &WebSocket, frame: &ClientFrame) {
+    if let Ok(text) = serde_json::to_string(frame) {
+        let _ = socket.send_with_str(&text);
+    }
+}

@@ -1,0 +1,489 @@
+//! The socket protocol: every JSON frame that crosses `GET /ws`, in both directions.
+//!
+//! This module has no feature gate. The server encodes [`ServerFrame`]s and decodes
+//! [`ClientFrame`]s with these types, and the WASM client does the reverse with the same
+//! types, so a protocol change that would break the browser does not compile.
+//! `docs/protocol.md` describes the same frames for clients written in other languages.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The longest topic name the server accepts.
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// A point in a topic's history: a subscriber that holds it has applied every event up to
+/// and including `offset` of that `epoch`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Changes whenever the topic's history restarts; offsets of different epochs are unrelated.
+    pub epoch: u64,
+    /// The offset of the last event applied; 0 before the first event.
+    pub offset: u64,
+}
+
+/// One topic in a `subscribe` frame, with the position to resume from, if the client has one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TopicRequest {
+    pub topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Position>,
+}
+
+/// Frames a client sends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Start receiving topics: a snapshot (or the missed events, when resuming), then live events.
+    Subscribe { topics: Vec<TopicRequest> },
+    /// Stop receiving topics.
+    Unsubscribe { topics: Vec<String> },
+    /// Count this connection as a viewer of a board, and receive that board's presence.
+    Join { board: String },
+    /// Stop being a viewer of a board.
+    Leave { board: String },
+    /// Liveness check; answered by a `pong` carrying the same `id`.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+}
+
+/// The frame types a client may send, as they appear in the `type` field.
+pub const CLIENT_FRAME_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "join", "leave", "ping"];
+
+/// Frames the server sends.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The first frame on every connection.
+    Welcome(Welcome),
+    /// The whole state of a topic at a position; replaces anything the client held for it.
+    Snapshot(Snapshot),
+    /// One change to a topic, in offset order.
+    Event(Event),
+    /// Sent after the missed events of a resumed topic: the client is now live at `offset`.
+    Resumed(Resumed),
+    /// Who is viewing a board, sent to its viewers whenever someone joins or leaves.
+    Presence(Presence),
+    /// The answer to a `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// A frame the server could not accept. The connection stays open.
+    Error(ErrorFrame),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Welcome {
+    /// This connection's id; it is also the viewer id the connection has in presence frames.
+    pub connection: String,
+    /// The server's version.
+    pub server: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub topic: String,
+    pub epoch: u64,
+    pub offset: u64,
+    /// Every entity of the topic: `entity_id` → payload.
+    pub state: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Event {
+    pub topic: String,
+    pub epoch: u64,
+    pub offset: u64,
+    pub event: EventKind,
+    pub entity_id: String,
+    /// The entity's whole new payload; `null` for `DELETED`.
+    pub payload: Value,
+    /// When the server applied the change, ISO 8601 in UTC.
+    pub ts: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Resumed {
+    pub topic: String,
+    pub epoch: u64,
+    pub offset: u64,
+    /// How many events were replayed before this frame.
+    pub replayed: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Presence {
+    pub board: String,
+    /// Everyone viewing the board now, oldest first.
+    pub viewers: Vec<Viewer>,
+    /// The viewer whose arrival caused this frame, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<String>,
+    /// The viewer whose departure caused this frame, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Viewer {
+    pub id: String,
+    /// When the viewer joined, ISO 8601 in UTC.
+    pub since: String,
+}
+
+/// What kind of change an event is. Publishers may also name their own kinds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(from = "String", into = "String")]
+pub enum EventKind {
+    Added,
+    Updated,
+    Deleted,
+    StatusChanged,
+    Custom(String),
+}
+
+impl From<String> for EventKind {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "ADDED" => Self::Added,
+            "UPDATED" => Self::Updated,
+            "DELETED" => Self::Deleted,
+            "STATUS_CHANGED" => Self::StatusChanged,
+            _ => Self::Custom(name),
+        }
+    }
+}
+
+impl From<EventKind> for String {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::Added => "ADDED".into(),
+            EventKind::Updated => "UPDATED".into(),
+            EventKind::Deleted => "DELETED".into(),
+            EventKind::StatusChanged => "STATUS_CHANGED".into(),
+            EventKind::Custom(name) => name,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    /// A sentence for a person reading logs.
+    pub message: String,
+    /// The client's `ref` from the frame that failed, when it carried one.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Machine-readable error codes of error frames.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    InvalidJson,
+    /// The frame's `type` is missing or not one the server knows.
+    UnknownFrame,
+    /// The frame's type is known but its fields are wrong.
+    InvalidFrame,
+    /// A topic or board name breaks the naming rule.
+    InvalidName,
+    /// The server could not keep up with this connection; it will close it, and the client
+    /// resumes on reconnect.
+    SlowConsumer,
+}
+
+impl ErrorFrame {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reference: None,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// Decodes one text frame, naming the problem precisely when it is not a valid frame.
+    pub fn decode(text: &str) -> Result<Self, ErrorFrame> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ErrorFrame::new(ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
+        let kind = match value.get("type") {
+            Some(Value::String(kind)) => kind.clone(),
+            Some(_) => {
+                return Err(ErrorFrame::new(
+                    ErrorCode::UnknownFrame,
+                    "the `type` field must be a string",
+                ))
+            }
+            None => {
+                return Err(ErrorFrame::new(
+                    ErrorCode::UnknownFrame,
+                    "the frame has no `type` field",
+                ))
+            }
+        };
+        if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
+            return Err(ErrorFrame::new(
+                ErrorCode::UnknownFrame,
+                format!(
+                    "unknown frame type `{kind}`; expected one of: {}",
+                    CLIENT_FRAME_TYPES.join(", ")
+                ),
+            ));
+        }
+        let frame: ClientFrame = serde_json::from_value(value).map_err(|e| {
+            ErrorFrame::new(ErrorCode::InvalidFrame, format!("bad `{kind}` frame: {e}"))
+        })?;
+        frame.validate()?;
+        Ok(frame)
+    }
+
+    fn validate(&self) -> Result<(), ErrorFrame> {
+        let names: Vec<&str> = match self {
+            ClientFrame::Subscribe { topics } => topics.iter().map(|t| t.topic.as_str()).collect(),
+            ClientFrame::Unsubscribe { topics } => topics.iter().map(String::as_str).collect(),
+            ClientFrame::Join { board } | ClientFrame::Leave { board } => vec![board.as_str()],
+            ClientFrame::Ping { .. } => Vec::new(),
+        };
+        for name in names {
+            check_name(name).map_err(|e| ErrorFrame::new(ErrorCode::InvalidName, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a topic or board name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidName {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for InvalidName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid name `{}`: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidName {}
+
+/// The naming rule for topics and boards: 1 to 128 characters from `A-Z a-z 0-9 _ - . :`,
+/// starting with a letter or digit (`metric:signups`, `board:leaders`, `orders.eu-1`).
+pub fn check_name(name: &str) -> Result<(), InvalidName> {
+    let refuse = |reason| {
+        Err(InvalidName {
+            name: name.chars().take(MAX_TOPIC_LEN).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("it is empty");
+    }
+    if name.len() > MAX_TOPIC_LEN {
+        return refuse("it is longer than 128 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return refuse("it must start with a letter or a digit");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
+        return refuse("only letters, digits and _ - . : are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip_client(frame: ClientFrame, expected: Value) {
+        let text = serde_json::to_string(&frame).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+        assert_eq!(ClientFrame::decode(&text).unwrap(), frame);
+    }
+
+    fn round_trip_server(frame: ServerFrame, expected: Value) {
+        let text = serde_json::to_string(&frame).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+        assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        round_trip_client(
+            ClientFrame::Subscribe {
+                topics: vec![
+                    TopicRequest {
+                        topic: "metric:signups".into(),
+                        resume: None,
+                    },
+                    TopicRequest {
+                        topic: "feed:deploys".into(),
+                        resume: Some(Position {
+                            epoch: 7,
+                            offset: 41,
+                        }),
+                    },
+                ],
+            },
+            json!({"type": "subscribe", "topics": [
+                {"topic": "metric:signups"},
+                {"topic": "feed:deploys", "resume": {"epoch": 7, "offset": 41}}
+            ]}),
+        );
+        round_trip_client(
+            ClientFrame::Unsubscribe {
+                topics: vec!["metric:signups".into()],
+            },
+            json!({"type": "unsubscribe", "topics": ["metric:signups"]}),
+        );
+        round_trip_client(
+            ClientFrame::Join {
+                board: "demo".into(),
+            },
+            json!({"type": "join", "board": "demo"}),
+        );
+        round_trip_client(
+            ClientFrame::Leave {
+                board: "demo".into(),
+            },
+            json!({"type": "leave", "board": "demo"}),
+        );
+        round_trip_client(
+            ClientFrame::Ping { id: Some(3) },
+            json!({"type": "ping", "id": 3}),
+        );
+        round_trip_client(ClientFrame::Ping { id: None }, json!({"type": "ping"}));
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        round_trip_server(
+            ServerFrame::Welcome(Welcome {
+                connection: "c1".into(),
+                server: "0.1.0".into(),
+            }),
+            json!({"type": "welcome", "connection": "c1", "server": "0.1.0"}),
+        );
+        round_trip_server(
+            ServerFrame::Snapshot(Snapshot {
+                topic: "metric:signups".into(),
+                epoch: 7,
+                offset: 2,
+                state: BTreeMap::from([("total".to_string(), json!(12))]),
+            }),
+            json!({"type": "snapshot", "topic": "metric:signups", "epoch": 7, "offset": 2,
+                   "state": {"total": 12}}),
+        );
+        round_trip_server(
+            ServerFrame::Event(Event {
+                topic: "board:leaders".into(),
+                epoch: 7,
+                offset: 3,
+                event: EventKind::Updated,
+                entity_id: "aurora".into(),
+                payload: json!({"name": "Aurora", "score": 10}),
+                ts: "2026-11-22T10:00:00.000Z".into(),
+                user_id: Some("ci".into()),
+                trace_id: Some("abc".into()),
+            }),
+            json!({"type": "event", "topic": "board:leaders", "epoch": 7, "offset": 3,
+                   "event": "UPDATED", "entity_id": "aurora",
+                   "payload": {"name": "Aurora", "score": 10},
+                   "ts": "2026-11-22T10:00:00.000Z", "user_id": "ci", "trace_id": "abc"}),
+        );
+        round_trip_server(
+            ServerFrame::Resumed(Resumed {
+                topic: "feed:deploys".into(),
+                epoch: 7,
+                offset: 44,
+                replayed: 3,
+            }),
+            json!({"type": "resumed", "topic": "feed:deploys", "epoch": 7, "offset": 44,
+                   "replayed": 3}),
+        );
+        round_trip_server(
+            ServerFrame::Presence(Presence {
+                board: "demo".into(),
+                viewers: vec![Viewer {
+                    id: "c1".into(),
+                    since: "2026-11-22T10:00:00.000Z".into(),
+                }],
+                joined: Some("c1".into()),
+                left: None,
+            }),
+            json!({"type": "presence", "board": "demo", "joined": "c1",
+                   "viewers": [{"id": "c1", "since": "2026-11-22T10:00:00.000Z"}]}),
+        );
+        round_trip_server(
+            ServerFrame::Pong { id: Some(3) },
+            json!({"type": "pong", "id": 3}),
+        );
+        round_trip_server(
+            ServerFrame::Error(ErrorFrame {
+                code: ErrorCode::InvalidJson,
+                message: "not JSON".into(),
+                reference: Some("r1".into()),
+            }),
+            json!({"type": "error", "code": "invalid_json", "message": "not JSON", "ref": "r1"}),
+        );
+    }
+
+    #[test]
+    fn event_kinds_keep_custom_names() {
+        for (kind, name) in [
+            (EventKind::Added, "ADDED"),
+            (EventKind::Updated, "UPDATED"),
+            (EventKind::Deleted, "DELETED"),
+            (EventKind::StatusChanged, "STATUS_CHANGED"),
+            (EventKind::Custom("DEPLOYED".into()), "DEPLOYED"),
+        ] {
+            assert_eq!(serde_json::to_value(&kind).unwrap(), json!(name));
+            assert_eq!(
+                serde_json::from_value::<EventKind>(json!(name)).unwrap(),
+                kind
+            );
+        }
+    }
+
+    #[test]
+    fn decode_names_each_problem() {
+        let code = |text: &str| ClientFrame::decode(text).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"topics": []}"#), ErrorCode::UnknownFrame);
+        assert_eq!(code(r#"{"type": 5}"#), ErrorCode::UnknownFrame);
+        assert_eq!(code(r#"{"type": "explode"}"#), ErrorCode::UnknownFrame);
+        assert_eq!(
+            code(r#"{"type": "subscribe", "topics": "x"}"#),
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            code(r#"{"type": "subscribe", "topics": [{"topic": "bad topic"}]}"#),
+            ErrorCode::InvalidName
+        );
+        let unknown = ClientFrame::decode(r#"{"type": "explode"}"#).unwrap_err();
+        assert!(unknown.message.contains("explode"), "{}", unknown.message);
+    }
+
+    #[test]
+    fn names_follow_the_rule() {
+        for good in ["metric:signups", "board:leaders", "orders.eu-1", "A_1"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ":x", "has space", "é", &"x".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

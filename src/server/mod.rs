@@ -1,0 +1,84 @@
+//! The HTTP server: the axum router that mounts the pages, the socket, the API and the
+//! health check, and the listener that runs it until a shutdown signal.
+
+pub mod api;
+pub mod socket;
+
+use crate::app::{shell, App};
+use crate::config::Config;
+use crate::hub::Hub;
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a stopping server waits for open requests before it exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub hub: Arc<Hub>,
+    /// Turns true when the server is stopping, so open sockets close instead of holding it up.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(socket::upgrade))
+        .route("/healthz", get(api::health))
+        .nest("/api/v1", api::routes())
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// Binds the listener, starts the demo feed if configured, and serves until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let hub = Hub::new(config.hub_settings());
+    let (stop, shutdown) = watch::channel(false);
+    let state = AppState {
+        leptos_options: config.leptos_options(),
+        hub: hub.clone(),
+        shutdown,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    // Tests and scripts read this line to learn the port when `listen` ends in :0.
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
+    let mut stopping = stop.subscribe();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let deadline = async {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = deadline => tracing::warn!("open requests did not finish in {SHUTDOWN_GRACE:?}; exiting"),
+    }
+    if let Some(demo) = demo {
+        demo.abort();
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

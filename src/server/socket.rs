@@ -1,0 +1,171 @@
+//! `GET /ws`: one task per WebSocket connection. It decodes client frames, answers them, and
+//! writes the connection's queue to the socket. A [`Session`] owns the connection's
+//! subscriptions and board memberships and releases all of them when dropped, which happens
+//! on every way out of the task: a close, an error, a dead socket, a lagging reader, shutdown.
+
+use super::AppState;
+use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
+use crate::hub::presence::viewer_id;
+use crate::hub::topic::encode;
+use crate::hub::{ConnectionId, Hub};
+use crate::protocol::{ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The largest frame a client may send.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| serve(socket, state.hub, state.shutdown))
+}
+
+async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+    let (id, outbox, inbox) = hub.connect();
+    let mut session = Session {
+        hub,
+        id,
+        outbox,
+        topics: HashSet::new(),
+        boards: HashSet::new(),
+    };
+    let (mut sink, mut stream) = socket.split();
+    session
+        .reply(ServerFrame::Welcome(Welcome {
+            connection: viewer_id(id),
+            server: env!("CARGO_PKG_VERSION").into(),
+        }))
+        .await;
+
+    let reader = async {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Text(text) => session.handle(text.as_str()).await,
+                Message::Binary(_) => {
+                    session
+                        .error(ErrorFrame::new(
+                            ErrorCode::InvalidFrame,
+                            "binary frames are not supported; send JSON text frames",
+                        ))
+                        .await
+                }
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    };
+    let writer = write_queue(&mut sink, inbox);
+    let closing = async {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let close = tokio::select! {
+        _ = reader => None,
+        close = writer => close,
+        _ = closing => Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() }),
+    };
+    if let Some(close) = close {
+        let _ = sink.send(Message::Close(Some(close))).await;
+    }
+    // `session` drops here: every subscription and board membership goes with it.
+}
+
+/// Writes queued frames until the socket fails or the hub reports this connection lagging;
+/// returns the close frame to send, if any.
+async fn write_queue(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    mut inbox: Inbox,
+) -> Option<CloseFrame> {
+    loop {
+        tokio::select! {
+            biased;
+            _ = inbox.lagged.notified() => {
+                let error = encode(&ServerFrame::Error(ErrorFrame::new(
+                    ErrorCode::SlowConsumer,
+                    "this connection fell too far behind; reconnect and resume",
+                )));
+                let _ = sink.send(Message::Text(error)).await;
+                return Some(CloseFrame { code: close_code::AGAIN, reason: "slow consumer".into() });
+            }
+            frame = inbox.frames.recv() => match frame {
+                Some(frame) => if sink.send(Message::Text(frame)).await.is_err() { return None },
+                None => return None,
+            },
+        }
+    }
+}
+
+/// One connection's view of the hub.
+struct Session {
+    hub: Arc<Hub>,
+    id: ConnectionId,
+    outbox: Outbox,
+    topics: HashSet<String>,
+    boards: HashSet<String>,
+}
+
+impl Session {
+    async fn handle(&mut self, text: &str) {
+        let frame = match ClientFrame::decode(text) {
+            Ok(frame) => frame,
+            Err(error) => return self.error(error).await,
+        };
+        match frame {
+            ClientFrame::Subscribe { topics } => {
+                for request in topics {
+                    // Subscribing again restarts the topic from the given position.
+                    self.hub.unsubscribe(self.id, &request.topic);
+                    if self
+                        .hub
+                        .subscribe(self.id, &self.outbox, &request.topic, request.resume)
+                    {
+                        self.topics.insert(request.topic);
+                    }
+                }
+            }
+            ClientFrame::Unsubscribe { topics } => {
+                for topic in topics {
+                    self.hub.unsubscribe(self.id, &topic);
+                    self.topics.remove(&topic);
+                }
+            }
+            ClientFrame::Join { board } => {
+                self.hub.join(&board, self.id, &self.outbox);
+                self.boards.insert(board);
+            }
+            ClientFrame::Leave { board } => {
+                self.hub.leave(&board, self.id);
+                self.boards.remove(&board);
+            }
+            ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
+        }
+    }
+
+    async fn reply(&self, frame: ServerFrame) {
+        self.send(encode(&frame)).await;
+    }
+
+    async fn error(&self, error: ErrorFrame) {
+        self.reply(ServerFrame::Error(error)).await;
+    }
+
+    async fn send(&self, frame: EncodedFrame) {
+        // Waiting here only slows this connection's own reading, never the hub.
+        let _ = self.outbox.push(frame).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for topic in &self.topics {
+            self.hub.unsubscribe(self.id, topic);
+        }
+        for board in &self.boards {
+            self.hub.leave(board, self.id);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The widgets a board is made of. Each is a component bound to a topic of the board's
+//! [`Live`](crate::live::Live) state, shows a skeleton until that topic's first snapshot, and
+//! has its own block in `style/main.css`.
+
+mod connection_status;
+mod counter;
+mod feed;
+mod leaderboard;
+mod presence;
+
+pub use connection_status::ConnectionStatusBadge;
+pub use counter::{format_number, Counter};
+pub use feed::Feed;
+pub use leaderboard::Leaderboard;
+pub use presence::PresenceBadge;

@@ -1,0 +1,391 @@
+//! Integration tests against the real server binary on an ephemeral port, with a real
+//! WebSocket client: snapshot then events, resume, presence, errors, and clean-up.
+
+#![cfg(feature = "ssr")]
+
+use futures_util::{SinkExt, StreamExt};
+use pulseboard::protocol::{ErrorCode, Position, ServerFrame};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server process; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
+        command
+            .env("PULSEBOARD_LISTEN", "127.0.0.1:0")
+            .env("PULSEBOARD_DEMO", "false")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address before exiting")
+                .unwrap();
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining the server's output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn connect(&self) -> Socket {
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .expect("the socket opens");
+        match next(&mut socket).await {
+            ServerFrame::Welcome(_) => socket,
+            other => panic!("expected welcome first, got {other:?}"),
+        }
+    }
+
+    async fn publish(&self, topic: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("http://{}/api/v1/topics/{topic}", self.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn set(&self, topic: &str, id: &str, value: i64) -> Value {
+        let response = self
+            .publish(
+                topic,
+                json!({"ops": [{"op": "set", "entity_id": id, "payload": value}]}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn next(socket: &mut Socket) -> ServerFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("a valid server frame");
+        }
+    }
+}
+
+/// Asserts that nothing arrives for a short while.
+async fn quiet(socket: &mut Socket) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
+    {
+        panic!("expected no frame, got {text}");
+    }
+}
+
+async fn subscribe(socket: &mut Socket, topic: &str, resume: Option<Position>) {
+    let mut request = json!({"topic": topic});
+    if let Some(position) = resume {
+        request["resume"] = json!(position);
+    }
+    send(socket, json!({"type": "subscribe", "topics": [request]})).await;
+}
+
+fn event_offset(frame: &ServerFrame) -> u64 {
+    match frame {
+        ServerFrame::Event(event) => event.offset,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_a_snapshot_then_every_event_in_order() {
+    let server = Server::start(&[]);
+    server.set("metric:a", "x", 1).await;
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "metric:a", None).await;
+    let ServerFrame::Snapshot(snapshot) = next(&mut socket).await else {
+        panic!("expected a snapshot")
+    };
+    assert_eq!(snapshot.offset, 1);
+    assert_eq!(snapshot.state["x"], json!(1));
+
+    for n in 0..5 {
+        let ops: Vec<Value> = (0..4)
+            .map(|k| json!({"op": "set", "entity_id": format!("e{k}"), "payload": n * 4 + k}))
+            .collect();
+        assert_eq!(
+            server
+                .publish("metric:a", json!({"ops": ops}))
+                .await
+                .status(),
+            200
+        );
+    }
+    for expected in 2..=21 {
+        let frame = next(&mut socket).await;
+        assert_eq!(event_offset(&frame), expected);
+        let ServerFrame::Event(event) = frame else {
+            unreachable!()
+        };
+        assert_eq!(event.epoch, snapshot.epoch);
+        assert_eq!(event.payload, json!(expected - 2));
+    }
+    quiet(&mut socket).await;
+}
+
+#[tokio::test]
+async fn resuming_sends_exactly_the_missed_events() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "feed:r", None).await;
+    let ServerFrame::Snapshot(snapshot) = next(&mut socket).await else {
+        panic!("expected a snapshot")
+    };
+    for n in 1..=3 {
+        server.set("feed:r", "k", n).await;
+        assert_eq!(event_offset(&next(&mut socket).await), n as u64);
+    }
+    socket.close(None).await.unwrap();
+
+    for n in 4..=8 {
+        server.set("feed:r", "k", n).await;
+    }
+    let mut socket = server.connect().await;
+    let held = Position {
+        epoch: snapshot.epoch,
+        offset: 3,
+    };
+    subscribe(&mut socket, "feed:r", Some(held)).await;
+    for expected in 4..=8 {
+        assert_eq!(event_offset(&next(&mut socket).await), expected);
+    }
+    match next(&mut socket).await {
+        ServerFrame::Resumed(resumed) => assert_eq!((resumed.offset, resumed.replayed), (8, 5)),
+        other => panic!("expected resumed, got {other:?}"),
+    }
+    server.set("feed:r", "k", 9).await;
+    assert_eq!(event_offset(&next(&mut socket).await), 9);
+    quiet(&mut socket).await;
+}
+
+#[tokio::test]
+async fn resuming_without_history_or_with_another_epoch_gets_a_snapshot() {
+    let server = Server::start(&[("PULSEBOARD_HISTORY", "4")]);
+    let published = server.set("board:h", "k", 0).await;
+    let epoch = published["epoch"].as_u64().unwrap();
+    for n in 1..10 {
+        server.set("board:h", "k", n).await;
+    }
+    for stale in [
+        Position { epoch, offset: 2 },
+        Position {
+            epoch: epoch - 1,
+            offset: 9,
+        },
+    ] {
+        let mut socket = server.connect().await;
+        subscribe(&mut socket, "board:h", Some(stale)).await;
+        match next(&mut socket).await {
+            ServerFrame::Snapshot(s) => {
+                assert_eq!((s.epoch, s.offset), (epoch, 10));
+                assert_eq!(s.state["k"], json!(9));
+            }
+            other => panic!("expected a snapshot for {stale:?}, got {other:?}"),
+        }
+        quiet(&mut socket).await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_gets_an_error_frame_and_the_connection_keeps_working() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    let expect_error = |frame: ServerFrame, code: ErrorCode| match frame {
+        ServerFrame::Error(error) => assert_eq!(error.code, code, "{}", error.message),
+        other => panic!("expected an error frame, got {other:?}"),
+    };
+    socket
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    expect_error(next(&mut socket).await, ErrorCode::InvalidJson);
+    send(&mut socket, json!({"type": "explode"})).await;
+    expect_error(next(&mut socket).await, ErrorCode::UnknownFrame);
+    send(&mut socket, json!({"type": "subscribe", "topics": 7})).await;
+    expect_error(next(&mut socket).await, ErrorCode::InvalidFrame);
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "topics": [{"topic": "no spaces"}]}),
+    )
+    .await;
+    expect_error(next(&mut socket).await, ErrorCode::InvalidName);
+    socket
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    expect_error(next(&mut socket).await, ErrorCode::InvalidFrame);
+
+    send(&mut socket, json!({"type": "ping", "id": 42})).await;
+    assert_eq!(next(&mut socket).await, ServerFrame::Pong { id: Some(42) });
+    subscribe(&mut socket, "metric:after", None).await;
+    assert!(matches!(next(&mut socket).await, ServerFrame::Snapshot(_)));
+}
+
+#[tokio::test]
+async fn presence_counts_each_open_page_and_announces_leaving() {
+    let server = Server::start(&[]);
+    let mut first = server.connect().await;
+    send(&mut first, json!({"type": "join", "board": "demo"})).await;
+    let ServerFrame::Presence(p) = next(&mut first).await else {
+        panic!("expected presence")
+    };
+    assert_eq!(p.viewers.len(), 1);
+
+    let mut second = server.connect().await;
+    send(&mut second, json!({"type": "join", "board": "demo"})).await;
+    for socket in [&mut first, &mut second] {
+        let ServerFrame::Presence(p) = next(socket).await else {
+            panic!("expected presence")
+        };
+        assert_eq!(p.viewers.len(), 2);
+        assert!(p.joined.is_some());
+    }
+
+    second.close(None).await.unwrap();
+    let ServerFrame::Presence(p) = next(&mut first).await else {
+        panic!("expected presence")
+    };
+    assert_eq!(p.viewers.len(), 1);
+    assert!(p.left.is_some());
+}
+
+#[tokio::test]
+async fn every_way_out_releases_the_subscription() {
+    let server = Server::start(&[]);
+    let subscribers = |body: Value| {
+        body["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic"] == "metric:leak")
+            .map_or(0, |t| t["subscribers"].as_u64().unwrap())
+    };
+    // A polite close, and a connection dropped without a close frame.
+    let mut polite = server.connect().await;
+    subscribe(&mut polite, "metric:leak", None).await;
+    next(&mut polite).await;
+    let mut rude = server.connect().await;
+    subscribe(&mut rude, "metric:leak", None).await;
+    next(&mut rude).await;
+    assert_eq!(subscribers(server.get("/api/v1/topics").await.1), 2);
+
+    polite.close(None).await.unwrap();
+    drop(rude);
+    let mut left = 2;
+    for _ in 0..50 {
+        left = subscribers(server.get("/api/v1/topics").await.1);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left, 0,
+        "closed connections must leave no subscription behind"
+    );
+}
+
+#[tokio::test]
+async fn the_http_api_answers_offsets_snapshots_and_typed_errors() {
+    let server = Server::start(&[]);
+    let published = server.set("metric:api", "n", 5).await;
+    assert_eq!(published["offsets"], json!([1]));
+    let (status, snapshot) = server.get("/api/v1/topics/metric:api").await;
+    assert_eq!(status, 200);
+    assert_eq!(snapshot["state"], json!({"n": 5}));
+
+    let (status, body) = server.get("/api/v1/topics/metric:none").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_topic"))
+    );
+
+    let bad = server
+        .publish(
+            "metric:api",
+            json!({"ops": [{"op": "incr", "entity_id": "x", "by": "one"}]}),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    // A request with one bad op changes nothing.
+    let bad = server
+        .publish(
+            "metric:api",
+            json!({"ops": [
+                {"op": "set", "entity_id": "n", "payload": 6},
+                {"op": "set", "entity_id": "s", "payload": "text"},
+                {"op": "incr", "entity_id": "s", "by": 1}
+            ]}),
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["field"], json!("ops[2].field"));
+    assert_eq!(
+        server.get("/api/v1/topics/metric:api").await.1["offset"],
+        json!(1)
+    );
+
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
