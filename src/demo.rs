@@ -23,8 +23,8 @@ const CITIES: [&str; 6] = ["Lisbon", "Osaka", "Austin", "Nairobi", "Oslo", "Reci
 
 /// Seeds the demo topics, then keeps writing until the task is dropped.
 pub async fn run(hub: Arc<Hub>) {
-    seed(&hub);
     let mut rng = fastrand::Rng::new();
+    seed(&hub, &mut rng);
     loop {
         tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;
         tick(&hub, &mut rng);
@@ -42,7 +42,7 @@ fn publish(hub: &Hub, topic: &str, ops: Vec<Op>) {
     }
 }
 
-fn seed(hub: &Hub) {
+fn seed(hub: &Hub, rng: &mut fastrand::Rng) {
     let set = |id: &str, payload: Value| Op::Set {
         entity_id: id.into(),
         payload,
@@ -65,9 +65,20 @@ fn seed(hub: &Hub) {
             .map(|(n, (id, name))| set(id, json!({"name": name, "score": 900 - 90 * n as i64})))
             .collect(),
     );
+    // A board that opens with a full feed looks like the wall screen it will be.
+    for _ in 0..ACTIVITY_LENGTH {
+        push_activity(hub, rng);
+    }
 }
 
 fn tick(hub: &Hub, rng: &mut fastrand::Rng) {
+    tick_numbers(hub, rng);
+    if rng.u8(0..3) != 0 {
+        push_activity(hub, rng);
+    }
+}
+
+fn tick_numbers(hub: &Hub, rng: &mut fastrand::Rng) {
     let incr = |id: &str, by: i64| Op::Incr {
         entity_id: id.into(),
         field: None,
@@ -92,26 +103,26 @@ fn tick(hub: &Hub, rng: &mut fastrand::Rng) {
             by: rng.i64(20..160).into(),
         }],
     );
+}
 
-    if rng.u8(0..3) != 0 {
-        let item = match rng.u8(0..3) {
-            0 => {
-                json!({"kind": "order", "text": format!("Order #{} from {}", rng.u32(10_000..99_999), CITIES[rng.usize(0..CITIES.len())])})
-            }
-            1 => {
-                json!({"kind": "deploy", "text": format!("Deployed {} v1.{}.{}", SERVICES[rng.usize(0..SERVICES.len())], rng.u8(0..30), rng.u8(0..10))})
-            }
-            _ => {
-                json!({"kind": "signup", "text": format!("New signup from {}", CITIES[rng.usize(0..CITIES.len())])})
-            }
-        };
-        publish(
-            hub,
-            ACTIVITY,
-            vec![Op::Push {
-                payload: item,
-                max: Some(ACTIVITY_LENGTH),
-            }],
-        );
-    }
+fn push_activity(hub: &Hub, rng: &mut fastrand::Rng) {
+    let city = CITIES[rng.usize(0..CITIES.len())];
+    let item = match rng.u8(0..3) {
+        0 => {
+            json!({"kind": "order", "text": format!("Order #{} from {city}", rng.u32(10_000..99_999))})
+        }
+        1 => {
+            let service = SERVICES[rng.usize(0..SERVICES.len())];
+            json!({"kind": "deploy", "text": format!("Deployed {service} v1.{}.{}", rng.u8(0..30), rng.u8(0..10))})
+        }
+        _ => json!({"kind": "signup", "text": format!("New signup from {city}")}),
+    };
+    publish(
+        hub,
+        ACTIVITY,
+        vec![Op::Push {
+            payload: item,
+            max: Some(ACTIVITY_LENGTH),
+        }],
+    );
 }

@@ -15,10 +15,14 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+/// How long a closing connection may take to send its last frames.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     ws.max_message_size(MAX_CLIENT_FRAME)
@@ -69,32 +73,40 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<b
         _ = closing => Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() }),
     };
     if let Some(close) = close {
-        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
 }
 
 /// Writes queued frames until the socket fails or the hub reports this connection lagging;
-/// returns the close frame to send, if any.
+/// returns the close frame to send, if any. A send that cannot complete (the peer stopped
+/// reading) is abandoned when the lag is reported, so a stuck peer cannot pin the task.
 async fn write_queue(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     mut inbox: Inbox,
 ) -> Option<CloseFrame> {
+    let lagging = || {
+        Some(CloseFrame {
+            code: close_code::AGAIN,
+            reason: "slow consumer".into(),
+        })
+    };
     loop {
-        tokio::select! {
+        let frame = tokio::select! {
             biased;
             _ = inbox.lagged.notified() => {
                 let error = encode(&ServerFrame::Error(ErrorFrame::new(
                     ErrorCode::SlowConsumer,
                     "this connection fell too far behind; reconnect and resume",
                 )));
-                let _ = sink.send(Message::Text(error)).await;
-                return Some(CloseFrame { code: close_code::AGAIN, reason: "slow consumer".into() });
+                let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(error))).await;
+                return lagging();
             }
-            frame = inbox.frames.recv() => match frame {
-                Some(frame) => if sink.send(Message::Text(frame)).await.is_err() { return None },
-                None => return None,
-            },
+            frame = inbox.frames.recv() => frame?,
+        };
+        tokio::select! {
+            sent = sink.send(Message::Text(frame)) => sent.ok()?,
+            _ = inbox.lagged.notified() => return lagging(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub fn format_number(value: f64) -> String {
     let digits = whole.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
@@ -74,7 +74,12 @@ pub fn Counter(
             <h2 class="widget-title">{label}</h2>
             <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
                 <p class="counter-value" data-value=move || value.get().unwrap_or_default()>
-                    {move || format_number(shown.get())}
+                    {move || {
+                        // A whole-number counter counts in whole numbers while it tweens.
+                        let whole = value.get().is_some_and(|v| v.fract() == 0.0);
+                        let now = shown.get();
+                        format_number(if whole { now.round() } else { now })
+                    }}
                 </p>
                 <p class="counter-delta">{arrow}</p>
             </Show>

@@ -30,7 +30,7 @@ pub fn PresenceBadge(live: Live) -> impl IntoView {
         )
     };
     view! {
-        <div class="presence" data-viewers=move || presence.with(|p| p.known.then(|| p.viewers.len()))>
+        <div class="presence" data-viewers=move || presence.with(|p| p.known.then_some(p.viewers.len()))>
             <Show when=move || presence.with(|p| p.known) fallback=|| view! { <span class="skeleton skeleton-chip"></span> }>
                 <span class="presence-dots">{pulse}{dots}</span>
                 <span class="presence-count">{label}</span>
