@@ -62,7 +62,7 @@ pub fn plan(
 }
 
 /// The id `push` gives the item written at `offset`: zero-padded so that ids sort like offsets.
-pub fn feed_item_id(offset: u64) -> String {
+fn feed_item_id(offset: u64) -> String {
     format!("{offset:012}")
 }
 

@@ -68,10 +68,6 @@ impl Hub {
         })
     }
 
-    pub fn settings(&self) -> &HubSettings {
-        &self.settings
-    }
-
     /// A new connection id and its outgoing queue.
     pub fn connect(&self) -> (ConnectionId, Outbox, outbox::Inbox) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
@@ -170,10 +166,6 @@ impl Hub {
 
     pub fn leave(&self, board: &str, connection: ConnectionId) {
         self.boards.lock().leave(board, connection);
-    }
-
-    pub fn viewer_count(&self, board: &str) -> usize {
-        self.boards.lock().viewer_count(board)
     }
 }
 

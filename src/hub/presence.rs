@@ -52,10 +52,6 @@ impl Boards {
         }
     }
 
-    pub fn viewer_count(&self, board: &str) -> usize {
-        self.boards.get(board).map_or(0, BTreeMap::len)
-    }
-
     fn announce(&mut self, board: &str, joined: Option<ConnectionId>, left: Option<ConnectionId>) {
         let Some(members) = self.boards.get(board) else {
             return;
