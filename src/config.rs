@@ -12,13 +12,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 5] = ["listen", "site_root", "demo", "history", "queue"];
+const KEYS: [&str; 7] = [
+    "listen",
+    "site_root",
+    "data_dir",
+    "fsync",
+    "demo",
+    "history",
+    "queue",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
     pub site_root: PathBuf,
+    pub data_dir: PathBuf,
+    pub fsync: bool,
     pub demo: bool,
     pub history: usize,
     pub queue: usize,

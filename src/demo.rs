@@ -21,28 +21,32 @@ const TEAMS: [(&str, &str); 7] = [
 const SERVICES: [&str; 5] = ["api", "billing", "search", "checkout", "auth"];
 const CITIES: [&str; 6] = ["Lisbon", "Osaka", "Austin", "Nairobi", "Oslo", "Recife"];
 
-/// Seeds the demo topics, then keeps writing until the task is dropped.
+/// Seeds the demo topics unless they already hold data, then keeps writing until the task is
+/// dropped.
 pub async fn run(hub: Arc<Hub>) {
     let mut rng = fastrand::Rng::new();
-    seed(&hub, &mut rng);
+    let seeded = hub.snapshot(KPIS).is_some_and(|s| !s.state.is_empty());
+    if !seeded {
+        seed(&hub, &mut rng).await;
+    }
     loop {
         tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;
-        tick(&hub, &mut rng);
+        tick(&hub, &mut rng).await;
     }
 }
 
-fn publish(hub: &Hub, topic: &str, ops: Vec<Op>) {
+async fn publish(hub: &Arc<Hub>, topic: &str, ops: Vec<Op>) {
     let request = Publish {
         ops,
         user_id: Some("demo".into()),
         trace_id: None,
     };
-    if let Err(e) = hub.publish(topic, &request) {
+    if let Err(e) = hub.publish(topic, request).await {
         tracing::error!(topic, "demo feed write refused: {e}");
     }
 }
 
-fn seed(hub: &Hub, rng: &mut fastrand::Rng) {
+async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let set = |id: &str, payload: Value| Op::Set {
         entity_id: id.into(),
         payload,
@@ -55,7 +59,8 @@ fn seed(hub: &Hub, rng: &mut fastrand::Rng) {
             set("orders", json!(342)),
             set("errors", json!(3)),
         ],
-    );
+    )
+    .await;
     publish(
         hub,
         LEADERS,
@@ -64,21 +69,22 @@ fn seed(hub: &Hub, rng: &mut fastrand::Rng) {
             .enumerate()
             .map(|(n, (id, name))| set(id, json!({"name": name, "score": 900 - 90 * n as i64})))
             .collect(),
-    );
+    )
+    .await;
     // A board that opens with a full feed looks like the wall screen it will be.
     for _ in 0..ACTIVITY_LENGTH {
-        push_activity(hub, rng);
+        push_activity(hub, rng).await;
     }
 }
 
-fn tick(hub: &Hub, rng: &mut fastrand::Rng) {
-    tick_numbers(hub, rng);
+async fn tick(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+    tick_numbers(hub, rng).await;
     if rng.u8(0..3) != 0 {
-        push_activity(hub, rng);
+        push_activity(hub, rng).await;
     }
 }
 
-fn tick_numbers(hub: &Hub, rng: &mut fastrand::Rng) {
+async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let incr = |id: &str, by: i64| Op::Incr {
         entity_id: id.into(),
         field: None,
@@ -91,7 +97,7 @@ fn tick_numbers(hub: &Hub, rng: &mut fastrand::Rng) {
     if rng.u8(0..10) == 0 {
         kpis.push(incr("errors", 1));
     }
-    publish(hub, KPIS, kpis);
+    publish(hub, KPIS, kpis).await;
 
     let (team, _) = TEAMS[rng.usize(0..TEAMS.len())];
     publish(
@@ -102,10 +108,11 @@ fn tick_numbers(hub: &Hub, rng: &mut fastrand::Rng) {
             field: Some("score".into()),
             by: rng.i64(20..160).into(),
         }],
-    );
+    )
+    .await;
 }
 
-fn push_activity(hub: &Hub, rng: &mut fastrand::Rng) {
+async fn push_activity(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let city = CITIES[rng.usize(0..CITIES.len())];
     let item = match rng.u8(0..3) {
         0 => {
@@ -124,5 +131,6 @@ fn push_activity(hub: &Hub, rng: &mut fastrand::Rng) {
             payload: item,
             max: Some(ACTIVITY_LENGTH),
         }],
-    );
+    )
+    .await;
 }

@@ -19,6 +19,7 @@
 //! Server only (`ssr`):
 //! - [`config`]: `Leptos.toml` and its environment overrides.
 //! - [`hub`]: topics, their history, and the fan-out of events to connections.
+//! - [`store`]: durable topics in SQLite, written with group commit.
 //! - [`server`]: the axum router: pages, `/ws`, `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //!
@@ -41,6 +42,8 @@ pub mod demo;
 pub mod hub;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod store;
 
 /// The browser entry point: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -7,8 +7,10 @@ use futures_util::{SinkExt, StreamExt};
 use pulseboard::protocol::{ErrorCode, Position, ServerFrame};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -20,12 +22,24 @@ struct Server {
     child: Child,
     addr: String,
     http: reqwest::Client,
+    /// The data dir, when this server made its own.
+    _data: Option<TempDir>,
 }
 
 impl Server {
+    /// A server with a data dir of its own.
     fn start(env: &[(&str, &str)]) -> Self {
+        let data = TempDir::new().unwrap();
+        let mut server = Self::start_in(data.path(), env);
+        server._data = Some(data);
+        server
+    }
+
+    /// A server on the given data dir.
+    fn start_in(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
         command
+            .env("PULSEBOARD_DATA_DIR", data)
             .env("PULSEBOARD_LISTEN", "127.0.0.1:0")
             .env("PULSEBOARD_DEMO", "false")
             .env("RUST_LOG", "info")
@@ -52,7 +66,22 @@ impl Server {
             child,
             addr,
             http: reqwest::Client::new(),
+            _data: None,
         }
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "the server exits cleanly on SIGTERM: {exit}"
+        );
     }
 
     async fn connect(&self) -> Socket {
@@ -388,4 +417,103 @@ async fn the_http_api_answers_offsets_snapshots_and_typed_errors() {
 
     let (status, body) = server.get("/healthz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_data_dir_keeps_state_and_a_client_resumes_without_a_gap() {
+    let data = TempDir::new().unwrap();
+    let server = Server::start_in(data.path(), &[]);
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "metric:durable", None).await;
+    let ServerFrame::Snapshot(snapshot) = next(&mut socket).await else {
+        panic!("expected a snapshot")
+    };
+    for n in 1..=5 {
+        server.set("metric:durable", &format!("k{n}"), n).await;
+        assert_eq!(event_offset(&next(&mut socket).await), n as u64);
+    }
+    server.stop();
+    // The client sees the connection end, as a browser would.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the socket closes when the server stops");
+
+    let server = Server::start_in(data.path(), &[]);
+    let (status, state) = server.get("/api/v1/topics/metric:durable").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (state["epoch"].as_u64(), state["offset"].as_u64()),
+        (Some(snapshot.epoch), Some(5))
+    );
+    assert_eq!(state["state"]["k5"], json!(5));
+    for n in 6..=8 {
+        server.set("metric:durable", &format!("k{n}"), n).await;
+    }
+
+    let mut socket = server.connect().await;
+    let held = Position {
+        epoch: snapshot.epoch,
+        offset: 5,
+    };
+    subscribe(&mut socket, "metric:durable", Some(held)).await;
+    for expected in 6..=8 {
+        assert_eq!(event_offset(&next(&mut socket).await), expected);
+    }
+    assert!(matches!(next(&mut socket).await, ServerFrame::Resumed(_)));
+    quiet(&mut socket).await;
+}
+
+#[tokio::test]
+async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
+    let data = TempDir::new().unwrap();
+    let mut server = Server::start_in(data.path(), &[]);
+    let addr = server.addr.clone();
+    // Four publishers race each other, so writes share transactions (group commit).
+    let publishers: Vec<_> = (0..4)
+        .map(|writer| {
+            let url = format!("http://{addr}/api/v1/topics/feed:kill");
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut acknowledged = Vec::new();
+                for n in 0.. {
+                    let id = format!("w{writer}-{n}");
+                    let body = json!({"ops": [{"op": "set", "entity_id": id, "payload": n}]});
+                    match http.post(&url).json(&body).send().await {
+                        Ok(response) if response.status() == 200 => acknowledged.push(id),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for publisher in publishers {
+        acknowledged.extend(publisher.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the publishers got going ({})",
+        acknowledged.len()
+    );
+
+    let server = Server::start_in(data.path(), &[]);
+    let (_, snapshot) = server.get("/api/v1/topics/feed:kill").await;
+    let state = snapshot["state"].as_object().unwrap();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !state.contains_key(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert_eq!(snapshot["offset"].as_u64().unwrap() as usize, state.len());
 }

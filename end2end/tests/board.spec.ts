@@ -135,6 +135,8 @@ test("two pages each count two viewers, then one after a page closes", async ({ 
   }
 });
 
+// The restarted server has an empty data dir, so its topics have a new epoch and the page
+// must take a fresh snapshot rather than resume.
 test("a restarted server is picked up without a reload, from a fresh snapshot", async ({ page }) => {
   const server = await startServer();
   let again: Server | undefined;

@@ -1,5 +1,8 @@
 // Starts and stops real Pulseboard servers for the browser tests.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export interface Server {
   url: string;
@@ -10,7 +13,10 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-export async function startServer(options: { demo?: boolean; port?: number } = {}): Promise<Server> {
+/** Starts a server; each gets an empty data dir of its own unless one is given. */
+export async function startServer(
+  options: { demo?: boolean; port?: number; dataDir?: string } = {},
+): Promise<Server> {
   const bin = process.env.PULSEBOARD_BIN;
   if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
   const child: ChildProcess = spawn(bin, [], {
@@ -18,6 +24,7 @@ export async function startServer(options: { demo?: boolean; port?: number } = {
       ...process.env,
       PULSEBOARD_LISTEN: `127.0.0.1:${options.port ?? 0}`,
       PULSEBOARD_DEMO: String(options.demo ?? false),
+      PULSEBOARD_DATA_DIR: options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-")),
     },
     stdio: ["ignore", "pipe", "inherit"],
   });

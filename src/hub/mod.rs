@@ -1,6 +1,11 @@
 //! The hub: every topic's state and history, and the fan-out of events to the connections
 //! subscribed to them, plus each board's presence.
 //!
+//! A publish runs in three steps: plan the ops against the topic's state, make the events
+//! durable in the [`Store`], then apply them in memory and queue them to subscribers. One
+//! publisher per topic runs these steps at a time, so offsets are gapless and in order; readers
+//! only ever see what is durable, so a crash can never take back an event a client has seen.
+//!
 //! This is the in-process fan-out. Its public methods are the seam where a shared bus (Redis)
 //! will sit when several instances serve the same topics: publish, subscribe with a resume
 //! position, unsubscribe, join and leave.
@@ -12,6 +17,7 @@ pub mod topic;
 
 use crate::ops::{Publish, Published};
 use crate::protocol::{Position, Snapshot};
+use crate::store::{Store, StoreError};
 use apply::OpError;
 use outbox::Outbox;
 use parking_lot::Mutex;
@@ -36,12 +42,41 @@ pub struct HubSettings {
 
 pub struct Hub {
     settings: HubSettings,
-    /// The epoch of every topic this process creates: its start time in milliseconds, so a
-    /// restarted server's offsets are never mistaken for the old ones.
-    epoch: u64,
-    topics: Mutex<HashMap<String, Arc<Mutex<Topic>>>>,
+    store: Arc<dyn Store>,
+    topics: Mutex<HashMap<String, Arc<Slot>>>,
     boards: Mutex<Boards>,
     next_connection: AtomicU64,
+}
+
+/// One topic and the lock that lets one publisher at a time plan, store and apply.
+struct Slot {
+    writer: tokio::sync::Mutex<()>,
+    topic: Mutex<Topic>,
+}
+
+impl Slot {
+    fn new(topic: Topic) -> Arc<Self> {
+        Arc::new(Self {
+            writer: tokio::sync::Mutex::new(()),
+            topic: Mutex::new(topic),
+        })
+    }
+}
+
+/// Why a publish did not apply. Nothing of it applied.
+#[derive(Debug)]
+pub enum PublishError {
+    Refused(OpError),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(e) => e.fmt(f),
+            Self::Store(e) => e.fmt(f),
+        }
+    }
 }
 
 /// A topic's name and size, for listings.
@@ -55,17 +90,25 @@ pub struct TopicSummary {
 }
 
 impl Hub {
-    pub fn new(settings: HubSettings) -> Arc<Self> {
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as u64);
-        Arc::new(Self {
+    /// A hub holding every topic the store has.
+    pub fn open(settings: HubSettings, store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        let topics = store
+            .load()?
+            .into_iter()
+            .map(|record| {
+                (
+                    record.name.clone(),
+                    Slot::new(Topic::restore(record, settings.history)),
+                )
+            })
+            .collect();
+        Ok(Arc::new(Self {
             settings,
-            epoch,
-            topics: Mutex::new(HashMap::new()),
+            store,
+            topics: Mutex::new(topics),
             boards: Mutex::new(Boards::default()),
             next_connection: AtomicU64::new(1),
-        })
+        }))
     }
 
     /// A new connection id and its outgoing queue.
@@ -75,31 +118,66 @@ impl Hub {
         (id, outbox, inbox)
     }
 
-    fn topic(&self, name: &str) -> Arc<Mutex<Topic>> {
+    fn slot(&self, name: &str) -> Arc<Slot> {
         self.topics
             .lock()
             .entry(name.to_owned())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Topic::new(
+                Slot::new(Topic::new(
                     name.to_owned(),
-                    self.epoch,
+                    new_epoch(),
                     self.settings.history,
-                )))
+                ))
             })
             .clone()
     }
 
-    /// Applies a request's ops to a topic, whole or not at all, and fans out its events.
-    /// The caller has checked the topic name.
-    pub fn publish(&self, name: &str, request: &Publish) -> Result<Published, OpError> {
-        let topic = self.topic(name);
-        let mut topic = topic.lock();
-        let changes = apply::plan(topic.state(), &request.ops, topic.position().offset + 1)?;
-        let by = Authorship {
-            user_id: request.user_id.clone(),
-            trace_id: request.trace_id.clone(),
+    /// Applies a request's ops to a topic, whole or not at all: durably, then in memory and
+    /// to subscribers. Runs to the end even if the caller stops waiting, so a write the store
+    /// has made durable always reaches memory too. The caller has checked the topic name.
+    pub async fn publish(
+        self: &Arc<Self>,
+        name: &str,
+        request: Publish,
+    ) -> Result<Published, PublishError> {
+        let hub = self.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move { hub.publish_to_end(&name, &request).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(PublishError::Store(StoreError(format!(
+                    "publish task: {e}"
+                ))))
+            })
+    }
+
+    async fn publish_to_end(
+        &self,
+        name: &str,
+        request: &Publish,
+    ) -> Result<Published, PublishError> {
+        let slot = self.slot(name);
+        let _one_publisher = slot.writer.lock().await;
+        let prepared = {
+            let topic = slot.topic.lock();
+            let changes = apply::plan(topic.state(), &request.ops, topic.position().offset + 1)
+                .map_err(PublishError::Refused)?;
+            let by = Authorship {
+                user_id: request.user_id.clone(),
+                trace_id: request.trace_id.clone(),
+            };
+            topic.prepare(changes, &by, &now_iso8601())
         };
-        let offsets = topic.commit(changes, &by, &now_iso8601());
+        if let Some(write) = prepared.to_write(self.settings.history) {
+            self.store
+                .write(write)
+                .await
+                .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))
+                .map_err(PublishError::Store)?;
+        }
+        let offsets = prepared.offsets();
+        let mut topic = slot.topic.lock();
+        topic.apply(prepared);
         let position = topic.position();
         Ok(Published {
             topic: name.to_owned(),
@@ -120,30 +198,31 @@ impl Hub {
     ) -> bool {
         // A replay may fill at most half the queue, leaving room for live events behind it.
         let max_replay = (self.settings.queue / 2).min(self.settings.history);
-        self.topic(name)
+        self.slot(name)
+            .topic
             .lock()
             .subscribe(connection, outbox, resume, max_replay)
     }
 
     pub fn unsubscribe(&self, connection: ConnectionId, name: &str) {
-        let topic = self.topics.lock().get(name).cloned();
-        if let Some(topic) = topic {
-            topic.lock().unsubscribe(connection);
+        let slot = self.topics.lock().get(name).cloned();
+        if let Some(slot) = slot {
+            slot.topic.lock().unsubscribe(connection);
         }
     }
 
     pub fn snapshot(&self, name: &str) -> Option<Snapshot> {
-        let topic = self.topics.lock().get(name).cloned()?;
-        let snapshot = topic.lock().snapshot();
+        let slot = self.topics.lock().get(name).cloned()?;
+        let snapshot = slot.topic.lock().snapshot();
         Some(snapshot)
     }
 
     pub fn topics(&self) -> Vec<TopicSummary> {
-        let topics: Vec<_> = self.topics.lock().values().cloned().collect();
-        let mut summaries: Vec<TopicSummary> = topics
+        let slots: Vec<_> = self.topics.lock().values().cloned().collect();
+        let mut summaries: Vec<TopicSummary> = slots
             .iter()
-            .map(|topic| {
-                let topic = topic.lock();
+            .map(|slot| {
+                let topic = slot.topic.lock();
                 let position = topic.position();
                 TopicSummary {
                     topic: topic.name().to_owned(),
@@ -167,6 +246,14 @@ impl Hub {
     pub fn leave(&self, board: &str, connection: ConnectionId) {
         self.boards.lock().leave(board, connection);
     }
+}
+
+/// The epoch of a topic created now: the time in milliseconds, so a topic that is created
+/// again (its data dir wiped, or never stored) never reuses the offsets of an older one.
+fn new_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
 }
 
 /// The current time as ISO 8601 in UTC with milliseconds, the form every `ts` has.

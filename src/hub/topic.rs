@@ -8,6 +8,7 @@ use super::apply::Change;
 use super::outbox::{EncodedFrame, Outbox};
 use super::ConnectionId;
 use crate::protocol::{Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
+use crate::store::{TopicRecord, TopicWrite};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -46,6 +47,25 @@ impl Topic {
             offset: 0,
             state: BTreeMap::new(),
             history: VecDeque::new(),
+            history_limit,
+            subscribers: HashMap::new(),
+        }
+    }
+
+    /// A topic as the store last committed it.
+    pub fn restore(record: TopicRecord, history_limit: usize) -> Self {
+        let skip = record.history.len().saturating_sub(history_limit);
+        Self {
+            name: record.name,
+            epoch: record.epoch,
+            offset: record.offset,
+            state: record.state,
+            history: record
+                .history
+                .into_iter()
+                .skip(skip)
+                .map(|(offset, frame)| (offset, frame.into()))
+                .collect(),
             history_limit,
             subscribers: HashMap::new(),
         }
@@ -134,39 +154,93 @@ impl Topic {
         self.subscribers.remove(&connection);
     }
 
-    /// Applies planned changes: each gets the next offset, is encoded once, kept in history,
-    /// and queued to every subscriber. Subscribers whose queue is gone or full are dropped.
-    /// Returns the offsets used.
-    pub fn commit(&mut self, changes: Vec<Change>, by: &Authorship, ts: &str) -> Vec<u64> {
-        let mut offsets = Vec::with_capacity(changes.len());
-        for change in changes {
-            self.offset += 1;
-            offsets.push(self.offset);
+    /// Gives planned changes their offsets and encodes each event once, without changing
+    /// anything: the result is made durable first, then [`Topic::apply`]ed.
+    pub fn prepare(&self, changes: Vec<Change>, by: &Authorship, ts: &str) -> Prepared {
+        let events = changes
+            .into_iter()
+            .zip(self.offset + 1..)
+            .map(|(change, offset)| {
+                let frame = encode(&ServerFrame::Event(Event {
+                    topic: self.name.clone(),
+                    epoch: self.epoch,
+                    offset,
+                    event: change.kind.clone(),
+                    entity_id: change.entity_id.clone(),
+                    payload: change.payload.clone(),
+                    ts: ts.to_owned(),
+                    user_id: by.user_id.clone(),
+                    trace_id: by.trace_id.clone(),
+                }));
+                (offset, change, frame)
+            })
+            .collect();
+        Prepared {
+            topic: self.name.clone(),
+            epoch: self.epoch,
+            events,
+        }
+    }
+
+    /// Applies prepared events in order: state, history, and a copy of each frame queued to
+    /// every subscriber. Subscribers whose queue is gone or full are dropped.
+    pub fn apply(&mut self, prepared: Prepared) {
+        for (offset, change, frame) in prepared.events {
+            debug_assert_eq!(offset, self.offset + 1, "events apply in offset order");
+            self.offset = offset;
             match change.kind {
                 EventKind::Deleted => self.state.remove(&change.entity_id),
-                _ => self
-                    .state
-                    .insert(change.entity_id.clone(), change.payload.clone()),
+                _ => self.state.insert(change.entity_id, change.payload),
             };
-            let frame = encode(&ServerFrame::Event(Event {
-                topic: self.name.clone(),
-                epoch: self.epoch,
-                offset: self.offset,
-                event: change.kind,
-                entity_id: change.entity_id,
-                payload: change.payload,
-                ts: ts.to_owned(),
-                user_id: by.user_id.clone(),
-                trace_id: by.trace_id.clone(),
-            }));
-            self.history.push_back((self.offset, frame.clone()));
+            self.history.push_back((offset, frame.clone()));
             if self.history.len() > self.history_limit {
                 self.history.pop_front();
             }
             self.subscribers
                 .retain(|_, outbox| outbox.try_push(frame.clone()));
         }
-        offsets
+    }
+}
+
+/// Events with their offsets and encoded frames, ready to be stored and applied.
+#[derive(Debug)]
+pub struct Prepared {
+    topic: String,
+    epoch: u64,
+    events: Vec<(u64, Change, EncodedFrame)>,
+}
+
+impl Prepared {
+    pub fn offsets(&self) -> Vec<u64> {
+        self.events.iter().map(|(offset, _, _)| *offset).collect()
+    }
+
+    /// What the store must record: each touched entity's final value, and the events.
+    pub fn to_write(&self, keep_history: usize) -> Option<TopicWrite> {
+        let (head, _, _) = self.events.last()?;
+        let mut finals: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+        for (_, change, _) in &self.events {
+            let value = (change.kind != EventKind::Deleted).then_some(&change.payload);
+            finals.insert(&change.entity_id, value);
+        }
+        let (upserts, deletes): (Vec<_>, Vec<_>) =
+            finals.into_iter().partition(|(_, value)| value.is_some());
+        Some(TopicWrite {
+            topic: self.topic.clone(),
+            epoch: self.epoch,
+            offset: *head,
+            upserts: upserts
+                .into_iter()
+                .filter_map(|(id, value)| Some((id.to_owned(), value?.clone())))
+                .collect(),
+            deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
+            events: self
+                .events
+                .iter()
+                .map(|(offset, _, frame)| (*offset, frame.as_str().to_owned()))
+                .collect(),
+            keep_history,
+        })
     }
 }
 
@@ -191,7 +265,8 @@ mod tests {
             payload: json!(value),
         }];
         let changes = plan(topic.state(), &ops, topic.position().offset + 1).unwrap();
-        topic.commit(changes, &Authorship::default(), "2026-11-22T00:00:00.000Z");
+        let prepared = topic.prepare(changes, &Authorship::default(), "2026-11-22T00:00:00.000Z");
+        topic.apply(prepared);
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<ServerFrame> {

@@ -2,6 +2,7 @@
 //! snapshot, list topics. Every refusal is JSON `{code, message, field}` with a fitting status.
 
 use super::AppState;
+use crate::hub::PublishError;
 use crate::ops::Publish;
 use crate::protocol::check_name;
 use axum::body::Bytes;
@@ -78,14 +79,27 @@ async fn publish(
         };
         ApiError::new(status, code, e.to_string())
     })?;
-    state.hub.publish(&topic, &request).map(Json).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "op_refused",
-            e.to_string(),
-        )
-        .field(format!("ops[{}].{}", e.index, e.field))
-    })
+    state
+        .hub
+        .publish(&topic, request)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            PublishError::Refused(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "op_refused",
+                e.to_string(),
+            )
+            .field(format!("ops[{}].{}", e.index, e.field)),
+            PublishError::Store(e) => {
+                tracing::error!(topic, "write failed: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the write could not be stored; nothing was applied; retry later",
+                )
+            }
+        })
 }
 
 async fn read_topic(

@@ -7,6 +7,7 @@ pub mod socket;
 use crate::app::{shell, App};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::store::sqlite::SqliteStore;
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
@@ -40,9 +41,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Binds the listener, starts the demo feed if configured, and serves until SIGINT/SIGTERM.
+/// Opens the store, binds the listener, starts the demo feed if configured, and serves until
+/// SIGINT/SIGTERM.
 pub async fn run(config: Config) -> std::io::Result<()> {
-    let hub = Hub::new(config.hub_settings());
+    let store = SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?;
+    let hub = Hub::open(config.hub_settings(), Arc::new(store)).map_err(std::io::Error::other)?;
     let (stop, shutdown) = watch::channel(false);
     let state = AppState {
         leptos_options: config.leptos_options(),

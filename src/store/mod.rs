@@ -1,0 +1,64 @@
+//! The store: where topics live durably. The hub writes through it before it acknowledges or
+//! broadcasts anything, and reads every topic back from it at start, so a restarted server
+//! continues the same epochs and offsets.
+//!
+//! [`Store`] is the seam for other backends; [`sqlite::SqliteStore`] is the one there is.
+
+pub mod sqlite;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use tokio::sync::oneshot;
+
+/// A topic as last committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub epoch: u64,
+    pub offset: u64,
+    pub state: BTreeMap<String, Value>,
+    /// The newest encoded event frames, oldest first, with their offsets.
+    pub history: Vec<(u64, String)>,
+}
+
+/// One publish, as the store must record it: all of it or none of it.
+#[derive(Debug, Clone)]
+pub struct TopicWrite {
+    pub topic: String,
+    pub epoch: u64,
+    /// The topic's offset after this write.
+    pub offset: u64,
+    /// Entities to create or replace.
+    pub upserts: Vec<(String, Value)>,
+    /// Entities to remove.
+    pub deletes: Vec<String>,
+    /// The encoded event frames, in offset order.
+    pub events: Vec<(u64, String)>,
+    /// How many of the newest events to keep for resuming clients.
+    pub keep_history: usize,
+}
+
+/// A store that could not do what was asked. The write it refers to did not happen.
+#[derive(Debug, Clone)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Resolves once a write is durable, or failed as a whole.
+pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
+
+pub trait Store: Send + Sync + 'static {
+    /// Every topic, as last committed.
+    fn load(&self) -> Result<Vec<TopicRecord>, StoreError>;
+
+    /// Queues a write. Writes are made durable in the order they are queued; the answer
+    /// arrives when this one is.
+    fn write(&self, write: TopicWrite) -> Durable;
+}

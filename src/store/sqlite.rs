@@ -1,0 +1,204 @@
+//! The SQLite store: one file under the data dir, in WAL mode, written by one thread that
+//! groups every write waiting for it into a single transaction (group commit), so throughput
+//! holds when many requests publish at once.
+//!
+//! Durability: a write is acknowledged after its transaction commits. With `fsync = false`
+//! (SQLite `synchronous = NORMAL`) it survives the process crashing or being killed; a power
+//! loss may drop the last acknowledged writes, never corrupt the file. With `fsync = true`
+//! (`synchronous = FULL`) it survives power loss too, at the cost of one fsync per group.
+
+use super::{Durable, Store, StoreError, TopicRecord, TopicWrite};
+use rusqlite::{params, Connection};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// The most writes one transaction takes; more wait for the next.
+const MAX_GROUP: usize = 512;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    queue: mpsc::Sender<Queued>,
+}
+
+struct Queued {
+    write: TopicWrite,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+// SQLite integers are i64; epochs and offsets stay far below 2^63.
+fn sql(n: u64) -> i64 {
+    n as i64
+}
+
+fn stored(n: i64) -> u64 {
+    n as u64
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(failed)?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {};
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS topics (
+                 name TEXT PRIMARY KEY,
+                 epoch INTEGER NOT NULL,
+                 head INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS entities (
+                 topic TEXT NOT NULL,
+                 entity_id TEXT NOT NULL,
+                 payload TEXT NOT NULL,
+                 PRIMARY KEY (topic, entity_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS events (
+                 topic TEXT NOT NULL,
+                 position INTEGER NOT NULL,
+                 frame TEXT NOT NULL,
+                 PRIMARY KEY (topic, position)
+             ) WITHOUT ROWID;",
+            if fsync { "FULL" } else { "NORMAL" }
+        ))
+        .map_err(failed)?;
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `pulseboard.db` in `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path, fsync: bool) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("pulseboard.db");
+        let connection = open(&path, fsync)?;
+        let (queue, waiting) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(connection, waiting))
+            .map_err(failed)?;
+        Ok(Self { path, queue })
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<Vec<TopicRecord>, StoreError> {
+        let connection = open(&self.path, false)?;
+        let mut topics = connection
+            .prepare("SELECT name, epoch, head FROM topics ORDER BY name")
+            .map_err(failed)?;
+        let heads: Vec<(String, u64, u64)> = topics
+            .query_map([], |row| {
+                Ok((row.get(0)?, stored(row.get(1)?), stored(row.get(2)?)))
+            })
+            .map_err(failed)?
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
+        let mut entities = connection
+            .prepare("SELECT entity_id, payload FROM entities WHERE topic = ?1")
+            .map_err(failed)?;
+        let mut events = connection
+            .prepare("SELECT position, frame FROM events WHERE topic = ?1 ORDER BY position")
+            .map_err(failed)?;
+        let mut records = Vec::with_capacity(heads.len());
+        for (name, epoch, offset) in heads {
+            let state: BTreeMap<String, Value> = entities
+                .query_map([&name], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(failed)?
+                .map(|row| {
+                    let (id, payload) = row.map_err(failed)?;
+                    let payload = serde_json::from_str(&payload)
+                        .map_err(|e| StoreError(format!("entity {id} of {name}: {e}")))?;
+                    Ok((id, payload))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let history = events
+                .query_map([&name], |row| Ok((stored(row.get(0)?), row.get(1)?)))
+                .map_err(failed)?
+                .collect::<Result<_, _>>()
+                .map_err(failed)?;
+            records.push(TopicRecord {
+                name,
+                epoch,
+                offset,
+                state,
+                history,
+            });
+        }
+        Ok(records)
+    }
+
+    fn write(&self, write: TopicWrite) -> Durable {
+        let (done, durable) = oneshot::channel();
+        if let Err(mpsc::SendError(queued)) = self.queue.send(Queued { write, done }) {
+            let _ = queued
+                .done
+                .send(Err(StoreError("the store writer has stopped".into())));
+        }
+        durable
+    }
+}
+
+/// The writer thread: takes every write waiting, commits them in one transaction, answers
+/// each. Ends when the store is dropped.
+fn write_loop(mut connection: Connection, waiting: mpsc::Receiver<Queued>) {
+    while let Ok(first) = waiting.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match waiting.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut connection, group.iter().map(|q| &q.write)).map_err(failed);
+        for queued in group {
+            let _ = queued.done.send(result.clone());
+        }
+    }
+}
+
+fn commit<'a>(
+    connection: &mut Connection,
+    writes: impl Iterator<Item = &'a TopicWrite>,
+) -> rusqlite::Result<()> {
+    let tx = connection.transaction()?;
+    {
+        let mut head = tx.prepare_cached(
+            "INSERT INTO topics (name, epoch, head) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
+        )?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO entities (topic, entity_id, payload) VALUES (?1, ?2, ?3)
+             ON CONFLICT (topic, entity_id) DO UPDATE SET payload = excluded.payload",
+        )?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM entities WHERE topic = ?1 AND entity_id = ?2")?;
+        let mut event =
+            tx.prepare_cached("INSERT INTO events (topic, position, frame) VALUES (?1, ?2, ?3)")?;
+        let mut trim =
+            tx.prepare_cached("DELETE FROM events WHERE topic = ?1 AND position <= ?2")?;
+        for write in writes {
+            head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
+            for (id, payload) in &write.upserts {
+                upsert.execute(params![write.topic, id, payload.to_string()])?;
+            }
+            for id in &write.deletes {
+                delete.execute(params![write.topic, id])?;
+            }
+            for (position, frame) in &write.events {
+                event.execute(params![write.topic, sql(*position), frame])?;
+            }
+            let oldest_kept = write.offset.saturating_sub(write.keep_history as u64);
+            trim.execute(params![write.topic, sql(oldest_kept)])?;
+        }
+    }
+    tx.commit()
+}
