@@ -50,6 +50,7 @@ async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let set = |id: &str, payload: Value| Op::Set {
         entity_id: id.into(),
         payload,
+        ttl: None,
     };
     publish(
         hub,
@@ -89,6 +90,7 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
         entity_id: id.into(),
         field: None,
         by: by.into(),
+        ttl: None,
     };
     let mut kpis = vec![incr("signups", rng.i64(1..6))];
     if rng.bool() {
@@ -107,6 +109,7 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
             entity_id: team.into(),
             field: Some("score".into()),
             by: rng.i64(20..160).into(),
+            ttl: None,
         }],
     )
     .await;
@@ -130,6 +133,7 @@ async fn push_activity(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
         vec![Op::Push {
             payload: item,
             max: Some(ACTIVITY_LENGTH),
+            ttl: None,
         }],
     )
     .await;

@@ -11,15 +11,33 @@ use serde_json::{Number, Value};
 pub const DEFAULT_FEED_LENGTH: usize = 50;
 /// The most items a `push` may ask a feed to keep.
 pub const MAX_FEED_LENGTH: usize = 10_000;
+/// How many points a series keeps when an `append` does not say.
+pub const DEFAULT_SERIES_POINTS: usize = 120;
+/// The most points an `append` may ask a series to keep.
+pub const MAX_SERIES_POINTS: usize = 10_000;
 
 /// One typed write to a topic.
+///
+/// `ttl` (seconds), where an op takes it, makes the entity expire by itself: the server
+/// deletes it (a `DELETED` event) that long after the write. `set` without `ttl` clears any
+/// expiry; `patch`, `incr` and `append` without `ttl` keep the entity's expiry as it was.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Create or replace an entity.
-    Set { entity_id: String, payload: Value },
+    Set {
+        entity_id: String,
+        payload: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
+    },
     /// Apply a JSON merge patch (RFC 7396) to an entity, creating it if absent.
-    Patch { entity_id: String, patch: Value },
+    Patch {
+        entity_id: String,
+        patch: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
+    },
     /// Add `by` to a number: the payload itself, or `field` of an object payload.
     /// A missing entity or field counts as 0.
     Incr {
@@ -27,16 +45,34 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<String>,
         by: Number,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
     },
     /// Remove an entity; removing one that does not exist changes nothing.
     Delete { entity_id: String },
+    /// Add a point to a bounded series: the entity's payload is `{"points": [[ms, value], …]}`,
+    /// oldest first, keeping at most `max_points` points no older than `max_age` seconds.
+    Append {
+        entity_id: String,
+        value: Number,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_points: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_age: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
+    },
     /// Add an item to a feed topic under a server-assigned, increasing id, then drop the
     /// oldest items beyond `max`.
     Push {
         payload: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u64>,
     },
+    /// Remove every entity of the topic.
+    Clear,
 }
 
 /// A list of ops for one topic, applied in order, whole or not at all.

@@ -4,7 +4,9 @@
 //! `plan` reads the state through an overlay of its own pending changes and touches nothing;
 //! the topic commits the returned changes only when every op succeeded.
 
-use crate::ops::{Op, DEFAULT_FEED_LENGTH, MAX_FEED_LENGTH};
+use crate::ops::{
+    Op, DEFAULT_FEED_LENGTH, DEFAULT_SERIES_POINTS, MAX_FEED_LENGTH, MAX_SERIES_POINTS,
+};
 use crate::protocol::EventKind;
 use serde_json::{Number, Value};
 use std::collections::BTreeMap;
@@ -20,6 +22,22 @@ pub struct Change {
     pub entity_id: String,
     /// The entity's new payload; `Value::Null` when it was deleted.
     pub payload: Value,
+    /// When the entity expires after this change (ms since the Unix epoch), if it does.
+    pub expires_at: Option<u64>,
+}
+
+/// What a topic holds that planning reads: payloads and expiry times.
+pub struct Entities<'a> {
+    pub payloads: &'a BTreeMap<String, Value>,
+    pub expiries: &'a BTreeMap<String, u64>,
+}
+
+/// How to treat an entity's expiry when it is written.
+#[derive(Clone, Copy)]
+enum Expiry {
+    Keep,
+    Clear,
+    At(u64),
 }
 
 /// Why an op could not apply. `index` is the op's position in the request.
@@ -38,16 +56,19 @@ impl fmt::Display for OpError {
 
 impl std::error::Error for OpError {}
 
-/// Plans `ops` against `state`. `next_offset` is the offset the first change will get; `push`
-/// derives its item ids from it so that feed items sort in arrival order.
+/// Plans `ops` against the topic's entities at time `now_ms`. `next_offset` is the offset the
+/// first change will get; `push` derives its item ids from it so that feed items sort in
+/// arrival order.
 pub fn plan(
-    state: &BTreeMap<String, Value>,
+    entities: Entities<'_>,
     ops: &[Op],
     next_offset: u64,
+    now_ms: u64,
 ) -> Result<Vec<Change>, OpError> {
     let mut plan = Plan {
-        state,
+        entities,
         next_offset,
+        now_ms,
         pending: BTreeMap::new(),
         changes: Vec::new(),
     };
@@ -61,16 +82,38 @@ pub fn plan(
     Ok(plan.changes)
 }
 
+/// Deletes for every entity whose expiry is at or before `now_ms`.
+pub fn expired(entities: Entities<'_>, now_ms: u64) -> Vec<Change> {
+    entities
+        .expiries
+        .iter()
+        .filter(|(id, at)| **at <= now_ms && entities.payloads.contains_key(*id))
+        .map(|(id, _)| Change {
+            kind: EventKind::Deleted,
+            entity_id: id.clone(),
+            payload: Value::Null,
+            expires_at: None,
+        })
+        .collect()
+}
+
 /// The id `push` gives the item written at `offset`: zero-padded so that ids sort like offsets.
 fn feed_item_id(offset: u64) -> String {
     format!("{offset:012}")
 }
 
+/// An entity as this request has left it so far.
+struct Pending {
+    payload: Value,
+    expires_at: Option<u64>,
+}
+
 struct Plan<'a> {
-    state: &'a BTreeMap<String, Value>,
+    entities: Entities<'a>,
     next_offset: u64,
+    now_ms: u64,
     /// Entities changed so far by this request: `None` means deleted.
-    pending: BTreeMap<String, Option<Value>>,
+    pending: BTreeMap<String, Option<Pending>>,
     changes: Vec<Change>,
 }
 
@@ -79,22 +122,48 @@ type Refusal = (&'static str, String);
 impl Plan<'_> {
     fn current(&self, id: &str) -> Option<&Value> {
         match self.pending.get(id) {
-            Some(pending) => pending.as_ref(),
-            None => self.state.get(id),
+            Some(pending) => pending.as_ref().map(|p| &p.payload),
+            None => self.entities.payloads.get(id),
         }
     }
 
-    fn write(&mut self, id: &str, payload: Value) {
+    fn current_expiry(&self, id: &str) -> Option<u64> {
+        match self.pending.get(id) {
+            Some(pending) => pending.as_ref().and_then(|p| p.expires_at),
+            None => self.entities.expiries.get(id).copied(),
+        }
+    }
+
+    fn expiry(&self, ttl: Option<u64>, otherwise: Expiry) -> Expiry {
+        match ttl {
+            Some(seconds) => Expiry::At(self.now_ms.saturating_add(seconds.saturating_mul(1000))),
+            None => otherwise,
+        }
+    }
+
+    fn write(&mut self, id: &str, payload: Value, expiry: Expiry) {
         let kind = if self.current(id).is_some() {
             EventKind::Updated
         } else {
             EventKind::Added
         };
-        self.pending.insert(id.to_owned(), Some(payload.clone()));
+        let expires_at = match expiry {
+            Expiry::Keep => self.current_expiry(id),
+            Expiry::Clear => None,
+            Expiry::At(at) => Some(at),
+        };
+        self.pending.insert(
+            id.to_owned(),
+            Some(Pending {
+                payload: payload.clone(),
+                expires_at,
+            }),
+        );
         self.changes.push(Change {
             kind,
             entity_id: id.to_owned(),
             payload,
+            expires_at,
         });
     }
 
@@ -105,45 +174,89 @@ impl Plan<'_> {
                 kind: EventKind::Deleted,
                 entity_id: id.to_owned(),
                 payload: Value::Null,
+                expires_at: None,
             });
         }
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), Refusal> {
         match op {
-            Op::Set { entity_id, payload } => {
+            Op::Set {
+                entity_id,
+                payload,
+                ttl,
+            } => {
                 check_entity_id(entity_id)?;
-                self.write(entity_id, payload.clone());
+                let expiry = self.expiry(*ttl, Expiry::Clear);
+                self.write(entity_id, payload.clone(), expiry);
             }
-            Op::Patch { entity_id, patch } => {
+            Op::Patch {
+                entity_id,
+                patch,
+                ttl,
+            } => {
                 check_entity_id(entity_id)?;
                 let mut payload = self.current(entity_id).cloned().unwrap_or(Value::Null);
                 json_patch::merge(&mut payload, patch);
-                self.write(entity_id, payload);
+                let expiry = self.expiry(*ttl, Expiry::Keep);
+                self.write(entity_id, payload, expiry);
             }
             Op::Incr {
                 entity_id,
                 field,
                 by,
+                ttl,
             } => {
                 check_entity_id(entity_id)?;
                 let payload = incremented(self.current(entity_id), field.as_deref(), by)?;
-                self.write(entity_id, payload);
+                let expiry = self.expiry(*ttl, Expiry::Keep);
+                self.write(entity_id, payload, expiry);
             }
             Op::Delete { entity_id } => {
                 check_entity_id(entity_id)?;
                 self.remove(entity_id);
             }
-            Op::Push { payload, max } => {
+            Op::Append {
+                entity_id,
+                value,
+                max_points,
+                max_age,
+                ttl,
+            } => {
+                check_entity_id(entity_id)?;
+                let max_points = max_points.unwrap_or(DEFAULT_SERIES_POINTS);
+                if max_points == 0 || max_points > MAX_SERIES_POINTS {
+                    return Err((
+                        "max_points",
+                        format!("max_points must be from 1 to {MAX_SERIES_POINTS}"),
+                    ));
+                }
+                let payload = appended(
+                    self.current(entity_id),
+                    value,
+                    self.now_ms,
+                    max_points,
+                    *max_age,
+                )?;
+                let expiry = self.expiry(*ttl, Expiry::Keep);
+                self.write(entity_id, payload, expiry);
+            }
+            Op::Push { payload, max, ttl } => {
                 let max = max.unwrap_or(DEFAULT_FEED_LENGTH);
                 if max == 0 || max > MAX_FEED_LENGTH {
                     return Err(("max", format!("max must be from 1 to {MAX_FEED_LENGTH}")));
                 }
                 let id = feed_item_id(self.next_offset + self.changes.len() as u64);
-                self.write(&id, payload.clone());
+                let expiry = self.expiry(*ttl, Expiry::Clear);
+                self.write(&id, payload.clone(), expiry);
                 let live = self.live_ids();
                 for old in &live[..live.len().saturating_sub(max)] {
                     self.remove(old);
+                }
+            }
+            Op::Clear => {
+                for id in self.live_ids() {
+                    self.remove(&id);
                 }
             }
         }
@@ -153,18 +266,60 @@ impl Plan<'_> {
     /// Every entity id that exists with this request's changes applied, sorted.
     fn live_ids(&self) -> Vec<String> {
         let kept = self
-            .state
+            .entities
+            .payloads
             .keys()
             .filter(|id| !matches!(self.pending.get(*id), Some(None)));
         let added = self
             .pending
             .iter()
-            .filter(|(id, v)| v.is_some() && !self.state.contains_key(*id))
+            .filter(|(id, v)| v.is_some() && !self.entities.payloads.contains_key(*id))
             .map(|(id, _)| id);
         let mut ids: Vec<String> = kept.chain(added).cloned().collect();
         ids.sort();
         ids
     }
+}
+
+/// A series payload with a point added and old points dropped.
+fn appended(
+    current: Option<&Value>,
+    value: &Number,
+    now_ms: u64,
+    max_points: usize,
+    max_age: Option<u64>,
+) -> Result<Value, Refusal> {
+    let mut points = match current {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(series)) => match series.get("points") {
+            Some(Value::Array(points)) => points.clone(),
+            _ => {
+                return Err((
+                    "entity_id",
+                    "append needs a series payload {\"points\": [...]}".into(),
+                ))
+            }
+        },
+        Some(other) => {
+            return Err((
+                "entity_id",
+                format!("append needs a series payload, found {}", kind_of(other)),
+            ))
+        }
+    };
+    points.push(serde_json::json!([now_ms, value]));
+    if let Some(age) = max_age {
+        let oldest = now_ms.saturating_sub(age.saturating_mul(1000));
+        points.retain(|point| {
+            point
+                .get(0)
+                .and_then(Value::as_u64)
+                .is_some_and(|t| t >= oldest)
+        });
+    }
+    let excess = points.len().saturating_sub(max_points);
+    points.drain(..excess);
+    Ok(serde_json::json!({ "points": points }))
 }
 
 fn check_entity_id(id: &str) -> Result<(), Refusal> {
@@ -244,11 +399,20 @@ mod tests {
         serde_json::from_value(value).unwrap()
     }
 
+    const NO_EXPIRIES: &BTreeMap<String, u64> = &BTreeMap::new();
+
+    fn on(payloads: &BTreeMap<String, Value>) -> Entities<'_> {
+        Entities {
+            payloads,
+            expiries: NO_EXPIRIES,
+        }
+    }
+
     #[test]
     fn set_then_update_then_delete() {
         let state = BTreeMap::new();
         let changes = plan(
-            &state,
+            on(&state),
             &ops(json!([
                 {"op": "set", "entity_id": "a", "payload": {"n": 1}},
                 {"op": "patch", "entity_id": "a", "patch": {"m": 2}},
@@ -256,6 +420,7 @@ mod tests {
                 {"op": "delete", "entity_id": "missing"}
             ])),
             1,
+            0,
         )
         .unwrap();
         let kinds: Vec<_> = changes.iter().map(|c| c.kind.clone()).collect();
@@ -270,20 +435,22 @@ mod tests {
     fn incr_keeps_integers_and_refuses_non_numbers() {
         let state = BTreeMap::from([("n".to_string(), json!(5)), ("s".to_string(), json!("x"))]);
         let changes = plan(
-            &state,
+            on(&state),
             &ops(json!([
                 {"op": "incr", "entity_id": "n", "by": 2},
                 {"op": "incr", "entity_id": "o", "field": "score", "by": 1.5}
             ])),
             1,
+            0,
         )
         .unwrap();
         assert_eq!(changes[0].payload, json!(7));
         assert_eq!(changes[1].payload, json!({"score": 1.5}));
         let err = plan(
-            &state,
+            on(&state),
             &ops(json!([{"op": "incr", "entity_id": "s", "by": 1}])),
             1,
+            0,
         )
         .unwrap_err();
         assert_eq!(err.index, 0);
@@ -296,9 +463,10 @@ mod tests {
         let mut offset = 1;
         for n in 0..5 {
             let changes = plan(
-                &state,
+                on(&state),
                 &ops(json!([{"op": "push", "payload": n, "max": 3}])),
                 offset,
+                0,
             )
             .unwrap();
             for change in changes {

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use topic::{Authorship, Topic};
+use topic::{Authorship, Prepared, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -160,7 +160,8 @@ impl Hub {
         let _one_publisher = slot.writer.lock().await;
         let prepared = {
             let topic = slot.topic.lock();
-            let changes = apply::plan(topic.state(), &request.ops, topic.position().offset + 1)
+            let next = topic.position().offset + 1;
+            let changes = apply::plan(topic.entities(), &request.ops, next, now_ms())
                 .map_err(PublishError::Refused)?;
             let by = Authorship {
                 user_id: request.user_id.clone(),
@@ -168,23 +169,63 @@ impl Hub {
             };
             topic.prepare(changes, &by, &now_iso8601())
         };
-        if let Some(write) = prepared.to_write(self.settings.history) {
-            self.store
-                .write(write)
-                .await
-                .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))
-                .map_err(PublishError::Store)?;
-        }
         let offsets = prepared.offsets();
-        let mut topic = slot.topic.lock();
-        topic.apply(prepared);
-        let position = topic.position();
+        let position = self
+            .store_and_apply(&slot, prepared)
+            .await
+            .map_err(PublishError::Store)?;
         Ok(Published {
             topic: name.to_owned(),
             epoch: position.epoch,
             offset: position.offset,
             offsets,
         })
+    }
+
+    /// Makes prepared events durable, then applies them. The caller holds the topic's writer.
+    async fn store_and_apply(
+        &self,
+        slot: &Slot,
+        prepared: Prepared,
+    ) -> Result<Position, StoreError> {
+        if let Some(write) = prepared.to_write(self.settings.history) {
+            self.store
+                .write(write)
+                .await
+                .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))?;
+        }
+        let mut topic = slot.topic.lock();
+        topic.apply(prepared);
+        Ok(topic.position())
+    }
+
+    /// Deletes every entity whose TTL has run out, in every topic, through the same durable
+    /// path as a publish. Returns how many were deleted.
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let due: Vec<Arc<Slot>> = self
+            .topics
+            .lock()
+            .values()
+            .filter(|slot| slot.topic.lock().next_expiry().is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        let mut deleted = 0;
+        for slot in due {
+            let _one_publisher = slot.writer.lock().await;
+            let prepared = {
+                let topic = slot.topic.lock();
+                let changes = apply::expired(topic.entities(), now);
+                deleted += changes.len();
+                let by = Authorship {
+                    user_id: None,
+                    trace_id: Some("ttl".into()),
+                };
+                topic.prepare(changes, &by, &now_iso8601())
+            };
+            self.store_and_apply(&slot, prepared).await?;
+        }
+        Ok(deleted)
     }
 
     /// Subscribes a connection: queues its snapshot or missed events, then live events follow.
@@ -228,7 +269,7 @@ impl Hub {
                     topic: topic.name().to_owned(),
                     epoch: position.epoch,
                     offset: position.offset,
-                    entities: topic.state().len(),
+                    entities: topic.entities().payloads.len(),
                     subscribers: topic.subscriber_count(),
                 }
             })
@@ -251,9 +292,14 @@ impl Hub {
 /// The epoch of a topic created now: the time in milliseconds, so a topic that is created
 /// again (its data dir wiped, or never stored) never reuses the offsets of an older one.
 fn new_epoch() -> u64 {
+    now_ms().max(1)
+}
+
+/// Milliseconds since the Unix epoch, the clock TTLs and series points use.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The current time as ISO 8601 in UTC with milliseconds, the form every `ts` has.

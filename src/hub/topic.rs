@@ -4,7 +4,7 @@
 //! All of a topic's mutations happen under one lock held by the hub, and every event is queued
 //! to subscribers while that lock is held, so each subscriber sees offsets in order.
 
-use super::apply::Change;
+use super::apply::{Change, Entities};
 use super::outbox::{EncodedFrame, Outbox};
 use super::ConnectionId;
 use crate::protocol::{Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
@@ -24,6 +24,8 @@ pub struct Topic {
     epoch: u64,
     offset: u64,
     state: BTreeMap<String, Value>,
+    /// When entities with a TTL expire, in ms since the Unix epoch.
+    expiries: BTreeMap<String, u64>,
     /// The newest events, oldest first, each encoded once.
     history: VecDeque<(u64, EncodedFrame)>,
     history_limit: usize,
@@ -46,6 +48,7 @@ impl Topic {
             epoch,
             offset: 0,
             state: BTreeMap::new(),
+            expiries: BTreeMap::new(),
             history: VecDeque::new(),
             history_limit,
             subscribers: HashMap::new(),
@@ -60,6 +63,7 @@ impl Topic {
             epoch: record.epoch,
             offset: record.offset,
             state: record.state,
+            expiries: record.expiries,
             history: record
                 .history
                 .into_iter()
@@ -82,8 +86,16 @@ impl Topic {
         }
     }
 
-    pub fn state(&self) -> &BTreeMap<String, Value> {
-        &self.state
+    pub fn entities(&self) -> Entities<'_> {
+        Entities {
+            payloads: &self.state,
+            expiries: &self.expiries,
+        }
+    }
+
+    /// The earliest time an entity of this topic expires, if any does.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiries.values().min().copied()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -188,6 +200,10 @@ impl Topic {
         for (offset, change, frame) in prepared.events {
             debug_assert_eq!(offset, self.offset + 1, "events apply in offset order");
             self.offset = offset;
+            match change.expires_at {
+                Some(at) => self.expiries.insert(change.entity_id.clone(), at),
+                None => self.expiries.remove(&change.entity_id),
+            };
             match change.kind {
                 EventKind::Deleted => self.state.remove(&change.entity_id),
                 _ => self.state.insert(change.entity_id, change.payload),
@@ -218,9 +234,10 @@ impl Prepared {
     /// What the store must record: each touched entity's final value, and the events.
     pub fn to_write(&self, keep_history: usize) -> Option<TopicWrite> {
         let (head, _, _) = self.events.last()?;
-        let mut finals: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+        let mut finals: BTreeMap<&str, Option<(&Value, Option<u64>)>> = BTreeMap::new();
         for (_, change, _) in &self.events {
-            let value = (change.kind != EventKind::Deleted).then_some(&change.payload);
+            let value =
+                (change.kind != EventKind::Deleted).then_some((&change.payload, change.expires_at));
             finals.insert(&change.entity_id, value);
         }
         let (upserts, deletes): (Vec<_>, Vec<_>) =
@@ -231,7 +248,10 @@ impl Prepared {
             offset: *head,
             upserts: upserts
                 .into_iter()
-                .filter_map(|(id, value)| Some((id.to_owned(), value?.clone())))
+                .filter_map(|(id, value)| {
+                    let (payload, expires_at) = value?;
+                    Some((id.to_owned(), payload.clone(), expires_at))
+                })
                 .collect(),
             deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
             events: self
@@ -263,8 +283,9 @@ mod tests {
         let ops = [Op::Set {
             entity_id: id.into(),
             payload: json!(value),
+            ttl: None,
         }];
-        let changes = plan(topic.state(), &ops, topic.position().offset + 1).unwrap();
+        let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
         let prepared = topic.prepare(changes, &Authorship::default(), "2026-11-22T00:00:00.000Z");
         topic.apply(prepared);
     }

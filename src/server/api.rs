@@ -7,7 +7,7 @@ use crate::ops::Publish;
 use crate::protocol::check_name;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,10 +15,14 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+/// The largest request body the API reads.
+pub const MAX_BODY: usize = 1024 * 1024;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 pub async fn health() -> Json<serde_json::Value> {
@@ -70,7 +74,14 @@ async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::ops::Published>, ApiError> {
     topic_name(&topic)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), "unreadable_body", e.body_text()))?;
+    let body = body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "unreadable_body"
+        };
+        ApiError::new(e.status(), code, e.body_text())
+    })?;
     let request: Publish = serde_json::from_slice(&body).map_err(|e| {
         let (status, code) = if e.is_syntax() || e.is_eof() {
             (StatusCode::BAD_REQUEST, "invalid_json")

@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
+    let expiry = tokio::spawn(expire_entities(hub.clone()));
     let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
     let mut stopping = stop.subscribe();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
@@ -69,10 +70,22 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         served = server => served?,
         _ = deadline => tracing::warn!("open requests did not finish in {SHUTDOWN_GRACE:?}; exiting"),
     }
+    expiry.abort();
     if let Some(demo) = demo {
         demo.abort();
     }
     Ok(())
+}
+
+/// Deletes entities whose TTL ran out, checking every quarter second.
+async fn expire_entities(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if let Err(e) = hub.expire_due().await {
+            tracing::error!("expiring entities: {e}");
+        }
+    }
 }
 
 async fn shutdown_signal() {

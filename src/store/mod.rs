@@ -18,6 +18,8 @@ pub struct TopicRecord {
     pub epoch: u64,
     pub offset: u64,
     pub state: BTreeMap<String, Value>,
+    /// Expiry times (ms since the Unix epoch) of the entities that have one.
+    pub expiries: BTreeMap<String, u64>,
     /// The newest encoded event frames, oldest first, with their offsets.
     pub history: Vec<(u64, String)>,
 }
@@ -29,8 +31,8 @@ pub struct TopicWrite {
     pub epoch: u64,
     /// The topic's offset after this write.
     pub offset: u64,
-    /// Entities to create or replace.
-    pub upserts: Vec<(String, Value)>,
+    /// Entities to create or replace, with their expiry time if they have one.
+    pub upserts: Vec<(String, Value, Option<u64>)>,
     /// Entities to remove.
     pub deletes: Vec<String>,
     /// The encoded event frames, in offset order.

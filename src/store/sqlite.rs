@@ -57,6 +57,7 @@ fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
                  topic TEXT NOT NULL,
                  entity_id TEXT NOT NULL,
                  payload TEXT NOT NULL,
+                 expires_at INTEGER,
                  PRIMARY KEY (topic, entity_id)
              ) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS events (
@@ -101,25 +102,33 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()
             .map_err(failed)?;
         let mut entities = connection
-            .prepare("SELECT entity_id, payload FROM entities WHERE topic = ?1")
+            .prepare("SELECT entity_id, payload, expires_at FROM entities WHERE topic = ?1")
             .map_err(failed)?;
         let mut events = connection
             .prepare("SELECT position, frame FROM events WHERE topic = ?1 ORDER BY position")
             .map_err(failed)?;
         let mut records = Vec::with_capacity(heads.len());
         for (name, epoch, offset) in heads {
-            let state: BTreeMap<String, Value> = entities
+            let mut state = BTreeMap::new();
+            let mut expiries = BTreeMap::new();
+            let rows = entities
                 .query_map([&name], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                    ))
                 })
-                .map_err(failed)?
-                .map(|row| {
-                    let (id, payload) = row.map_err(failed)?;
-                    let payload = serde_json::from_str(&payload)
-                        .map_err(|e| StoreError(format!("entity {id} of {name}: {e}")))?;
-                    Ok((id, payload))
-                })
-                .collect::<Result<_, StoreError>>()?;
+                .map_err(failed)?;
+            for row in rows {
+                let (id, payload, expires_at) = row.map_err(failed)?;
+                let payload: Value = serde_json::from_str(&payload)
+                    .map_err(|e| StoreError(format!("entity {id} of {name}: {e}")))?;
+                if let Some(at) = expires_at {
+                    expiries.insert(id.clone(), stored(at));
+                }
+                state.insert(id, payload);
+            }
             let history = events
                 .query_map([&name], |row| Ok((stored(row.get(0)?), row.get(1)?)))
                 .map_err(failed)?
@@ -130,6 +139,7 @@ impl Store for SqliteStore {
                 epoch,
                 offset,
                 state,
+                expiries,
                 history,
             });
         }
@@ -176,8 +186,9 @@ fn commit<'a>(
              ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
         )?;
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO entities (topic, entity_id, payload) VALUES (?1, ?2, ?3)
-             ON CONFLICT (topic, entity_id) DO UPDATE SET payload = excluded.payload",
+            "INSERT INTO entities (topic, entity_id, payload, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (topic, entity_id)
+             DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at",
         )?;
         let mut delete =
             tx.prepare_cached("DELETE FROM entities WHERE topic = ?1 AND entity_id = ?2")?;
@@ -187,8 +198,9 @@ fn commit<'a>(
             tx.prepare_cached("DELETE FROM events WHERE topic = ?1 AND position <= ?2")?;
         for write in writes {
             head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
-            for (id, payload) in &write.upserts {
-                upsert.execute(params![write.topic, id, payload.to_string()])?;
+            for (id, payload, expires_at) in &write.upserts {
+                let expires_at = expires_at.map(sql);
+                upsert.execute(params![write.topic, id, payload.to_string(), expires_at])?;
             }
             for id in &write.deletes {
                 delete.execute(params![write.topic, id])?;

@@ -1,0 +1,262 @@
+//! Every op's semantics over HTTP against the real server and its SQLite file, plus the
+//! refusals for bad input: each with its documented status and body, nothing half-applied,
+//! and the server still serving afterwards.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use pulseboard::protocol::{EventKind, ServerFrame};
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::*;
+
+async fn ops(server: &Server, topic: &str, ops: Value) -> Value {
+    let response = server.publish(topic, json!({ "ops": ops })).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.json().await.unwrap()
+}
+
+async fn state(server: &Server, topic: &str) -> Value {
+    server.get(&format!("/api/v1/topics/{topic}")).await.1["state"].clone()
+}
+
+async fn refused(server: &Server, topic: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/topics/{topic}", server.addr))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON error body"))
+}
+
+#[tokio::test]
+async fn set_patch_incr_delete_produce_their_events() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "t:ops", None).await;
+    next(&mut socket).await;
+    ops(
+        &server,
+        "t:ops",
+        json!([
+            {"op": "set", "entity_id": "a", "payload": {"name": "A", "n": 1}},
+            {"op": "patch", "entity_id": "a", "patch": {"n": 2, "name": null, "tag": "x"}},
+            {"op": "incr", "entity_id": "a", "field": "n", "by": 5},
+            {"op": "incr", "entity_id": "count", "by": 2},
+            {"op": "delete", "entity_id": "count"},
+            {"op": "delete", "entity_id": "never-existed"}
+        ]),
+    )
+    .await;
+    let mut kinds = Vec::new();
+    for _ in 0..5 {
+        let ServerFrame::Event(event) = next(&mut socket).await else {
+            panic!("expected an event")
+        };
+        kinds.push(event.event);
+    }
+    use EventKind::*;
+    assert_eq!(kinds, [Added, Updated, Updated, Added, Deleted]);
+    quiet(&mut socket).await;
+    assert_eq!(
+        state(&server, "t:ops").await,
+        json!({"a": {"n": 7, "tag": "x"}})
+    );
+}
+
+#[tokio::test]
+async fn append_keeps_a_series_bounded_by_count_and_by_age() {
+    let server = Server::start(&[]);
+    for value in 1..=5 {
+        ops(
+            &server,
+            "t:series",
+            json!([{"op": "append", "entity_id": "cpu", "value": value, "max_points": 3}]),
+        )
+        .await;
+    }
+    let points = state(&server, "t:series").await["cpu"]["points"].clone();
+    let values: Vec<i64> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, [3, 4, 5]);
+
+    let aged = json!([{"op": "append", "entity_id": "mem", "value": 1, "max_age": 1}]);
+    ops(&server, "t:series", aged.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    ops(&server, "t:series", aged).await;
+    let points = state(&server, "t:series").await["mem"]["points"].clone();
+    assert_eq!(
+        points.as_array().unwrap().len(),
+        1,
+        "the older point aged out"
+    );
+}
+
+#[tokio::test]
+async fn push_trims_a_feed_and_clear_empties_a_topic() {
+    let server = Server::start(&[]);
+    for n in 0..6 {
+        ops(
+            &server,
+            "feed:t",
+            json!([{"op": "push", "payload": {"n": n}, "max": 4}]),
+        )
+        .await;
+    }
+    let feed = state(&server, "feed:t").await;
+    let kept: Vec<i64> = feed
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(kept, [2, 3, 4, 5], "the newest four, oldest first by id");
+
+    let cleared = ops(&server, "feed:t", json!([{"op": "clear"}])).await;
+    assert_eq!(
+        cleared["offsets"].as_array().unwrap().len(),
+        4,
+        "one DELETED per item"
+    );
+    assert_eq!(state(&server, "feed:t").await, json!({}));
+}
+
+#[tokio::test]
+async fn an_entity_with_a_ttl_expires_by_itself() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "t:ttl", None).await;
+    next(&mut socket).await;
+    ops(
+        &server,
+        "t:ttl",
+        json!([
+            {"op": "set", "entity_id": "brief", "payload": 1, "ttl": 1},
+            {"op": "set", "entity_id": "lasting", "payload": 2}
+        ]),
+    )
+    .await;
+    next(&mut socket).await;
+    next(&mut socket).await;
+    let ServerFrame::Event(expired) = next(&mut socket).await else {
+        panic!("expected the expiry event")
+    };
+    assert_eq!(
+        (expired.event, expired.entity_id.as_str()),
+        (EventKind::Deleted, "brief")
+    );
+    assert_eq!(expired.trace_id.as_deref(), Some("ttl"));
+    assert_eq!(state(&server, "t:ttl").await, json!({"lasting": 2}));
+}
+
+#[tokio::test]
+async fn concurrent_increments_sum_exactly() {
+    let server = Server::start(&[]);
+    let url = format!("http://{}/api/v1/topics/metric:race", server.addr);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for _ in 0..50 {
+                    let body = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 1}]});
+                    let response = http.post(&url).json(&body).send().await.unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (_, snapshot) = server.get("/api/v1/topics/metric:race").await;
+    assert_eq!(snapshot["state"]["hits"], json!(400));
+    assert_eq!(snapshot["offset"], json!(400));
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_documented_status_and_changes_nothing() {
+    let server = Server::start(&[]);
+    ops(
+        &server,
+        "t:bad",
+        json!([{"op": "set", "entity_id": "n", "payload": 1}]),
+    )
+    .await;
+
+    let cases: [(&str, &str, u16, &str); 8] = [
+        ("t:bad", "{not json", 400, "invalid_json"),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "explode"}]}"#,
+            422,
+            "invalid_ops",
+        ),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "incr", "entity_id": "n", "by": "1"}]}"#,
+            422,
+            "invalid_ops",
+        ),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "set", "entity_id": "n"}]}"#,
+            422,
+            "invalid_ops",
+        ),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "set", "entity_id": "n", "payload": 1, "typo": 1}]}"#,
+            422,
+            "invalid_ops",
+        ),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "set", "entity_id": "", "payload": 1}]}"#,
+            422,
+            "op_refused",
+        ),
+        ("bad%20topic", r#"{"ops": []}"#, 400, "invalid_topic"),
+        (
+            "t:bad",
+            r#"{"ops": [{"op": "push", "payload": 1, "max": 0}]}"#,
+            422,
+            "op_refused",
+        ),
+    ];
+    for (topic, body, status, code) in cases {
+        let (got, error) = refused(&server, topic, body).await;
+        assert_eq!(
+            (got, error["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {error}"
+        );
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let oversize = format!(
+        r#"{{"ops": [{{"op": "set", "entity_id": "big", "payload": "{}"}}]}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (got, error) = refused(&server, "t:bad", &oversize).await;
+    assert_eq!(
+        (got, error["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{error}"
+    );
+
+    let (_, snapshot) = server.get("/api/v1/topics/t:bad").await;
+    assert_eq!(
+        (snapshot["offset"].clone(), snapshot["state"].clone()),
+        (json!(1), json!({"n": 1}))
+    );
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200, "the server keeps serving");
+}

@@ -1,0 +1,176 @@
+//! A real server process and a real WebSocket client, for the integration tests.
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+use futures_util::{SinkExt, StreamExt};
+use pulseboard::protocol::{Position, ServerFrame};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server process; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    http: reqwest::Client,
+    /// The data dir, when this server made its own.
+    _data: Option<TempDir>,
+}
+
+impl Server {
+    /// A server with a data dir of its own.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let data = TempDir::new().unwrap();
+        let mut server = Self::start_in(data.path(), env);
+        server._data = Some(data);
+        server
+    }
+
+    /// A server on the given data dir.
+    pub fn start_in(data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
+        command
+            .env("PULSEBOARD_DATA_DIR", data)
+            .env("PULSEBOARD_LISTEN", "127.0.0.1:0")
+            .env("PULSEBOARD_DEMO", "false")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address before exiting")
+                .unwrap();
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining the server's output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr,
+            http: reqwest::Client::new(),
+            _data: None,
+        }
+    }
+
+    /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "the server exits cleanly on SIGTERM: {exit}"
+        );
+    }
+
+    pub async fn connect(&self) -> Socket {
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .expect("the socket opens");
+        match next(&mut socket).await {
+            ServerFrame::Welcome(_) => socket,
+            other => panic!("expected welcome first, got {other:?}"),
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("http://{}/api/v1/topics/{topic}", self.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn set(&self, topic: &str, id: &str, value: i64) -> Value {
+        let response = self
+            .publish(
+                topic,
+                json!({"ops": [{"op": "set", "entity_id": id, "payload": value}]}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+pub async fn next(socket: &mut Socket) -> ServerFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("a valid server frame");
+        }
+    }
+}
+
+/// Asserts that nothing arrives for a short while.
+pub async fn quiet(socket: &mut Socket) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
+    {
+        panic!("expected no frame, got {text}");
+    }
+}
+
+pub async fn subscribe(socket: &mut Socket, topic: &str, resume: Option<Position>) {
+    let mut request = json!({"topic": topic});
+    if let Some(position) = resume {
+        request["resume"] = json!(position);
+    }
+    send(socket, json!({"type": "subscribe", "topics": [request]})).await;
+}
+
+pub fn event_offset(frame: &ServerFrame) -> u64 {
+    match frame {
+        ServerFrame::Event(event) => event.offset,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
