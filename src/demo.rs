@@ -41,7 +41,7 @@ async fn publish(hub: &Arc<Hub>, topic: &str, ops: Vec<Op>) {
         user_id: Some("demo".into()),
         trace_id: None,
     };
-    if let Err(e) = hub.publish(topic, request).await {
+    if let Err(e) = hub.publish((topic.to_owned(), request).into(), None).await {
         tracing::error!(topic, "demo feed write refused: {e}");
     }
 }

@@ -77,6 +77,7 @@ pub enum Op {
 
 /// A list of ops for one topic, applied in order, whole or not at all.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Publish {
     pub ops: Vec<Op>,
     /// Who made the change, copied into every event it produces.
@@ -96,4 +97,43 @@ pub struct Published {
     pub offset: u64,
     /// The offsets of every event the request produced, in order.
     pub offsets: Vec<u64>,
+}
+
+/// Ops for one topic within a batch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicOps {
+    pub topic: String,
+    pub ops: Vec<Op>,
+}
+
+/// Ops over several topics, applied in order, whole or not at all: if one op anywhere is
+/// refused, no topic changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub writes: Vec<TopicOps>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// What a batch answered: one entry per topic it wrote, in the order topics first appear.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BatchPublished {
+    pub results: Vec<Published>,
+}
+
+impl From<(String, Publish)> for Batch {
+    fn from((topic, publish): (String, Publish)) -> Self {
+        Self {
+            writes: vec![TopicOps {
+                topic,
+                ops: publish.ops,
+            }],
+            user_id: publish.user_id,
+            trace_id: publish.trace_id,
+        }
+    }
 }

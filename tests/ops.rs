@@ -260,3 +260,132 @@ async fn bad_input_gets_its_documented_status_and_changes_nothing() {
     let (status, _) = server.get("/healthz").await;
     assert_eq!(status, 200, "the server keeps serving");
 }
+
+async fn post(server: &Server, path: &str, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}{path}", server.addr))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_applies_to_every_topic_or_to_none() {
+    let server = Server::start(&[]);
+    ops(
+        &server,
+        "t:one",
+        json!([{"op": "set", "entity_id": "a", "payload": 1}]),
+    )
+    .await;
+    ops(
+        &server,
+        "t:two",
+        json!([{"op": "set", "entity_id": "s", "payload": "text"}]),
+    )
+    .await;
+
+    let bad = post(
+        &server,
+        "/api/v1/batch",
+        None,
+        json!({"writes": [
+            {"topic": "t:one", "ops": [{"op": "set", "entity_id": "a", "payload": 2}]},
+            {"topic": "t:two", "ops": [{"op": "incr", "entity_id": "s", "by": 1}]}
+        ]}),
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let error: Value = bad.json().await.unwrap();
+    assert_eq!(error["field"], json!("writes[1].ops[0].field"));
+    for (topic, expected) in [("t:one", json!({"a": 1})), ("t:two", json!({"s": "text"}))] {
+        let (_, snapshot) = server.get(&format!("/api/v1/topics/{topic}")).await;
+        assert_eq!(
+            (snapshot["offset"].clone(), snapshot["state"].clone()),
+            (json!(1), expected)
+        );
+    }
+
+    let good = post(
+        &server,
+        "/api/v1/batch",
+        None,
+        json!({"writes": [
+            {"topic": "t:one", "ops": [{"op": "set", "entity_id": "a", "payload": 2}]},
+            {"topic": "t:two", "ops": [{"op": "delete", "entity_id": "s"}]},
+            {"topic": "t:one", "ops": [{"op": "incr", "entity_id": "a", "by": 3}]}
+        ]}),
+    )
+    .await;
+    assert_eq!(good.status(), 200);
+    let answer: Value = good.json().await.unwrap();
+    assert_eq!(answer["results"][0]["topic"], json!("t:one"));
+    assert_eq!(answer["results"][0]["offsets"], json!([2, 3]));
+    assert_eq!(answer["results"][1]["offsets"], json!([2]));
+    assert_eq!(state(&server, "t:one").await, json!({"a": 5}));
+    assert_eq!(state(&server, "t:two").await, json!({}));
+}
+
+#[tokio::test]
+async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart() {
+    let data = tempfile::TempDir::new().unwrap();
+    let server = Server::start_in(data.path(), &[]);
+    let body = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 1}]});
+    let first = post(
+        &server,
+        "/api/v1/topics/metric:idem",
+        Some("retry-1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+
+    let again = post(
+        &server,
+        "/api/v1/topics/metric:idem",
+        Some("retry-1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        first,
+        "the first answer, again"
+    );
+
+    let other = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 5}]});
+    let reused = post(
+        &server,
+        "/api/v1/topics/metric:idem",
+        Some("retry-1"),
+        other,
+    )
+    .await;
+    assert_eq!(reused.status(), 409);
+    assert_eq!(
+        reused.json::<Value>().await.unwrap()["code"],
+        json!("idempotency_key_reused")
+    );
+
+    server.stop();
+    let server = Server::start_in(data.path(), &[]);
+    let after = post(&server, "/api/v1/topics/metric:idem", Some("retry-1"), body).await;
+    assert_eq!(after.status(), 200);
+    assert_eq!(after.json::<Value>().await.unwrap(), first);
+    assert_eq!(state(&server, "metric:idem").await, json!({"hits": 1}));
+
+    let bad_key = post(
+        &server,
+        "/api/v1/topics/metric:idem",
+        Some(""),
+        json!({"ops": []}),
+    )
+    .await;
+    assert_eq!(bad_key.status(), 400);
+}

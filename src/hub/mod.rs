@@ -11,14 +11,16 @@
 //! position, unsubscribe, join and leave.
 
 pub mod apply;
+pub mod idempotency;
 pub mod outbox;
 pub mod presence;
 pub mod topic;
 
-use crate::ops::{Publish, Published};
+use crate::ops::{Batch, BatchPublished, Op, Published};
 use crate::protocol::{Position, Snapshot};
-use crate::store::{Store, StoreError};
+use crate::store::{Remembered, Store, StoreError, WriteUnit};
 use apply::OpError;
+use idempotency::{Memory, Recall, REMEMBER_FOR_MS};
 use outbox::Outbox;
 use parking_lot::Mutex;
 use presence::Boards;
@@ -26,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use topic::{Authorship, Prepared, Topic};
+use topic::{Authorship, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -45,6 +47,7 @@ pub struct Hub {
     store: Arc<dyn Store>,
     topics: Mutex<HashMap<String, Arc<Slot>>>,
     boards: Mutex<Boards>,
+    remembered: Mutex<Memory>,
     next_connection: AtomicU64,
 }
 
@@ -66,17 +69,59 @@ impl Slot {
 /// Why a publish did not apply. Nothing of it applied.
 #[derive(Debug)]
 pub enum PublishError {
-    Refused(OpError),
+    /// An op was refused; `write` is the index of its topic's entry in the batch.
+    Refused {
+        write: usize,
+        error: OpError,
+    },
     Store(StoreError),
+    /// The idempotency key was used before for a different request.
+    KeyReused,
+    /// A request with the same idempotency key is being applied right now.
+    KeyInFlight,
 }
 
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Refused(e) => e.fmt(f),
+            Self::Refused { error, .. } => error.fmt(f),
             Self::Store(e) => e.fmt(f),
+            Self::KeyReused => f.write_str("this idempotency key was used for a different request"),
+            Self::KeyInFlight => f.write_str("a request with this idempotency key is in progress"),
         }
     }
+}
+
+/// A batch's ops gathered per topic, in the order topics first appear, with where each op
+/// came from so a refusal can name it.
+struct Grouped {
+    topic: String,
+    ops: Vec<Op>,
+    /// For each op: (index of its write in the batch, index within that write).
+    origins: Vec<(usize, usize)>,
+}
+
+fn group(batch: &Batch) -> Vec<Grouped> {
+    let mut groups: Vec<Grouped> = Vec::new();
+    for (write_index, write) in batch.writes.iter().enumerate() {
+        let at = match groups.iter().position(|g| g.topic == write.topic) {
+            Some(at) => at,
+            None => {
+                groups.push(Grouped {
+                    topic: write.topic.clone(),
+                    ops: Vec::new(),
+                    origins: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[at];
+        for (op_index, op) in write.ops.iter().enumerate() {
+            group.ops.push(op.clone());
+            group.origins.push((write_index, op_index));
+        }
+    }
+    groups
 }
 
 /// A topic's name and size, for listings.
@@ -92,8 +137,9 @@ pub struct TopicSummary {
 impl Hub {
     /// A hub holding every topic the store has.
     pub fn open(settings: HubSettings, store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
-        let topics = store
-            .load()?
+        let loaded = store.load(now_ms().saturating_sub(REMEMBER_FOR_MS))?;
+        let topics = loaded
+            .topics
             .into_iter()
             .map(|record| {
                 (
@@ -107,6 +153,7 @@ impl Hub {
             store,
             topics: Mutex::new(topics),
             boards: Mutex::new(Boards::default()),
+            remembered: Mutex::new(Memory::restore(loaded.remembered)),
             next_connection: AtomicU64::new(1),
         }))
     }
@@ -132,17 +179,19 @@ impl Hub {
             .clone()
     }
 
-    /// Applies a request's ops to a topic, whole or not at all: durably, then in memory and
-    /// to subscribers. Runs to the end even if the caller stops waiting, so a write the store
-    /// has made durable always reaches memory too. The caller has checked the topic name.
+    /// Applies a batch's ops, whole or not at all: durably, then in memory and to
+    /// subscribers. With an idempotency key, a repeat of an applied request applies nothing
+    /// and gets the first answer (`true` in the result says it was replayed).
+    ///
+    /// Runs to the end even if the caller stops waiting, so a write the store has made
+    /// durable always reaches memory too. The caller has checked the topic names.
     pub async fn publish(
         self: &Arc<Self>,
-        name: &str,
-        request: Publish,
-    ) -> Result<Published, PublishError> {
+        batch: Batch,
+        key: Option<String>,
+    ) -> Result<(BatchPublished, bool), PublishError> {
         let hub = self.clone();
-        let name = name.to_owned();
-        tokio::spawn(async move { hub.publish_to_end(&name, &request).await })
+        tokio::spawn(async move { hub.publish_to_end(batch, key).await })
             .await
             .unwrap_or_else(|e| {
                 Err(PublishError::Store(StoreError(format!(
@@ -153,50 +202,103 @@ impl Hub {
 
     async fn publish_to_end(
         &self,
-        name: &str,
-        request: &Publish,
-    ) -> Result<Published, PublishError> {
-        let slot = self.slot(name);
-        let _one_publisher = slot.writer.lock().await;
-        let prepared = {
-            let topic = slot.topic.lock();
-            let next = topic.position().offset + 1;
-            let changes = apply::plan(topic.entities(), &request.ops, next, now_ms())
-                .map_err(PublishError::Refused)?;
-            let by = Authorship {
-                user_id: request.user_id.clone(),
-                trace_id: request.trace_id.clone(),
-            };
-            topic.prepare(changes, &by, &now_iso8601())
+        batch: Batch,
+        key: Option<String>,
+    ) -> Result<(BatchPublished, bool), PublishError> {
+        let Some(key) = key else {
+            return self.apply_batch(&batch, None).await.map(|a| (a, false));
         };
-        let offsets = prepared.offsets();
-        let position = self
-            .store_and_apply(&slot, prepared)
-            .await
-            .map_err(PublishError::Store)?;
-        Ok(Published {
-            topic: name.to_owned(),
-            epoch: position.epoch,
-            offset: position.offset,
-            offsets,
-        })
+        let fingerprint = idempotency::fingerprint(&batch);
+        match self.remembered.lock().recall(&key, &fingerprint) {
+            Recall::New => {}
+            Recall::Replay(answer) => return Ok((answer, true)),
+            Recall::Reused => return Err(PublishError::KeyReused),
+            Recall::InFlight => return Err(PublishError::KeyInFlight),
+        }
+        let created_ms = now_ms();
+        let remember = |answer: &BatchPublished| Remembered {
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
+            response: serde_json::to_string(answer).unwrap_or_default(),
+            created_ms,
+        };
+        let result = self.apply_batch(&batch, Some(&remember)).await;
+        let settled = result
+            .as_ref()
+            .ok()
+            .map(|answer| (fingerprint.clone(), answer.clone(), created_ms));
+        self.remembered.lock().settle(&key, settled);
+        result.map(|answer| (answer, false))
     }
 
-    /// Makes prepared events durable, then applies them. The caller holds the topic's writer.
-    async fn store_and_apply(
+    async fn apply_batch(
         &self,
-        slot: &Slot,
-        prepared: Prepared,
-    ) -> Result<Position, StoreError> {
-        if let Some(write) = prepared.to_write(self.settings.history) {
-            self.store
-                .write(write)
-                .await
-                .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))?;
+        batch: &Batch,
+        remember: Option<&(dyn Fn(&BatchPublished) -> Remembered + Sync)>,
+    ) -> Result<BatchPublished, PublishError> {
+        let groups = group(batch);
+        let slots: Vec<Arc<Slot>> = groups.iter().map(|g| self.slot(&g.topic)).collect();
+        // One publisher per topic; taking the locks in name order means two batches over the
+        // same topics can never each hold one the other waits for.
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by(|a, b| groups[*a].topic.cmp(&groups[*b].topic));
+        let mut _writers = Vec::with_capacity(order.len());
+        for &i in &order {
+            _writers.push(slots[i].writer.lock().await);
         }
-        let mut topic = slot.topic.lock();
-        topic.apply(prepared);
-        Ok(topic.position())
+
+        let by = Authorship {
+            user_id: batch.user_id.clone(),
+            trace_id: batch.trace_id.clone(),
+        };
+        let (now, ts) = (now_ms(), now_iso8601());
+        let mut prepared = Vec::with_capacity(groups.len());
+        let mut results = Vec::with_capacity(groups.len());
+        for (group, slot) in groups.iter().zip(&slots) {
+            let topic = slot.topic.lock();
+            let position = topic.position();
+            let changes = apply::plan(topic.entities(), &group.ops, position.offset + 1, now)
+                .map_err(|mut error| {
+                    let (write, op) = group.origins[error.index];
+                    error.index = op;
+                    PublishError::Refused { write, error }
+                })?;
+            let ready = topic.prepare(changes, &by, &ts);
+            let offsets = ready.offsets();
+            results.push(Published {
+                topic: group.topic.clone(),
+                epoch: position.epoch,
+                offset: position.offset + offsets.len() as u64,
+                offsets,
+            });
+            prepared.push(ready);
+        }
+        let answer = BatchPublished { results };
+
+        let unit = WriteUnit {
+            topics: prepared
+                .iter()
+                .filter_map(|p| p.to_write(self.settings.history))
+                .collect(),
+            remember: remember.map(|remember| remember(&answer)),
+        };
+        self.make_durable(unit).await.map_err(PublishError::Store)?;
+        for (ready, slot) in prepared.into_iter().zip(&slots) {
+            slot.topic.lock().apply(ready);
+        }
+        Ok(answer)
+    }
+
+    /// Waits until the store has recorded a unit; a unit with nothing in it is already done.
+    async fn make_durable(&self, unit: WriteUnit) -> Result<(), StoreError> {
+        if unit.topics.is_empty() && unit.remember.is_none() {
+            return Ok(());
+        }
+        let forget_before = now_ms().saturating_sub(REMEMBER_FOR_MS);
+        self.store
+            .write(unit, forget_before)
+            .await
+            .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))
     }
 
     /// Deletes every entity whose TTL has run out, in every topic, through the same durable
@@ -223,8 +325,19 @@ impl Hub {
                 };
                 topic.prepare(changes, &by, &now_iso8601())
             };
-            self.store_and_apply(&slot, prepared).await?;
+            let unit = WriteUnit {
+                topics: prepared
+                    .to_write(self.settings.history)
+                    .into_iter()
+                    .collect(),
+                remember: None,
+            };
+            self.make_durable(unit).await?;
+            slot.topic.lock().apply(prepared);
         }
+        self.remembered
+            .lock()
+            .forget_before(now.saturating_sub(REMEMBER_FOR_MS));
         Ok(deleted)
     }
 

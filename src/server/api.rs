@@ -2,15 +2,17 @@
 //! snapshot, list topics. Every refusal is JSON `{code, message, field}` with a fitting status.
 
 use super::AppState;
+use crate::hub::idempotency::MAX_KEY_LEN;
 use crate::hub::PublishError;
-use crate::ops::Publish;
+use crate::ops::{Batch, BatchPublished, Publish};
 use crate::protocol::check_name;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -22,6 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
+        .route("/batch", post(publish_batch))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -62,18 +65,48 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn topic_name(topic: &str) -> Result<(), ApiError> {
+fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
     check_name(topic).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_topic", e.to_string()).field("topic")
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_topic", e.to_string()).field(field)
     })
 }
 
+/// `POST /api/v1/topics/{topic}`: a list of ops for one topic.
 async fn publish(
     State(state): State<AppState>,
     Path(topic): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<crate::ops::Published>, ApiError> {
-    topic_name(&topic)?;
+) -> Result<Response, ApiError> {
+    topic_name(&topic, "topic")?;
+    let key = idempotency_key(&headers)?;
+    let request: Publish = parse_body(body)?;
+    let (mut answer, replayed) = apply(&state, (topic, request).into(), key).await?;
+    let published = answer.results.swap_remove(0);
+    Ok(with_replay_header(
+        Json(published).into_response(),
+        replayed,
+    ))
+}
+
+/// `POST /api/v1/batch`: ops over several topics, all applied or none.
+async fn publish_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let batch: Batch = parse_body(body)?;
+    for (i, write) in batch.writes.iter().enumerate() {
+        topic_name(&write.topic, &format!("writes[{i}].topic"))?;
+    }
+    let (answer, replayed) = apply(&state, batch, key).await?;
+    Ok(with_replay_header(Json(answer).into_response(), replayed))
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             "body_too_large"
@@ -82,42 +115,89 @@ async fn publish(
         };
         ApiError::new(e.status(), code, e.body_text())
     })?;
-    let request: Publish = serde_json::from_slice(&body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         let (status, code) = if e.is_syntax() || e.is_eof() {
             (StatusCode::BAD_REQUEST, "invalid_json")
         } else {
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_ops")
         };
         ApiError::new(status, code, e.to_string())
-    })?;
-    state
-        .hub
-        .publish(&topic, request)
-        .await
-        .map(Json)
-        .map_err(|e| match e {
-            PublishError::Refused(e) => ApiError::new(
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let refuse = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        )
+        .field("Idempotency-Key")
+    };
+    let key = value.to_str().map_err(|_| refuse())?;
+    let visible = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
+        return Err(refuse());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn with_replay_header(mut response: Response, replayed: bool) -> Response {
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn apply(
+    state: &AppState,
+    batch: Batch,
+    key: Option<String>,
+) -> Result<(BatchPublished, bool), ApiError> {
+    let single = batch.writes.len() == 1;
+    state.hub.publish(batch, key).await.map_err(|e| match e {
+        PublishError::Refused { write, error } => {
+            let at = if single {
+                format!("ops[{}].{}", error.index, error.field)
+            } else {
+                format!("writes[{write}].ops[{}].{}", error.index, error.field)
+            };
+            ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "op_refused",
-                e.to_string(),
+                error.to_string(),
             )
-            .field(format!("ops[{}].{}", e.index, e.field)),
-            PublishError::Store(e) => {
-                tracing::error!(topic, "write failed: {e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the write could not be stored; nothing was applied; retry later",
-                )
-            }
-        })
+            .field(at)
+        }
+        PublishError::KeyReused | PublishError::KeyInFlight => {
+            let code = if matches!(e, PublishError::KeyReused) {
+                "idempotency_key_reused"
+            } else {
+                "idempotency_key_in_flight"
+            };
+            ApiError::new(StatusCode::CONFLICT, code, e.to_string()).field("Idempotency-Key")
+        }
+        PublishError::Store(e) => {
+            tracing::error!("write failed: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the write could not be stored; nothing was applied; retry later",
+            )
+        }
+    })
 }
 
 async fn read_topic(
     State(state): State<AppState>,
     Path(topic): Path<String>,
 ) -> Result<Response, ApiError> {
-    topic_name(&topic)?;
+    topic_name(&topic, "topic")?;
     let snapshot = state.hub.snapshot(&topic).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -41,6 +41,33 @@ pub struct TopicWrite {
     pub keep_history: usize,
 }
 
+/// One request's writes, recorded all together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct WriteUnit {
+    pub topics: Vec<TopicWrite>,
+    /// The request's idempotency record, stored in the same transaction as its writes.
+    pub remember: Option<Remembered>,
+}
+
+/// A request made with an `Idempotency-Key`, and what it answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remembered {
+    pub key: String,
+    /// A digest of the request, so that a different request reusing the key is refused.
+    pub fingerprint: String,
+    /// The answer, as JSON.
+    pub response: String,
+    /// When it was made, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// Everything the store holds, as read at start.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub topics: Vec<TopicRecord>,
+    pub remembered: Vec<Remembered>,
+}
+
 /// A store that could not do what was asked. The write it refers to did not happen.
 #[derive(Debug, Clone)]
 pub struct StoreError(pub String);
@@ -57,10 +84,12 @@ impl std::error::Error for StoreError {}
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
 pub trait Store: Send + Sync + 'static {
-    /// Every topic, as last committed.
-    fn load(&self) -> Result<Vec<TopicRecord>, StoreError>;
+    /// Every topic as last committed, and the idempotency records newer than `remember_since`
+    /// (ms since the Unix epoch).
+    fn load(&self, remember_since: u64) -> Result<Loaded, StoreError>;
 
-    /// Queues a write. Writes are made durable in the order they are queued; the answer
-    /// arrives when this one is.
-    fn write(&self, write: TopicWrite) -> Durable;
+    /// Queues a unit of writes. Units are made durable in the order they are queued, each
+    /// whole or not at all; the answer arrives when this one is. Idempotency records older
+    /// than `forget_before` may be dropped on the way.
+    fn write(&self, unit: WriteUnit, forget_before: u64) -> Durable;
 }

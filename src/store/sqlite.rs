@@ -7,7 +7,7 @@
 //! loss may drop the last acknowledged writes, never corrupt the file. With `fsync = true`
 //! (`synchronous = FULL`) it survives power loss too, at the cost of one fsync per group.
 
-use super::{Durable, Store, StoreError, TopicRecord, TopicWrite};
+use super::{Durable, Loaded, Remembered, Store, StoreError, TopicRecord, WriteUnit};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,7 +24,8 @@ pub struct SqliteStore {
 }
 
 struct Queued {
-    write: TopicWrite,
+    unit: WriteUnit,
+    forget_before: u64,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -65,7 +66,14 @@ fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
                  position INTEGER NOT NULL,
                  frame TEXT NOT NULL,
                  PRIMARY KEY (topic, position)
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idempotency (
+                 key TEXT PRIMARY KEY,
+                 fingerprint TEXT NOT NULL,
+                 response TEXT NOT NULL,
+                 created_ms INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_ms);",
             if fsync { "FULL" } else { "NORMAL" }
         ))
         .map_err(failed)?;
@@ -89,7 +97,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn load(&self) -> Result<Vec<TopicRecord>, StoreError> {
+    fn load(&self, remember_since: u64) -> Result<Loaded, StoreError> {
         let connection = open(&self.path, false)?;
         let mut topics = connection
             .prepare("SELECT name, epoch, head FROM topics ORDER BY name")
@@ -143,12 +151,37 @@ impl Store for SqliteStore {
                 history,
             });
         }
-        Ok(records)
+        let remembered = connection
+            .prepare(
+                "SELECT key, fingerprint, response, created_ms FROM idempotency
+                 WHERE created_ms >= ?1",
+            )
+            .map_err(failed)?
+            .query_map([sql(remember_since)], |row| {
+                Ok(Remembered {
+                    key: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    response: row.get(2)?,
+                    created_ms: stored(row.get(3)?),
+                })
+            })
+            .map_err(failed)?
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
+        Ok(Loaded {
+            topics: records,
+            remembered,
+        })
     }
 
-    fn write(&self, write: TopicWrite) -> Durable {
+    fn write(&self, unit: WriteUnit, forget_before: u64) -> Durable {
         let (done, durable) = oneshot::channel();
-        if let Err(mpsc::SendError(queued)) = self.queue.send(Queued { write, done }) {
+        let queued = Queued {
+            unit,
+            forget_before,
+            done,
+        };
+        if let Err(mpsc::SendError(queued)) = self.queue.send(queued) {
             let _ = queued
                 .done
                 .send(Err(StoreError("the store writer has stopped".into())));
@@ -168,17 +201,30 @@ fn write_loop(mut connection: Connection, waiting: mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
-        let result = commit(&mut connection, group.iter().map(|q| &q.write)).map_err(failed);
-        for queued in group {
-            let _ = queued.done.send(result.clone());
+        match commit(&mut connection, &group) {
+            Ok(()) => {
+                for queued in group {
+                    let _ = queued.done.send(Ok(()));
+                }
+            }
+            // One unit's failure must not fail the others grouped with it: retry each alone.
+            Err(_) if group.len() > 1 => {
+                for queued in group {
+                    let alone = std::slice::from_ref(&queued);
+                    let result = commit(&mut connection, alone).map_err(failed);
+                    let _ = queued.done.send(result);
+                }
+            }
+            Err(e) => {
+                for queued in group {
+                    let _ = queued.done.send(Err(failed(&e)));
+                }
+            }
         }
     }
 }
 
-fn commit<'a>(
-    connection: &mut Connection,
-    writes: impl Iterator<Item = &'a TopicWrite>,
-) -> rusqlite::Result<()> {
+fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()> {
     let tx = connection.transaction()?;
     {
         let mut head = tx.prepare_cached(
@@ -196,7 +242,23 @@ fn commit<'a>(
             tx.prepare_cached("INSERT INTO events (topic, position, frame) VALUES (?1, ?2, ?3)")?;
         let mut trim =
             tx.prepare_cached("DELETE FROM events WHERE topic = ?1 AND position <= ?2")?;
-        for write in writes {
+        let mut remember = tx.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency (key, fingerprint, response, created_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut forget = tx.prepare_cached("DELETE FROM idempotency WHERE created_ms < ?1")?;
+        if let Some(oldest) = group.iter().map(|q| q.forget_before).min() {
+            forget.execute([sql(oldest)])?;
+        }
+        for record in group.iter().filter_map(|q| q.unit.remember.as_ref()) {
+            remember.execute(params![
+                record.key,
+                record.fingerprint,
+                record.response,
+                sql(record.created_ms)
+            ])?;
+        }
+        for write in group.iter().flat_map(|q| &q.unit.topics) {
             head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
             for (id, payload, expires_at) in &write.upserts {
                 let expires_at = expires_at.map(sql);
