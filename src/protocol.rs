@@ -5,6 +5,7 @@
 //! types, so a protocol change that would break the browser does not compile.
 //! `docs/protocol.md` describes the same frames for clients written in other languages.
 
+use crate::ops::{Op, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,10 +49,33 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// Apply ops to a topic, as `POST /api/v1/topics/{topic}` does; answered by an `ack` or an
+    /// `error`, each carrying the same `ref`.
+    Publish(PublishFrame),
 }
 
 /// The frame types a client may send, as they appear in the `type` field.
-pub const CLIENT_FRAME_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "join", "leave", "ping"];
+pub const CLIENT_FRAME_TYPES: [&str; 6] = [
+    "subscribe",
+    "unsubscribe",
+    "join",
+    "leave",
+    "ping",
+    "publish",
+];
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PublishFrame {
+    /// The client's name for this request, echoed in its answer.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub topic: String,
+    pub ops: Vec<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
 
 /// Frames the server sends.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -72,8 +96,18 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// A `publish` applied: the topic's epoch and the offsets its events got.
+    Ack(Ack),
     /// A frame the server could not accept. The connection stays open.
     Error(ErrorFrame),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Ack {
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(flatten)]
+    pub published: Published,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -196,6 +230,10 @@ pub enum ErrorCode {
     InvalidFrame,
     /// A topic or board name breaks the naming rule.
     InvalidName,
+    /// An op of a `publish` could not apply; nothing of the publish applied.
+    OpRefused,
+    /// The server could not store a `publish`; nothing of it applied. Retry later.
+    StoreUnavailable,
     /// The server could not keep up with this connection; it will close it, and the client
     /// resumes on reconnect.
     SlowConsumer,
@@ -216,6 +254,14 @@ impl ClientFrame {
     pub fn decode(text: &str) -> Result<Self, ErrorFrame> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| ErrorFrame::new(ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
+        let reference = value.get("ref").and_then(Value::as_str).map(str::to_owned);
+        Self::decode_value(value).map_err(|mut error| {
+            error.reference = reference;
+            error
+        })
+    }
+
+    fn decode_value(value: Value) -> Result<Self, ErrorFrame> {
         let kind = match value.get("type") {
             Some(Value::String(kind)) => kind.clone(),
             Some(_) => {
@@ -253,6 +299,7 @@ impl ClientFrame {
             ClientFrame::Unsubscribe { topics } => topics.iter().map(String::as_str).collect(),
             ClientFrame::Join { board } | ClientFrame::Leave { board } => vec![board.as_str()],
             ClientFrame::Ping { .. } => Vec::new(),
+            ClientFrame::Publish(publish) => vec![publish.topic.as_str()],
         };
         for name in names {
             check_name(name).map_err(|e| ErrorFrame::new(ErrorCode::InvalidName, e.to_string()))?;
@@ -366,6 +413,19 @@ mod tests {
             json!({"type": "ping", "id": 3}),
         );
         round_trip_client(ClientFrame::Ping { id: None }, json!({"type": "ping"}));
+        round_trip_client(
+            ClientFrame::Publish(PublishFrame {
+                reference: Some("r1".into()),
+                topic: "metric:kpis".into(),
+                ops: vec![Op::Delete {
+                    entity_id: "errors".into(),
+                }],
+                user_id: None,
+                trace_id: Some("t".into()),
+            }),
+            json!({"type": "publish", "ref": "r1", "topic": "metric:kpis", "trace_id": "t",
+                   "ops": [{"op": "delete", "entity_id": "errors"}]}),
+        );
     }
 
     #[test]
@@ -428,6 +488,19 @@ mod tests {
                    "viewers": [{"id": "c1", "since": "2026-11-22T10:00:00.000Z"}]}),
         );
         round_trip_server(
+            ServerFrame::Ack(Ack {
+                reference: Some("r1".into()),
+                published: Published {
+                    topic: "metric:kpis".into(),
+                    epoch: 7,
+                    offset: 9,
+                    offsets: vec![8, 9],
+                },
+            }),
+            json!({"type": "ack", "ref": "r1", "topic": "metric:kpis", "epoch": 7, "offset": 9,
+                   "offsets": [8, 9]}),
+        );
+        round_trip_server(
             ServerFrame::Pong { id: Some(3) },
             json!({"type": "pong", "id": 3}),
         );
@@ -475,6 +548,13 @@ mod tests {
         );
         let unknown = ClientFrame::decode(r#"{"type": "explode"}"#).unwrap_err();
         assert!(unknown.message.contains("explode"), "{}", unknown.message);
+        let bad_publish =
+            ClientFrame::decode(r#"{"type": "publish", "ref": "r9", "topic": "t", "ops": 1}"#)
+                .unwrap_err();
+        assert_eq!(
+            (bad_publish.code, bad_publish.reference.as_deref()),
+            (ErrorCode::InvalidFrame, Some("r9"))
+        );
     }
 
     #[test]

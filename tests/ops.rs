@@ -389,3 +389,36 @@ async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart(
     .await;
     assert_eq!(bad_key.status(), 400);
 }
+
+#[tokio::test]
+async fn a_socket_publish_is_acknowledged_or_refused_with_its_ref() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    send(
+        &mut socket,
+        json!({"type": "publish", "ref": "p1", "topic": "metric:ws",
+               "ops": [{"op": "set", "entity_id": "n", "payload": "text"}]}),
+    )
+    .await;
+    match next(&mut socket).await {
+        ServerFrame::Ack(ack) => {
+            assert_eq!(ack.reference.as_deref(), Some("p1"));
+            assert_eq!(ack.published.offsets, [1]);
+        }
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    send(
+        &mut socket,
+        json!({"type": "publish", "ref": "p2", "topic": "metric:ws",
+               "ops": [{"op": "incr", "entity_id": "n", "by": 1}]}),
+    )
+    .await;
+    match next(&mut socket).await {
+        ServerFrame::Error(error) => {
+            assert_eq!(error.code, pulseboard::protocol::ErrorCode::OpRefused);
+            assert_eq!(error.reference.as_deref(), Some("p2"));
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(state(&server, "metric:ws").await, json!({"n": "text"}));
+}

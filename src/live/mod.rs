@@ -161,7 +161,7 @@ impl Live {
                     return Applied::Resync(event.topic);
                 }
             }
-            ServerFrame::Resumed(_) | ServerFrame::Pong { .. } => {}
+            ServerFrame::Resumed(_) | ServerFrame::Pong { .. } | ServerFrame::Ack(_) => {}
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
                     p.known = true;

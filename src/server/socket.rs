@@ -7,8 +7,9 @@ use super::AppState;
 use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
 use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
-use crate::hub::{ConnectionId, Hub};
-use crate::protocol::{ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
+use crate::hub::{ConnectionId, Hub, PublishError};
+use crate::ops::Publish;
+use crate::protocol::{Ack, ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -154,6 +155,34 @@ impl Session {
                 self.boards.remove(&board);
             }
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
+            ClientFrame::Publish(publish) => {
+                let reference = publish.reference.clone();
+                let batch = (
+                    publish.topic,
+                    Publish {
+                        ops: publish.ops,
+                        user_id: publish.user_id,
+                        trace_id: publish.trace_id,
+                    },
+                )
+                    .into();
+                let answer = match self.hub.publish(batch, None).await {
+                    Ok((mut answer, _)) => ServerFrame::Ack(Ack {
+                        reference,
+                        published: answer.results.swap_remove(0),
+                    }),
+                    Err(e) => {
+                        let code = match e {
+                            PublishError::Refused { .. } => ErrorCode::OpRefused,
+                            _ => ErrorCode::StoreUnavailable,
+                        };
+                        let mut error = ErrorFrame::new(code, e.to_string());
+                        error.reference = reference;
+                        ServerFrame::Error(error)
+                    }
+                };
+                self.reply(answer).await;
+            }
         }
     }
 
