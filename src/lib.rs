@@ -17,6 +17,7 @@
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):
+//! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` against a running server.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
 //! - [`hub`]: topics, their history, and the fan-out of events to connections.
 //! - [`store`]: durable topics in SQLite, written with group commit.
@@ -34,6 +35,8 @@ pub mod ops;
 pub mod protocol;
 pub mod widgets;
 
+#[cfg(feature = "ssr")]
+pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

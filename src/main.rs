@@ -1,17 +1,14 @@
-//! The `pulseboard` binary: reads the configuration and runs the server.
+//! The `pulseboard` binary: the server, and the `publish` / `snapshot` commands for scripts.
 
+use clap::Parser;
+use pulseboard::cli::{run_client, Cli, Command};
 use pulseboard::config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let cli = Cli::parse();
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {
@@ -19,6 +16,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        client => run_client(client, &config).await,
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
     match pulseboard::server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,12 +21,14 @@ pub const MAX_SERIES_POINTS: usize = 10_000;
 /// `ttl` (seconds), where an op takes it, makes the entity expire by itself: the server
 /// deletes it (a `DELETED` event) that long after the write. `set` without `ttl` clears any
 /// expiry; `patch`, `incr` and `append` without `ttl` keep the entity's expiry as it was.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Create or replace an entity.
     Set {
         entity_id: String,
+        #[cfg_attr(feature = "ssr", schema(value_type = Object))]
         payload: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -34,6 +36,7 @@ pub enum Op {
     /// Apply a JSON merge patch (RFC 7396) to an entity, creating it if absent.
     Patch {
         entity_id: String,
+        #[cfg_attr(feature = "ssr", schema(value_type = Object))]
         patch: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -44,6 +47,7 @@ pub enum Op {
         entity_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+        #[cfg_attr(feature = "ssr", schema(value_type = f64))]
         by: Number,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -54,6 +58,7 @@ pub enum Op {
     /// oldest first, keeping at most `max_points` points no older than `max_age` seconds.
     Append {
         entity_id: String,
+        #[cfg_attr(feature = "ssr", schema(value_type = f64))]
         value: Number,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_points: Option<usize>,
@@ -65,6 +70,7 @@ pub enum Op {
     /// Add an item to a feed topic under a server-assigned, increasing id, then drop the
     /// oldest items beyond `max`.
     Push {
+        #[cfg_attr(feature = "ssr", schema(value_type = Object))]
         payload: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<usize>,
@@ -76,6 +82,7 @@ pub enum Op {
 }
 
 /// A list of ops for one topic, applied in order, whole or not at all.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Publish {
@@ -89,6 +96,7 @@ pub struct Publish {
 }
 
 /// What a publish answered: the topic's epoch and the offsets its events got.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Published {
     pub topic: String,
@@ -100,6 +108,7 @@ pub struct Published {
 }
 
 /// Ops for one topic within a batch.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicOps {
@@ -109,6 +118,7 @@ pub struct TopicOps {
 
 /// Ops over several topics, applied in order, whole or not at all: if one op anywhere is
 /// refused, no topic changes.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
@@ -120,6 +130,7 @@ pub struct Batch {
 }
 
 /// What a batch answered: one entry per topic it wrote, in the order topics first appear.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct BatchPublished {
     pub results: Vec<Published>,

@@ -118,12 +118,14 @@ pub struct Welcome {
     pub server: String,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Snapshot {
     pub topic: String,
     pub epoch: u64,
     pub offset: u64,
     /// Every entity of the topic: `entity_id` → payload.
+    #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Object>))]
     pub state: BTreeMap<String, Value>,
 }
 

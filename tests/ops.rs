@@ -422,3 +422,40 @@ async fn a_socket_publish_is_acknowledged_or_refused_with_its_ref() {
     }
     assert_eq!(state(&server, "metric:ws").await, json!({"n": "text"}));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let server = Server::start(&[]);
+    let (status, document) = server.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(document["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/api/v1/topics/{topic}",
+        "/api/v1/batch",
+        "/api/v1/topics",
+        "/healthz",
+    ] {
+        assert!(
+            document["paths"].get(path).is_some(),
+            "{path} is documented"
+        );
+    }
+    let schemas = &document["components"]["schemas"];
+    for schema in [
+        "Op",
+        "Publish",
+        "Published",
+        "Batch",
+        "ApiError",
+        "Snapshot",
+    ] {
+        assert!(schemas.get(schema).is_some(), "schema {schema}");
+    }
+    let op_kinds = schemas["Op"]["oneOf"]
+        .as_array()
+        .expect("Op is a oneOf")
+        .len();
+    assert_eq!(op_kinds, 7, "every op is described");
+}

@@ -125,7 +125,7 @@ fn group(batch: &Batch) -> Vec<Grouped> {
 }
 
 /// A topic's name and size, for listings.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TopicSummary {
     pub topic: String,
     pub epoch: u64,

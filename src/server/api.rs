@@ -1,11 +1,13 @@
-//! The HTTP API under `/api/v1` and the health check: publish ops to a topic, read a topic's
-//! snapshot, list topics. Every refusal is JSON `{code, message, field}` with a fitting status.
+//! The HTTP API under `/api/v1` and the health check: publish ops to a topic or a batch of
+//! topics, read a topic's snapshot, list topics, and the OpenAPI document describing all of it,
+//! generated from these handlers and their types. Every refusal is JSON
+//! `{code, message, field}` with a fitting status.
 
 use super::AppState;
 use crate::hub::idempotency::MAX_KEY_LEN;
-use crate::hub::PublishError;
-use crate::ops::{Batch, BatchPublished, Publish};
-use crate::protocol::check_name;
+use crate::hub::{PublishError, TopicSummary};
+use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
+use crate::protocol::{check_name, Snapshot};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -16,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
 
 /// The largest request body the API reads.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -25,20 +28,41 @@ pub fn routes() -> Router<AppState> {
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
         .route("/batch", post(publish_batch))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Pulseboard API",
+        description = "Push data into topics; read them back."
+    ),
+    paths(publish, publish_batch, read_topic, list_topics, health),
+    components(schemas(ApiError, Op, TopicOps, TopicSummary))
+)]
+struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Liveness: answers while the server runs.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "running")))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// A refused request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
+    /// Machine-readable: `invalid_json`, `invalid_ops`, `op_refused`, `invalid_topic`, …
     code: &'static str,
+    /// For a person.
     message: String,
+    /// Where the problem is: `ops[2].by`, `writes[1].topic`, `Idempotency-Key`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
 }
@@ -71,7 +95,24 @@ fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
     })
 }
 
-/// `POST /api/v1/topics/{topic}`: a list of ops for one topic.
+/// Apply a list of ops to one topic, in order, whole or not at all.
+#[utoipa::path(
+    post,
+    path = "/api/v1/topics/{topic}",
+    params(
+        ("topic" = String, Path, description = "e.g. metric:signups"),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retried request apply once"),
+    ),
+    request_body = Publish,
+    responses(
+        (status = 200, description = "applied and stored", body = Published),
+        (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
+        (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
+        (status = 413, description = "the body is over 1 MiB", body = ApiError),
+        (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
+        (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
+    )
+)]
 async fn publish(
     State(state): State<AppState>,
     Path(topic): Path<String>,
@@ -89,7 +130,23 @@ async fn publish(
     ))
 }
 
-/// `POST /api/v1/batch`: ops over several topics, all applied or none.
+/// Apply ops over several topics, all of them or none.
+#[utoipa::path(
+    post,
+    path = "/api/v1/batch",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retried request apply once"),
+    ),
+    request_body = Batch,
+    responses(
+        (status = 200, description = "applied and stored", body = BatchPublished),
+        (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
+        (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
+        (status = 413, description = "the body is over 1 MiB", body = ApiError),
+        (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
+        (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
+    )
+)]
 async fn publish_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,10 +250,21 @@ async fn apply(
     })
 }
 
+/// A topic's whole state at its current (epoch, offset).
+#[utoipa::path(
+    get,
+    path = "/api/v1/topics/{topic}",
+    params(("topic" = String, Path, description = "e.g. metric:signups")),
+    responses(
+        (status = 200, description = "the snapshot", body = Snapshot),
+        (status = 400, description = "a bad topic name", body = ApiError),
+        (status = 404, description = "no such topic", body = ApiError),
+    )
+)]
 async fn read_topic(
     State(state): State<AppState>,
     Path(topic): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Snapshot>, ApiError> {
     topic_name(&topic, "topic")?;
     let snapshot = state.hub.snapshot(&topic).ok_or_else(|| {
         ApiError::new(
@@ -206,15 +274,15 @@ async fn read_topic(
         )
         .field("topic")
     })?;
-    Ok(Json(json!({
-        "topic": snapshot.topic,
-        "epoch": snapshot.epoch,
-        "offset": snapshot.offset,
-        "state": snapshot.state,
-    }))
-    .into_response())
+    Ok(Json(snapshot))
 }
 
+/// Every topic, with its position, size and subscriber count.
+#[utoipa::path(
+    get,
+    path = "/api/v1/topics",
+    responses((status = 200, description = "`{\"topics\": [...]}`", body = [TopicSummary]))
+)]
 async fn list_topics(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "topics": state.hub.topics() }))
 }

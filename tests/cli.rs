@@ -1,0 +1,85 @@
+//! The `publish` and `snapshot` commands against a real server, as a cron job would run them.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use support::*;
+
+fn pulseboard(server: &Server, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
+        .args(args)
+        .env("PULSEBOARD_URL", format!("http://{}", server.addr))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("the command prints JSON")
+}
+
+#[tokio::test]
+async fn publish_and_snapshot_work_from_the_command_line() {
+    let server = Server::start(&[]);
+    let published = pulseboard(
+        &server,
+        &[
+            "publish",
+            "metric:cron",
+            r#"{"op": "set", "entity_id": "jobs", "payload": 3}"#,
+            "-",
+            "--trace",
+            "nightly",
+        ],
+        r#"[{"op": "incr", "entity_id": "jobs", "by": 2}]"#,
+    );
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    assert_eq!(json_of(&published.stdout)["offsets"], json!([1, 2]));
+
+    let snapshot = pulseboard(&server, &["snapshot", "metric:cron"], "");
+    assert!(snapshot.status.success());
+    assert_eq!(json_of(&snapshot.stdout)["state"], json!({"jobs": 5}));
+
+    let refused = pulseboard(
+        &server,
+        &[
+            "publish",
+            "metric:cron",
+            r#"{"op": "incr", "entity_id": "jobs", "by": "x"}"#,
+        ],
+        "",
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a malformed op is refused before sending"
+    );
+    let refused = pulseboard(
+        &server,
+        &[
+            "publish",
+            "metric:cron",
+            r#"{"op": "set", "entity_id": "", "payload": 1}"#,
+        ],
+        "",
+    );
+    assert_eq!(refused.status.code(), Some(1), "the server's refusal");
+    assert_eq!(json_of(&refused.stderr)["code"], json!("op_refused"));
+}
