@@ -7,6 +7,7 @@
 use crate::hub::HubSettings;
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub struct Config {
     pub fsync: bool,
     pub demo: bool,
     pub history: usize,
+    /// Per-topic overrides of `history`: topic pattern → events kept.
+    #[serde(default)]
+    pub retention: BTreeMap<String, usize>,
     pub queue: usize,
 }
 
@@ -80,6 +84,11 @@ impl Config {
     pub fn hub_settings(&self) -> HubSettings {
         HubSettings {
             history: self.history,
+            retention: self
+                .retention
+                .iter()
+                .map(|(pattern, events)| (pattern.clone(), *events))
+                .collect(),
             queue: self.queue,
         }
     }
@@ -129,5 +138,26 @@ mod tests {
             .unwrap();
         assert_eq!(config.listen.port(), 3000);
         assert!(config.demo);
+        assert_eq!(
+            config.queue, 1024,
+            "queue is a top-level key, not part of [retention]"
+        );
+    }
+
+    #[test]
+    fn retention_picks_the_longest_matching_pattern() {
+        let settings = HubSettings {
+            history: 100,
+            retention: vec![
+                ("feed:*".into(), 5000),
+                ("feed:deploys".into(), 10),
+                ("metric:*".into(), 7),
+            ],
+            queue: 10,
+        };
+        assert_eq!(settings.history_for("feed:orders"), 5000);
+        assert_eq!(settings.history_for("feed:deploys"), 10);
+        assert_eq!(settings.history_for("metric:x"), 7);
+        assert_eq!(settings.history_for("board:leaders"), 100);
     }
 }

@@ -354,3 +354,28 @@ async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
     );
     assert_eq!(snapshot["offset"].as_u64().unwrap() as usize, state.len());
 }
+
+#[tokio::test]
+async fn retention_is_configured_per_topic() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[retention]\n\"feed:short*\" = 3\n").unwrap();
+    let server = Server::start(&[("PULSEBOARD_CONFIG", config.path().to_str().unwrap())]);
+    let mut epochs = Vec::new();
+    for topic in ["feed:short-lived", "feed:long"] {
+        for n in 0..6 {
+            epochs.push(server.set(topic, "k", n).await["epoch"].as_u64().unwrap());
+        }
+    }
+    for (topic, epoch, replays) in [
+        ("feed:short-lived", epochs[0], false),
+        ("feed:long", epochs[6], true),
+    ] {
+        let mut socket = server.connect().await;
+        subscribe(&mut socket, topic, Some(Position { epoch, offset: 2 })).await;
+        match next(&mut socket).await {
+            ServerFrame::Event(event) if replays => assert_eq!(event.offset, 3),
+            ServerFrame::Snapshot(snapshot) if !replays => assert_eq!(snapshot.offset, 6),
+            other => panic!("{topic}: unexpected {other:?}"),
+        }
+    }
+}

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use topic::{Authorship, Topic};
+use topic::{Authorship, Prepared, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -38,8 +38,25 @@ pub type ConnectionId = u64;
 pub struct HubSettings {
     /// Events kept per topic for resuming subscribers.
     pub history: usize,
+    /// Topics that keep a different number of events: (pattern, events). A pattern ending in
+    /// `*` matches any topic starting with what precedes it; the longest match wins.
+    pub retention: Vec<(String, usize)>,
     /// Frames queued per connection before it counts as too slow.
     pub queue: usize,
+}
+
+impl HubSettings {
+    /// How many events `topic` keeps for resuming subscribers.
+    pub fn history_for(&self, topic: &str) -> usize {
+        self.retention
+            .iter()
+            .filter(|(pattern, _)| match pattern.strip_suffix('*') {
+                Some(prefix) => topic.starts_with(prefix),
+                None => topic == pattern,
+            })
+            .max_by_key(|(pattern, _)| pattern.len())
+            .map_or(self.history, |(_, events)| *events)
+    }
 }
 
 pub struct Hub {
@@ -142,9 +159,10 @@ impl Hub {
             .topics
             .into_iter()
             .map(|record| {
+                let history = settings.history_for(&record.name);
                 (
                     record.name.clone(),
-                    Slot::new(Topic::restore(record, settings.history)),
+                    Slot::new(Topic::restore(record, history)),
                 )
             })
             .collect();
@@ -173,7 +191,7 @@ impl Hub {
                 Slot::new(Topic::new(
                     name.to_owned(),
                     new_epoch(),
-                    self.settings.history,
+                    self.settings.history_for(name),
                 ))
             })
             .clone()
@@ -276,10 +294,7 @@ impl Hub {
         let answer = BatchPublished { results };
 
         let unit = WriteUnit {
-            topics: prepared
-                .iter()
-                .filter_map(|p| p.to_write(self.settings.history))
-                .collect(),
+            topics: prepared.iter().filter_map(Prepared::to_write).collect(),
             remember: remember.map(|remember| remember(&answer)),
         };
         self.make_durable(unit).await.map_err(PublishError::Store)?;
@@ -326,10 +341,7 @@ impl Hub {
                 topic.prepare(changes, &by, &now_iso8601())
             };
             let unit = WriteUnit {
-                topics: prepared
-                    .to_write(self.settings.history)
-                    .into_iter()
-                    .collect(),
+                topics: prepared.to_write().into_iter().collect(),
                 remember: None,
             };
             self.make_durable(unit).await?;
@@ -351,7 +363,7 @@ impl Hub {
         resume: Option<Position>,
     ) -> bool {
         // A replay may fill at most half the queue, leaving room for live events behind it.
-        let max_replay = (self.settings.queue / 2).min(self.settings.history);
+        let max_replay = self.settings.queue / 2;
         self.slot(name)
             .topic
             .lock()

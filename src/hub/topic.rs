@@ -190,6 +190,7 @@ impl Topic {
         Prepared {
             topic: self.name.clone(),
             epoch: self.epoch,
+            keep_history: self.history_limit,
             events,
         }
     }
@@ -223,6 +224,7 @@ impl Topic {
 pub struct Prepared {
     topic: String,
     epoch: u64,
+    keep_history: usize,
     events: Vec<(u64, Change, EncodedFrame)>,
 }
 
@@ -232,7 +234,7 @@ impl Prepared {
     }
 
     /// What the store must record: each touched entity's final value, and the events.
-    pub fn to_write(&self, keep_history: usize) -> Option<TopicWrite> {
+    pub fn to_write(&self) -> Option<TopicWrite> {
         let (head, _, _) = self.events.last()?;
         let mut finals: BTreeMap<&str, Option<(&Value, Option<u64>)>> = BTreeMap::new();
         for (_, change, _) in &self.events {
@@ -259,7 +261,7 @@ impl Prepared {
                 .iter()
                 .map(|(offset, _, frame)| (*offset, frame.as_str().to_owned()))
                 .collect(),
-            keep_history,
+            keep_history: self.keep_history,
         })
     }
 }
