@@ -13,8 +13,12 @@ pub const DEFAULT_FEED_LENGTH: usize = 50;
 pub const MAX_FEED_LENGTH: usize = 10_000;
 /// How many points a series keeps when an `append` does not say.
 pub const DEFAULT_SERIES_POINTS: usize = 120;
-/// The most points an `append` may ask a series to keep.
-pub const MAX_SERIES_POINTS: usize = 10_000;
+/// The most points an `append` may ask a series to keep. Every `append` event carries the
+/// whole series, so this bounds the size of each event.
+pub const MAX_SERIES_POINTS: usize = 1_000;
+/// The most ops one request (or batch) may carry: it bounds how long one request can hold
+/// its topics.
+pub const MAX_OPS_PER_REQUEST: usize = 1_000;
 
 /// One typed write to a topic.
 ///

@@ -306,6 +306,7 @@ async fn a_restart_on_the_same_data_dir_keeps_state_and_a_client_resumes_without
 async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
     let data = TempDir::new().unwrap();
     let mut server = Server::start_in(data.path(), &[]);
+    let before = server.set("feed:kill", "first", 0).await["epoch"].clone();
     let addr = server.addr.clone();
     // Four publishers race each other, so writes share transactions (group commit).
     let publishers: Vec<_> = (0..4)
@@ -342,6 +343,10 @@ async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
     let server = Server::start_in(data.path(), &[]);
     let (_, snapshot) = server.get("/api/v1/topics/feed:kill").await;
     let state = snapshot["state"].as_object().unwrap();
+    assert_ne!(
+        snapshot["epoch"], before,
+        "after an unclean stop without fsync, a topic starts a new epoch"
+    );
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|id| !state.contains_key(*id))
@@ -352,6 +357,7 @@ async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
+    // `first` plus every acknowledged write, each one event.
     assert_eq!(snapshot["offset"].as_u64().unwrap() as usize, state.len());
 }
 

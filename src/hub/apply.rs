@@ -9,7 +9,7 @@ use crate::ops::{
 };
 use crate::protocol::EventKind;
 use serde_json::{Number, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The longest entity id accepted.
@@ -71,6 +71,7 @@ pub fn plan(
         now_ms,
         pending: BTreeMap::new(),
         changes: Vec::new(),
+        live: None,
     };
     for (index, op) in ops.iter().enumerate() {
         plan.apply(op).map_err(|(field, message)| OpError {
@@ -115,6 +116,8 @@ struct Plan<'a> {
     /// Entities changed so far by this request: `None` means deleted.
     pending: BTreeMap<String, Option<Pending>>,
     changes: Vec<Change>,
+    /// Every entity id that exists now, kept once a `push` or `clear` needs it.
+    live: Option<BTreeSet<String>>,
 }
 
 type Refusal = (&'static str, String);
@@ -159,6 +162,9 @@ impl Plan<'_> {
                 expires_at,
             }),
         );
+        if let Some(live) = &mut self.live {
+            live.insert(id.to_owned());
+        }
         self.changes.push(Change {
             kind,
             entity_id: id.to_owned(),
@@ -170,6 +176,9 @@ impl Plan<'_> {
     fn remove(&mut self, id: &str) {
         if self.current(id).is_some() {
             self.pending.insert(id.to_owned(), None);
+            if let Some(live) = &mut self.live {
+                live.remove(id);
+            }
             self.changes.push(Change {
                 kind: EventKind::Deleted,
                 entity_id: id.to_owned(),
@@ -249,13 +258,16 @@ impl Plan<'_> {
                 let id = feed_item_id(self.next_offset + self.changes.len() as u64);
                 let expiry = self.expiry(*ttl, Expiry::Clear);
                 self.write(&id, payload.clone(), expiry);
-                let live = self.live_ids();
-                for old in &live[..live.len().saturating_sub(max)] {
-                    self.remove(old);
+                while self.live_ids().len() > max {
+                    let Some(oldest) = self.live_ids().first().cloned() else {
+                        break;
+                    };
+                    self.remove(&oldest);
                 }
             }
             Op::Clear => {
-                for id in self.live_ids() {
+                let ids: Vec<String> = self.live_ids().iter().cloned().collect();
+                for id in ids {
                     self.remove(&id);
                 }
             }
@@ -263,21 +275,20 @@ impl Plan<'_> {
         Ok(())
     }
 
-    /// Every entity id that exists with this request's changes applied, sorted.
-    fn live_ids(&self) -> Vec<String> {
-        let kept = self
-            .entities
-            .payloads
-            .keys()
-            .filter(|id| !matches!(self.pending.get(*id), Some(None)));
-        let added = self
-            .pending
-            .iter()
-            .filter(|(id, v)| v.is_some() && !self.entities.payloads.contains_key(*id))
-            .map(|(id, _)| id);
-        let mut ids: Vec<String> = kept.chain(added).cloned().collect();
-        ids.sort();
-        ids
+    /// Every entity id that exists with this request's changes applied, in order. Built once
+    /// per request, then kept up to date by `write` and `remove`.
+    fn live_ids(&mut self) -> &BTreeSet<String> {
+        let (payloads, pending) = (self.entities.payloads, &self.pending);
+        self.live.get_or_insert_with(|| {
+            let kept = payloads
+                .keys()
+                .filter(|id| !matches!(pending.get(*id), Some(None)));
+            let added = pending
+                .iter()
+                .filter(|(id, v)| v.is_some() && !payloads.contains_key(*id))
+                .map(|(id, _)| id);
+            kept.chain(added).cloned().collect()
+        })
     }
 }
 

@@ -16,7 +16,7 @@ pub mod outbox;
 pub mod presence;
 pub mod topic;
 
-use crate::ops::{Batch, BatchPublished, Op, Published};
+use crate::ops::{Batch, BatchPublished, Op, Published, MAX_OPS_PER_REQUEST};
 use crate::protocol::{Position, Snapshot};
 use crate::store::{Remembered, Store, StoreError, WriteUnit};
 use apply::OpError;
@@ -96,6 +96,8 @@ pub enum PublishError {
     KeyReused,
     /// A request with the same idempotency key is being applied right now.
     KeyInFlight,
+    /// The request carries more ops than one request may.
+    TooManyOps,
 }
 
 impl std::fmt::Display for PublishError {
@@ -105,7 +107,24 @@ impl std::fmt::Display for PublishError {
             Self::Store(e) => e.fmt(f),
             Self::KeyReused => f.write_str("this idempotency key was used for a different request"),
             Self::KeyInFlight => f.write_str("a request with this idempotency key is in progress"),
+            Self::TooManyOps => write!(
+                f,
+                "a request may carry at most {MAX_OPS_PER_REQUEST} ops; split it"
+            ),
         }
+    }
+}
+
+/// An idempotency key marked in flight; dropping it records how the request ended.
+struct InFlight<'a> {
+    memory: &'a Mutex<Memory>,
+    key: &'a str,
+    applied: Option<(String, BatchPublished, u64)>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.memory.lock().settle(self.key, self.applied.take());
     }
 }
 
@@ -223,16 +242,41 @@ impl Hub {
         batch: Batch,
         key: Option<String>,
     ) -> Result<(BatchPublished, bool), PublishError> {
+        let ops: usize = batch.writes.iter().map(|w| w.ops.len()).sum();
+        if ops > MAX_OPS_PER_REQUEST {
+            return Err(PublishError::TooManyOps);
+        }
+        let result = self.publish_once(&batch, key).await;
+        if result.is_err() {
+            for write in &batch.writes {
+                self.release_if_unused(&write.topic);
+            }
+        }
+        result
+    }
+
+    async fn publish_once(
+        &self,
+        batch: &Batch,
+        key: Option<String>,
+    ) -> Result<(BatchPublished, bool), PublishError> {
         let Some(key) = key else {
-            return self.apply_batch(&batch, None).await.map(|a| (a, false));
+            return self.apply_batch(batch, None).await.map(|a| (a, false));
         };
-        let fingerprint = idempotency::fingerprint(&batch);
+        let fingerprint = idempotency::fingerprint(batch);
         match self.remembered.lock().recall(&key, &fingerprint) {
             Recall::New => {}
             Recall::Replay(answer) => return Ok((answer, true)),
             Recall::Reused => return Err(PublishError::KeyReused),
             Recall::InFlight => return Err(PublishError::KeyInFlight),
         }
+        // Settles the key however this ends, even if applying panics, so it cannot stay
+        // "in flight" for good.
+        let mut in_flight = InFlight {
+            memory: &self.remembered,
+            key: &key,
+            applied: None,
+        };
         let created_ms = now_ms();
         let remember = |answer: &BatchPublished| Remembered {
             key: key.clone(),
@@ -240,12 +284,11 @@ impl Hub {
             response: serde_json::to_string(answer).unwrap_or_default(),
             created_ms,
         };
-        let result = self.apply_batch(&batch, Some(&remember)).await;
-        let settled = result
+        let result = self.apply_batch(batch, Some(&remember)).await;
+        in_flight.applied = result
             .as_ref()
             .ok()
             .map(|answer| (fingerprint.clone(), answer.clone(), created_ms));
-        self.remembered.lock().settle(&key, settled);
         result.map(|answer| (answer, false))
     }
 
@@ -328,6 +371,7 @@ impl Hub {
             .cloned()
             .collect();
         let mut deleted = 0;
+        let mut failure = None;
         for slot in due {
             let _one_publisher = slot.writer.lock().await;
             let prepared = {
@@ -344,13 +388,15 @@ impl Hub {
                 topics: prepared.to_write().into_iter().collect(),
                 remember: None,
             };
-            self.make_durable(unit).await?;
-            slot.topic.lock().apply(prepared);
+            match self.make_durable(unit).await {
+                Ok(()) => slot.topic.lock().apply(prepared),
+                Err(e) => failure = Some(e),
+            }
         }
         self.remembered
             .lock()
             .forget_before(now.saturating_sub(REMEMBER_FOR_MS));
-        Ok(deleted)
+        failure.map_or(Ok(deleted), Err)
     }
 
     /// Subscribes a connection: queues its snapshot or missed events, then live events follow.
@@ -362,12 +408,10 @@ impl Hub {
         name: &str,
         resume: Option<Position>,
     ) -> bool {
-        // A replay may fill at most half the queue, leaving room for live events behind it.
-        let max_replay = self.settings.queue / 2;
         self.slot(name)
             .topic
             .lock()
-            .subscribe(connection, outbox, resume, max_replay)
+            .subscribe(connection, outbox, resume)
     }
 
     pub fn unsubscribe(&self, connection: ConnectionId, name: &str) {
@@ -375,12 +419,28 @@ impl Hub {
         if let Some(slot) = slot {
             slot.topic.lock().unsubscribe(connection);
         }
+        self.release_if_unused(name);
     }
 
+    /// Forgets a topic that was created by a subscription or a refused write but never
+    /// written, once nothing refers to it, so such names cannot pile up.
+    fn release_if_unused(&self, name: &str) {
+        let mut topics = self.topics.lock();
+        // The map's own reference is the only one: no publisher or subscriber holds the slot,
+        // and none can take it while the map is locked.
+        let unused = topics
+            .get(name)
+            .is_some_and(|slot| Arc::strong_count(slot) == 1 && slot.topic.lock().is_unused());
+        if unused {
+            topics.remove(name);
+        }
+    }
+
+    /// A written topic's snapshot; `None` for a topic nobody has written yet.
     pub fn snapshot(&self, name: &str) -> Option<Snapshot> {
         let slot = self.topics.lock().get(name).cloned()?;
         let snapshot = slot.topic.lock().snapshot();
-        Some(snapshot)
+        (snapshot.offset > 0).then_some(snapshot)
     }
 
     pub fn topics(&self) -> Vec<TopicSummary> {

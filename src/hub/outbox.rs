@@ -53,6 +53,11 @@ impl Outbox {
         }
     }
 
+    /// How many frames the queue can take right now.
+    pub fn room(&self) -> usize {
+        self.frames.capacity()
+    }
+
     /// Queues a frame, waiting for room. For answers to the connection's own requests.
     pub async fn push(&self, frame: EncodedFrame) -> bool {
         self.frames.send(frame).await.is_ok()

@@ -107,6 +107,11 @@ impl Topic {
         }
     }
 
+    /// Never written and nobody subscribed: nothing would be lost by forgetting it.
+    pub fn is_unused(&self) -> bool {
+        self.offset == 0 && self.subscribers.is_empty()
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.subscribers.len()
     }
@@ -141,15 +146,17 @@ impl Topic {
         Catchup::Replay(frames)
     }
 
-    /// Adds a subscriber and queues its catch-up frames. Returns false, subscribing nothing,
-    /// when its queue has no room for them.
+    /// Adds a subscriber and queues its catch-up frames. A replay may fill at most half of
+    /// the room left in the queue (several topics may be catching up at once, and live events
+    /// follow); a longer one becomes a snapshot. Returns false, subscribing nothing, when the
+    /// queue has no room even for that.
     pub fn subscribe(
         &mut self,
         connection: ConnectionId,
         outbox: &Outbox,
         resume: Option<Position>,
-        max_replay: usize,
     ) -> bool {
+        let max_replay = (outbox.room() / 2).saturating_sub(1);
         let frames = match self.catchup(resume, max_replay) {
             Catchup::Snapshot(frame) => vec![frame],
             Catchup::Replay(frames) => frames,
@@ -315,7 +322,7 @@ mod tests {
         let mut topic = Topic::new("t".into(), 9, 100);
         set(&mut topic, "a", 1);
         let (tx, mut rx) = outbox(100);
-        assert!(topic.subscribe(1, &tx, None, 100));
+        assert!(topic.subscribe(1, &tx, None));
         for n in 0..10 {
             set(&mut topic, "a", n);
         }
@@ -338,7 +345,7 @@ mod tests {
             epoch: 9,
             offset: 6,
         };
-        assert!(topic.subscribe(1, &tx, Some(from), 100));
+        assert!(topic.subscribe(1, &tx, Some(from)));
         set(&mut topic, "a", 99);
         let frames = drain(&mut rx);
         assert_eq!(offsets(&frames), [7, 8, 9, 10, 11]);
@@ -416,14 +423,35 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_never_takes_more_than_half_the_room_left() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        for n in 0..30 {
+            set(&mut topic, "a", n);
+        }
+        let (tx, mut rx) = outbox(40);
+        for _ in 0..10 {
+            assert!(tx.try_push("filler".into()));
+        }
+        // 30 frames of room: a 20-event replay would leave too little, so a snapshot comes.
+        let from = Position {
+            epoch: 9,
+            offset: 10,
+        };
+        assert!(topic.subscribe(1, &tx, Some(from)));
+        let frames: Vec<_> = std::iter::from_fn(|| rx.frames.try_recv().ok()).collect();
+        assert_eq!(frames.len(), 11);
+        assert!(frames[10].as_str().contains(r#""type":"snapshot""#));
+    }
+
+    #[test]
     fn a_full_or_closed_queue_drops_the_subscriber() {
         let mut topic = Topic::new("t".into(), 9, 100);
         let (slow, _slow_rx) = outbox(2);
         let (gone, gone_rx) = outbox(100);
         let (ok, mut ok_rx) = outbox(100);
-        assert!(topic.subscribe(1, &slow, None, 100));
-        assert!(topic.subscribe(2, &gone, None, 100));
-        assert!(topic.subscribe(3, &ok, None, 100));
+        assert!(topic.subscribe(1, &slow, None));
+        assert!(topic.subscribe(2, &gone, None));
+        assert!(topic.subscribe(3, &ok, None));
         drop(gone_rx);
         for n in 0..5 {
             set(&mut topic, "a", n);

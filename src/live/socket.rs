@@ -25,6 +25,9 @@ const MAX_RETRY_CAP_MS: f64 = 30_000.0;
 const SNAP_AFTER_GAP_MS: f64 = 3_000.0;
 /// A batch with more frames than this is a backlog: it snaps.
 const SNAP_BATCH: usize = 50;
+/// Browsers pause animation frames in hidden tabs; a timer flushes there instead, so frames
+/// cannot pile up while nobody looks.
+const FLUSH_FALLBACK: Duration = Duration::from_millis(250);
 
 /// Opens the board's connection and keeps it open for the life of the page.
 pub fn connect(live: Live, board: &str) {
@@ -37,7 +40,7 @@ pub fn connect(live: Live, board: &str) {
         pending: Vec::new(),
         flush_scheduled: false,
         lost_at: None,
-        retry_scheduled: false,
+        retry: None,
     }));
     open(&connection);
     let on_online = {
@@ -66,7 +69,9 @@ struct Connection {
     flush_scheduled: bool,
     /// When the last connection dropped (page clock, ms), until the page has caught up.
     lost_at: Option<f64>,
-    retry_scheduled: bool,
+    /// The pending retry timer's number; a timer whose number is no longer here does nothing,
+    /// so an early reconnect (the browser came back online) cancels it.
+    retry: Option<u64>,
 }
 
 struct Handlers {
@@ -88,7 +93,7 @@ fn socket_url() -> String {
 }
 
 fn open(connection: &Shared) {
-    connection.borrow_mut().retry_scheduled = false;
+    connection.borrow_mut().retry = None;
     let socket = match WebSocket::new(&socket_url()) {
         Ok(socket) => socket,
         Err(_) => return retry_later(connection),
@@ -159,24 +164,26 @@ fn closed(connection: &Shared) {
 }
 
 fn retry_later(connection: &Shared) {
-    let delay = {
+    let (delay, timer) = {
         let mut c = connection.borrow_mut();
-        if c.retry_scheduled {
+        if c.retry.is_some() {
             return;
         }
-        c.retry_scheduled = true;
         let cap = (FIRST_RETRY_CAP_MS * 2f64.powi(c.failures.min(16) as i32)).min(MAX_RETRY_CAP_MS);
         c.failures += 1;
-        js_sys::Math::random() * cap
+        // Any value unlikely to repeat identifies this timer.
+        let timer = (js_sys::Math::random() * u32::MAX as f64) as u64;
+        c.retry = Some(timer);
+        (js_sys::Math::random() * cap, timer)
     };
     let connection = connection.clone();
     set_timeout(
         move || {
-            let waiting = {
+            let due = {
                 let c = connection.borrow();
-                c.retry_scheduled && c.socket.is_none()
+                c.retry == Some(timer) && c.socket.is_none()
             };
-            if waiting {
+            if due {
                 open(&connection);
             }
         },
@@ -189,8 +196,10 @@ fn received(connection: &Shared, text: String) {
     c.pending.push(text);
     if !c.flush_scheduled {
         c.flush_scheduled = true;
-        let connection = connection.clone();
-        request_animation_frame(move || flush(&connection));
+        let on_frame = connection.clone();
+        request_animation_frame(move || flush(&on_frame));
+        let on_timer = connection.clone();
+        set_timeout(move || flush(&on_timer), FLUSH_FALLBACK);
     }
 }
 
@@ -198,6 +207,10 @@ fn received(connection: &Shared, text: String) {
 fn flush(connection: &Shared) {
     let (live, frames, lost_at) = {
         let mut c = connection.borrow_mut();
+        if !c.flush_scheduled {
+            // The other of the frame and the timer already flushed this batch.
+            return;
+        }
         c.flush_scheduled = false;
         (c.live, std::mem::take(&mut c.pending), c.lost_at)
     };

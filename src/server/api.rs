@@ -108,7 +108,7 @@ fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
         (status = 200, description = "applied and stored", body = Published),
         (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
-        (status = 413, description = "the body is over 1 MiB", body = ApiError),
+        (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
         (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
     )
@@ -142,7 +142,7 @@ async fn publish(
         (status = 200, description = "applied and stored", body = BatchPublished),
         (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
-        (status = 413, description = "the body is over 1 MiB", body = ApiError),
+        (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
         (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
     )
@@ -238,6 +238,9 @@ async fn apply(
                 "idempotency_key_in_flight"
             };
             ApiError::new(StatusCode::CONFLICT, code, e.to_string()).field("Idempotency-Key")
+        }
+        PublishError::TooManyOps => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_ops", e.to_string()).field("ops")
         }
         PublishError::Store(e) => {
             tracing::error!("write failed: {e}");

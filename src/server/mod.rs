@@ -8,6 +8,7 @@ use crate::app::{shell, App};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
@@ -44,8 +45,9 @@ pub fn router(state: AppState) -> Router {
 /// Opens the store, binds the listener, starts the demo feed if configured, and serves until
 /// SIGINT/SIGTERM.
 pub async fn run(config: Config) -> std::io::Result<()> {
-    let store = SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?;
-    let hub = Hub::open(config.hub_settings(), Arc::new(store)).map_err(std::io::Error::other)?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?);
+    let hub = Hub::open(config.hub_settings(), store.clone()).map_err(std::io::Error::other)?;
     let (stop, shutdown) = watch::channel(false);
     let state = AppState {
         leptos_options: config.leptos_options(),
@@ -74,6 +76,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     if let Some(demo) = demo {
         demo.abort();
     }
+    let _ = store.close().await;
     Ok(())
 }
 

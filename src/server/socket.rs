@@ -174,6 +174,7 @@ impl Session {
                     Err(e) => {
                         let code = match e {
                             PublishError::Refused { .. } => ErrorCode::OpRefused,
+                            PublishError::TooManyOps => ErrorCode::InvalidFrame,
                             _ => ErrorCode::StoreUnavailable,
                         };
                         let mut error = ErrorFrame::new(code, e.to_string());

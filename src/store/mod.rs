@@ -92,4 +92,8 @@ pub trait Store: Send + Sync + 'static {
     /// whole or not at all; the answer arrives when this one is. Idempotency records older
     /// than `forget_before` may be dropped on the way.
     fn write(&self, unit: WriteUnit, forget_before: u64) -> Durable;
+
+    /// Makes everything queued durable, records a clean stop, and stops taking writes.
+    /// Resolves when done.
+    fn close(&self) -> oneshot::Receiver<()>;
 }

@@ -6,9 +6,14 @@
 //! (SQLite `synchronous = NORMAL`) it survives the process crashing or being killed; a power
 //! loss may drop the last acknowledged writes, never corrupt the file. With `fsync = true`
 //! (`synchronous = FULL`) it survives power loss too, at the cost of one fsync per group.
+//!
+//! Because a power loss could take back events a screen has already seen, a store opened
+//! after an unclean stop with `fsync = false` gives every topic a new epoch and drops the
+//! stored history: screens then take a fresh snapshot instead of resuming into offsets that
+//! may since mean different events. A clean stop ([`Store::close`]) records that it was clean.
 
 use super::{Durable, Loaded, Remembered, Store, StoreError, TopicRecord, WriteUnit};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +25,13 @@ const MAX_GROUP: usize = 512;
 
 pub struct SqliteStore {
     path: PathBuf,
-    queue: mpsc::Sender<Queued>,
+    queue: mpsc::Sender<Message>,
+}
+
+enum Message {
+    Write(Queued),
+    /// Commit what is queued, record a clean stop, and stop.
+    Close(oneshot::Sender<()>),
 }
 
 struct Queued {
@@ -73,7 +84,11 @@ fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
                  response TEXT NOT NULL,
                  created_ms INTEGER NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_ms);",
+             CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_ms);
+             CREATE TABLE IF NOT EXISTS meta (
+                 key TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );",
             if fsync { "FULL" } else { "NORMAL" }
         ))
         .map_err(failed)?;
@@ -86,7 +101,8 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("pulseboard.db");
-        let connection = open(&path, fsync)?;
+        let mut connection = open(&path, fsync)?;
+        start(&mut connection, fsync).map_err(failed)?;
         let (queue, waiting) = mpsc::channel();
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -181,44 +197,112 @@ impl Store for SqliteStore {
             forget_before,
             done,
         };
-        if let Err(mpsc::SendError(queued)) = self.queue.send(queued) {
+        if let Err(mpsc::SendError(Message::Write(queued))) =
+            self.queue.send(Message::Write(queued))
+        {
             let _ = queued
                 .done
                 .send(Err(StoreError("the store writer has stopped".into())));
         }
         durable
     }
+
+    fn close(&self) -> oneshot::Receiver<()> {
+        let (done, closed) = oneshot::channel();
+        let _ = self.queue.send(Message::Close(done));
+        closed
+    }
+}
+
+/// Records that the store is in use, durably, and renews epochs if the last stop was unclean
+/// and unsynced (see the module doc).
+fn start(connection: &mut Connection, fsync: bool) -> rusqlite::Result<()> {
+    let last_stop_clean: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'clean'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    connection.execute_batch("PRAGMA synchronous = FULL")?;
+    let tx = connection.transaction()?;
+    if !fsync && last_stop_clean.as_deref() == Some("0") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let renewed = tx.execute("UPDATE topics SET epoch = MAX(?1, epoch + 1)", [now])?;
+        tx.execute("DELETE FROM events", [])?;
+        if renewed > 0 {
+            tracing::warn!(
+                "the last stop was not clean and fsync is off: {renewed} topics start a new epoch"
+            );
+        }
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '0')",
+        [],
+    )?;
+    tx.commit()?;
+    connection.execute_batch(if fsync {
+        "PRAGMA synchronous = FULL"
+    } else {
+        "PRAGMA synchronous = NORMAL"
+    })
 }
 
 /// The writer thread: takes every write waiting, commits them in one transaction, answers
 /// each. Ends when the store is dropped.
-fn write_loop(mut connection: Connection, waiting: mpsc::Receiver<Queued>) {
-    while let Ok(first) = waiting.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match waiting.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
+fn write_loop(mut connection: Connection, waiting: mpsc::Receiver<Message>) {
+    let mut closing = None;
+    while closing.is_none() {
+        let Ok(first) = waiting.recv() else { break };
+        let mut group = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(queued) => group.push(queued),
+                Message::Close(done) => {
+                    closing = Some(done);
+                    break;
+                }
+            }
+            if group.len() < MAX_GROUP {
+                next = waiting.try_recv().ok();
             }
         }
-        match commit(&mut connection, &group) {
-            Ok(()) => {
-                for queued in group {
-                    let _ = queued.done.send(Ok(()));
-                }
+        if !group.is_empty() {
+            commit_group(&mut connection, group);
+        }
+    }
+    if let Some(done) = closing {
+        let marked = connection.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '1')",
+            [],
+        );
+        if let Err(e) = marked {
+            tracing::error!("recording a clean stop: {e}");
+        }
+        let _ = done.send(());
+    }
+}
+
+/// Commits a group in one transaction and answers each write.
+fn commit_group(connection: &mut Connection, group: Vec<Queued>) {
+    match commit(connection, &group) {
+        Ok(()) => {
+            for queued in group {
+                let _ = queued.done.send(Ok(()));
             }
-            // One unit's failure must not fail the others grouped with it: retry each alone.
-            Err(_) if group.len() > 1 => {
-                for queued in group {
-                    let alone = std::slice::from_ref(&queued);
-                    let result = commit(&mut connection, alone).map_err(failed);
-                    let _ = queued.done.send(result);
-                }
+        }
+        // One unit's failure must not fail the others grouped with it: retry each alone.
+        Err(_) if group.len() > 1 => {
+            for queued in group {
+                let alone = std::slice::from_ref(&queued);
+                let result = commit(connection, alone).map_err(failed);
+                let _ = queued.done.send(result);
             }
-            Err(e) => {
-                for queued in group {
-                    let _ = queued.done.send(Err(failed(&e)));
-                }
+        }
+        Err(e) => {
+            for queued in group {
+                let _ = queued.done.send(Err(failed(&e)));
             }
         }
     }
