@@ -20,6 +20,7 @@
 //! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` against a running server.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
 //! - [`hub`]: topics, their history, and the fan-out of events to connections.
+//! - [`metrics`]: the figures `/metrics` reports.
 //! - [`store`]: durable topics in SQLite, written with group commit.
 //! - [`server`]: the axum router: pages, `/ws`, `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
@@ -43,6 +44,8 @@ pub mod config;
 pub mod demo;
 #[cfg(feature = "ssr")]
 pub mod hub;
+#[cfg(feature = "ssr")]
+pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

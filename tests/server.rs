@@ -385,3 +385,51 @@ async fn retention_is_configured_per_topic() {
         }
     }
 }
+
+/// The value of one sample line in a Prometheus text exposition.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{metrics}"))
+}
+
+#[tokio::test]
+async fn metrics_count_connections_subscriptions_and_events() {
+    let server = Server::start(&[]);
+    let scrape = || async {
+        reqwest::get(format!("http://{}/metrics", server.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut first = server.connect().await;
+    let mut second = server.connect().await;
+    for socket in [&mut first, &mut second] {
+        subscribe(socket, "metric:m", None).await;
+        next(socket).await;
+    }
+    for n in 0..3 {
+        server.set("metric:m", "k", n).await;
+    }
+    let metrics = scrape().await;
+    assert_eq!(sample(&metrics, "pulseboard_connections"), 2.0);
+    assert_eq!(sample(&metrics, "pulseboard_subscriptions"), 2.0);
+    assert_eq!(sample(&metrics, "pulseboard_events_published_total"), 3.0);
+    assert_eq!(sample(&metrics, "pulseboard_frames_queued_total"), 6.0);
+    assert_eq!(sample(&metrics, "pulseboard_publish_seconds_count"), 3.0);
+
+    drop(first);
+    let mut left = 2.0;
+    for _ in 0..50 {
+        left = sample(&scrape().await, "pulseboard_connections");
+        if left == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 1.0);
+    assert_eq!(sample(&scrape().await, "pulseboard_subscriptions"), 1.0);
+}

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod presence;
 pub mod topic;
 
+use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Op, Published, MAX_OPS_PER_REQUEST};
 use crate::protocol::{Position, Snapshot};
 use crate::store::{Remembered, Store, StoreError, WriteUnit};
@@ -27,7 +28,7 @@ use presence::Boards;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use topic::{Authorship, Prepared, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
@@ -62,6 +63,7 @@ impl HubSettings {
 pub struct Hub {
     settings: HubSettings,
     store: Arc<dyn Store>,
+    metrics: Metrics,
     topics: Mutex<HashMap<String, Arc<Slot>>>,
     boards: Mutex<Boards>,
     remembered: Mutex<Memory>,
@@ -188,11 +190,16 @@ impl Hub {
         Ok(Arc::new(Self {
             settings,
             store,
+            metrics: Metrics::default(),
             topics: Mutex::new(topics),
             boards: Mutex::new(Boards::default()),
             remembered: Mutex::new(Memory::restore(loaded.remembered)),
             next_connection: AtomicU64::new(1),
         }))
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A new connection id and its outgoing queue.
@@ -246,7 +253,11 @@ impl Hub {
         if ops > MAX_OPS_PER_REQUEST {
             return Err(PublishError::TooManyOps);
         }
+        let started = Instant::now();
         let result = self.publish_once(&batch, key).await;
+        self.metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
         if result.is_err() {
             for write in &batch.writes {
                 self.release_if_unused(&write.topic);
@@ -342,9 +353,17 @@ impl Hub {
         };
         self.make_durable(unit).await.map_err(PublishError::Store)?;
         for (ready, slot) in prepared.into_iter().zip(&slots) {
-            slot.topic.lock().apply(ready);
+            self.apply(slot, ready);
         }
         Ok(answer)
+    }
+
+    /// Applies durable events to a topic and counts them.
+    fn apply(&self, slot: &Slot, prepared: Prepared) {
+        let events = prepared.offsets().len() as u64;
+        let frames = slot.topic.lock().apply(prepared);
+        self.metrics.events_published.inc_by(events);
+        self.metrics.frames_queued.inc_by(frames);
     }
 
     /// Waits until the store has recorded a unit; a unit with nothing in it is already done.
@@ -389,7 +408,7 @@ impl Hub {
                 remember: None,
             };
             match self.make_durable(unit).await {
-                Ok(()) => slot.topic.lock().apply(prepared),
+                Ok(()) => self.apply(&slot, prepared),
                 Err(e) => failure = Some(e),
             }
         }

@@ -203,8 +203,10 @@ impl Topic {
     }
 
     /// Applies prepared events in order: state, history, and a copy of each frame queued to
-    /// every subscriber. Subscribers whose queue is gone or full are dropped.
-    pub fn apply(&mut self, prepared: Prepared) {
+    /// every subscriber. Subscribers whose queue is gone or full are dropped. Returns how many
+    /// frames were queued.
+    pub fn apply(&mut self, prepared: Prepared) -> u64 {
+        let mut queued = 0;
         for (offset, change, frame) in prepared.events {
             debug_assert_eq!(offset, self.offset + 1, "events apply in offset order");
             self.offset = offset;
@@ -222,7 +224,9 @@ impl Topic {
             }
             self.subscribers
                 .retain(|_, outbox| outbox.try_push(frame.clone()));
+            queued += self.subscribers.len() as u64;
         }
+        queued
     }
 }
 

@@ -47,6 +47,18 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
+/// The server's figures, for Prometheus.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.hub.metrics().render(),
+    )
+        .into_response()
+}
+
 /// Liveness: answers while the server runs.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "running")))]
 pub async fn health() -> Json<serde_json::Value> {

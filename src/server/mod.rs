@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(socket::upgrade))
         .route("/healthz", get(api::health))
+        .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

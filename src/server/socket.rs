@@ -32,6 +32,7 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
 
 async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
     let (id, outbox, inbox) = hub.connect();
+    hub.metrics().connections.inc();
     let mut session = Session {
         hub,
         id,
@@ -74,6 +75,9 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<b
         _ = closing => Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() }),
     };
     if let Some(close) = close {
+        if close.code == close_code::AGAIN {
+            session.hub.metrics().slow_consumers.inc();
+        }
         let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
@@ -131,19 +135,27 @@ impl Session {
             ClientFrame::Subscribe { topics } => {
                 for request in topics {
                     // Subscribing again restarts the topic from the given position.
+                    let had = self.topics.remove(&request.topic);
                     self.hub.unsubscribe(self.id, &request.topic);
-                    if self
-                        .hub
-                        .subscribe(self.id, &self.outbox, &request.topic, request.resume)
-                    {
+                    let has =
+                        self.hub
+                            .subscribe(self.id, &self.outbox, &request.topic, request.resume);
+                    if has {
                         self.topics.insert(request.topic);
                     }
+                    match (had, has) {
+                        (false, true) => self.hub.metrics().subscriptions.inc(),
+                        (true, false) => self.hub.metrics().subscriptions.dec(),
+                        _ => 0,
+                    };
                 }
             }
             ClientFrame::Unsubscribe { topics } => {
                 for topic in topics {
                     self.hub.unsubscribe(self.id, &topic);
-                    self.topics.remove(&topic);
+                    if self.topics.remove(&topic) {
+                        self.hub.metrics().subscriptions.dec();
+                    }
                 }
             }
             ClientFrame::Join { board } => {
@@ -203,6 +215,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        let metrics = self.hub.metrics();
+        metrics.connections.dec();
+        metrics.subscriptions.dec_by(self.topics.len() as i64);
         for topic in &self.topics {
             self.hub.unsubscribe(self.id, topic);
         }

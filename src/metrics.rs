@@ -1,0 +1,86 @@
+//! The server's figures for `/metrics`, in the Prometheus (OpenMetrics) text format: what
+//! operators watch and what the benchmarks read, so both see the same numbers.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Topic subscriptions held by open connections.
+    pub subscriptions: Gauge,
+    /// Events applied (and stored) by publishes and expiry.
+    pub events_published: Counter,
+    /// Event frames queued to subscribers: one per event per subscriber.
+    pub frames_queued: Counter,
+    /// Connections closed because they could not keep up.
+    pub slow_consumers: Counter,
+    /// Time from a publish arriving at the hub to its events being queued, in seconds.
+    pub publish_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("pulseboard");
+        let connections = Gauge::default();
+        let subscriptions = Gauge::default();
+        let events_published = Counter::default();
+        let frames_queued = Counter::default();
+        let slow_consumers = Counter::default();
+        // 50 µs to about 1.6 s.
+        let publish_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Topic subscriptions held by open connections",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events applied and stored",
+            events_published.clone(),
+        );
+        registry.register(
+            "frames_queued",
+            "Event frames queued to subscribers",
+            frames_queued.clone(),
+        );
+        registry.register(
+            "slow_consumers",
+            "Connections closed because they could not keep up",
+            slow_consumers.clone(),
+        );
+        registry.register(
+            "publish_seconds",
+            "Time from a publish reaching the hub to its events being queued",
+            publish_seconds.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            subscriptions,
+            events_published,
+            frames_queued,
+            slow_consumers,
+            publish_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    /// Every figure, in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
