@@ -22,11 +22,18 @@ use tokio::sync::watch;
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
+/// The read and write buffer each connection starts with.
+const SOCKET_BUFFER: usize = 1024;
+
 /// How long a closing connection may take to send its last frames.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    // tungstenite reserves 128 KiB each for reading and writing by default: per idle
+    // connection that dwarfs everything else. Frames here are small; buffers grow when needed.
     ws.max_message_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| serve(socket, state.hub, state.shutdown))
 }
 
