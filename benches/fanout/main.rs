@@ -1,0 +1,298 @@
+//! The fan-out load tool: many WebSocket subscribers, one paced publisher, and what reaches
+//! them. It measures delivered messages/s, publish→receive latency (p50 / p99 / p99.9, from a
+//! send timestamp in each payload), connection setup rate, and the server's resident memory
+//! per idle connection (from /proc). It talks only to loopback, spreads its connections over
+//! several 127.0.0.x source addresses (and over several processes with `--processes`), and
+//! stops by itself.
+//!
+//! ```sh
+//! cargo bench --features ssr --bench fanout -- --subscribers 1000 --rate 100 --seconds 10
+//! cargo bench --profile dev --features ssr --bench fanout -- --smoke   # a few seconds
+//! benches/peers/run     # every peer and the floor, the same workloads, into BENCHMARKS.md
+//! ```
+//!
+//! Without `--server` it starts the Pulseboard binary of the same build on an empty data dir.
+//! `--protocol` picks the adapter for another server (see `adapter.rs`). Prints a Markdown
+//! table row, or with `--json` one JSON object.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod adapter;
+mod clients;
+
+use adapter::Adapter;
+use clients::{micros_now, Group, Share};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use support::Server;
+
+/// At most this many subscribers per process: the open-file limit here is 20,000 and a
+/// process needs a few descriptors of its own.
+const PER_PROCESS: usize = 19_000;
+
+struct Options {
+    adapter: Adapter,
+    subscribers: usize,
+    /// Events published per second, over all topics.
+    rate: u64,
+    seconds: u64,
+    topics: usize,
+    /// How many 127.0.0.x addresses the connections come from.
+    sources: u8,
+    processes: usize,
+    /// Connect, measure memory, and stop: no events.
+    idle: bool,
+    /// A running server; otherwise a Pulseboard server is started.
+    server: Option<String>,
+    /// The running server's process, for its resident memory.
+    server_pid: Option<u32>,
+    json: bool,
+    /// Fail unless at least 99% of the expected messages arrive.
+    require_delivery: bool,
+    /// Run as one of a parent's client processes (see `clients.rs`).
+    child: Option<usize>,
+}
+
+impl Options {
+    fn parse() -> Self {
+        let mut options = Options {
+            adapter: Adapter::Pulseboard,
+            subscribers: 1000,
+            rate: 50,
+            seconds: 10,
+            topics: 1,
+            sources: 8,
+            processes: 0,
+            idle: false,
+            server: None,
+            server_pid: None,
+            json: false,
+            require_delivery: false,
+            child: None,
+        };
+        let (mut protocol, mut pusher_app) = ("pulseboard".to_owned(), None);
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().cloned().unwrap_or_default();
+            match flag.as_str() {
+                "--protocol" => protocol = value(),
+                "--pusher-app" => pusher_app = Some(value()),
+                "--subscribers" => options.subscribers = value().parse().expect("a count"),
+                "--rate" => options.rate = value().parse().expect("events per second"),
+                "--seconds" => options.seconds = value().parse().expect("seconds"),
+                "--topics" => options.topics = value().parse().expect("a count"),
+                "--sources" => options.sources = value().parse().expect("1 to 254"),
+                "--processes" => options.processes = value().parse().expect("a count"),
+                "--idle" => options.idle = true,
+                "--server" => options.server = Some(value()),
+                "--server-pid" => options.server_pid = Some(value().parse().expect("a pid")),
+                "--json" => options.json = true,
+                "--child" => options.child = Some(0),
+                "--first" => options.child = Some(value().parse().expect("an index")),
+                "--smoke" => {
+                    options.subscribers = 200;
+                    options.rate = 50;
+                    options.seconds = 2;
+                    options.require_delivery = true;
+                }
+                // cargo bench passes --bench to every bench target.
+                "--bench" => {}
+                other => panic!("unknown option {other}"),
+            }
+        }
+        options.adapter = Adapter::parse(&protocol, pusher_app.as_deref());
+        assert!(
+            options.subscribers <= 100_000,
+            "bounded: at most 100,000 subscribers"
+        );
+        assert!(options.seconds <= 300, "bounded: at most 300 seconds");
+        assert!(options.rate <= 100_000, "bounded: at most 100,000 events/s");
+        assert!((1..=254).contains(&options.sources));
+        assert!(
+            options.topics == 1 || options.adapter.has_topics(),
+            "a broadcast server has no topics: --topics 1"
+        );
+        if options.processes == 0 {
+            options.processes = options.subscribers.div_ceil(PER_PROCESS).max(1);
+        }
+        options
+    }
+}
+
+/// Resident memory of a process, from /proc.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::parse();
+    let topics: Vec<String> = (0..options.topics)
+        .map(|t| format!("bench-fanout{t}"))
+        .collect();
+    if let Some(first) = options.child {
+        let server = options
+            .server
+            .as_deref()
+            .expect("a child is given --server");
+        return clients::serve_as_child(Share {
+            adapter: options.adapter,
+            server: server.parse().expect("host:port"),
+            topics,
+            first,
+            count: options.subscribers,
+            sources: options.sources,
+        })
+        .await;
+    }
+
+    let started_server;
+    let (addr, pid) = match &options.server {
+        Some(addr) => (addr.clone(), options.server_pid),
+        None => {
+            assert_eq!(
+                options.adapter,
+                Adapter::Pulseboard,
+                "give --server for another protocol"
+            );
+            started_server = Server::start(&[("PULSEBOARD_DEMO", "false")]);
+            (started_server.addr.clone(), Some(started_server.child.id()))
+        }
+    };
+    let server: SocketAddr = addr.parse().expect("--server is host:port on loopback");
+    assert!(
+        server.ip().is_loopback(),
+        "the load tool only talks to loopback"
+    );
+    let http = reqwest::Client::new();
+    let rss_before = pid.and_then(resident_kib);
+
+    let connect_started = Instant::now();
+    let share = Share {
+        adapter: options.adapter.clone(),
+        server,
+        topics: topics.clone(),
+        first: 0,
+        count: options.subscribers,
+        sources: options.sources,
+    };
+    let mut group = Group::connect(share, options.processes).await;
+    let connect_seconds = connect_started.elapsed().as_secs_f64();
+    let connected = options.subscribers - group.failed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = pid.and_then(resident_kib);
+    let kib_per_connection = match (rss_before, rss_idle) {
+        (Some(before), Some(idle)) if connected > 0 => {
+            Some(idle.saturating_sub(before) as f64 / connected as f64)
+        }
+        _ => None,
+    };
+
+    // Publish at the set rate, open loop: a slow answer does not slow the next event.
+    let (mut expected, mut publish_started) = (0, None);
+    if !options.idle {
+        group.start().await;
+        publish_started = Some(micros_now());
+        let total = options.rate * options.seconds;
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate as f64));
+        let mut publishes = Vec::with_capacity(total as usize);
+        for n in 0..total {
+            ticker.tick().await;
+            let topic = &topics[n as usize % topics.len()];
+            let request = options.adapter.publish(&http, &addr, topic, micros_now());
+            publishes.push(tokio::spawn(async move {
+                request
+                    .send()
+                    .await
+                    .is_ok_and(|answer| answer.status().is_success())
+            }));
+        }
+        let mut published = 0;
+        for publish in publishes {
+            published += u64::from(publish.await.unwrap_or(false));
+        }
+        assert_eq!(published, total, "every publish is accepted");
+        expected = total * connected as u64 / options.topics as u64;
+        // Let the queued messages drain: stop once all have arrived, or nothing has for 2 s.
+        let (mut seen, mut quiet) = (group.received(), 0);
+        while seen < expected && quiet < 20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = group.received();
+            quiet = if now == seen { quiet + 1 } else { 0 };
+            seen = now;
+        }
+    }
+    let mut tally = group.finish().await;
+    // From the first publish to the last message received.
+    let elapsed = publish_started.map_or(0.0, |started| {
+        tally.last_received.saturating_sub(started) as f64 / 1e6
+    });
+    tally.latencies.sort_unstable();
+    let percentile = |p: f64| -> Option<f64> {
+        let latencies = &tally.latencies;
+        let at = ((latencies.len() as f64 * p) as usize).min(latencies.len().checked_sub(1)?);
+        Some(latencies[at] as f64 / 1000.0)
+    };
+    let delivered_per_second = (elapsed > 0.0).then(|| tally.received as f64 / elapsed);
+    let result = json!({
+        "protocol": options.adapter.name(),
+        "subscribers": options.subscribers,
+        "connected": connected,
+        "processes": options.processes,
+        "events_per_second": if options.idle { 0 } else { options.rate },
+        "seconds": options.seconds,
+        "delivered": tally.received,
+        "expected": expected,
+        "delivered_per_second": delivered_per_second,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "p999_ms": percentile(0.999),
+        "connections_per_second": connected as f64 / connect_seconds,
+        "kib_per_idle_connection": kib_per_connection,
+        "server_rss_kib_idle": rss_idle,
+    });
+    if options.json {
+        println!("{result}");
+    } else {
+        let show = |value: &serde_json::Value| match value.as_f64() {
+            Some(number) => format!("{number:.2}"),
+            None => "n/a".into(),
+        };
+        println!("| protocol | subscribers | events/s | delivered msgs/s | delivered / expected | p50 ms | p99 ms | p99.9 ms | connections/s | KiB per idle connection |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!(
+            "| {} | {} | {} | {} | {}/{} | {} | {} | {} | {:.0} | {} |",
+            options.adapter.name(),
+            connected,
+            options.rate,
+            result["delivered_per_second"]
+                .as_f64()
+                .map_or("n/a".into(), |n| format!("{n:.0}")),
+            tally.received,
+            expected,
+            show(&result["p50_ms"]),
+            show(&result["p99_ms"]),
+            show(&result["p999_ms"]),
+            connected as f64 / connect_seconds,
+            show(&result["kib_per_idle_connection"]),
+        );
+    }
+    if options.require_delivery {
+        assert_eq!(connected, options.subscribers, "every subscriber connects");
+        assert!(
+            tally.received * 100 >= expected * 99,
+            "fewer than 99% of the expected messages arrived"
+        );
+    }
+}
