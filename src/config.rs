@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "listen",
     "site_root",
     "data_dir",
+    "boards",
     "fsync",
     "demo",
     "history",
@@ -29,6 +30,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub site_root: PathBuf,
     pub data_dir: PathBuf,
+    /// The directory of board files.
+    pub boards: PathBuf,
     pub fsync: bool,
     pub demo: bool,
     pub history: usize,

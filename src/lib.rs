@@ -11,6 +11,8 @@
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
 //! - [`app`]: the HTML shell and the root component.
 //! - [`board`]: the demo board page, which lays widgets out and owns its live connection.
+//! - [`boards`]: boards as data (title, grid, widgets and their options); on the server, board
+//!   files and the directory that hot-reloads them.
 //! - [`live`]: the browser's copy of each topic and the presence list, as signals, and how
 //!   frames update them.
 //! - [`widgets`]: the counter, leaderboard, feed, presence and connection-status components.
@@ -30,6 +32,7 @@
 
 pub mod app;
 pub mod board;
+pub mod boards;
 pub mod live;
 pub mod motion;
 pub mod ops;

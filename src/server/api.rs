@@ -1,5 +1,6 @@
 //! The HTTP API under `/api/v1` and the health check: publish ops to a topic or a batch of
-//! topics, read a topic's snapshot, list topics, and the OpenAPI document describing all of it,
+//! topics, read a topic's snapshot, list topics, read the boards as their files last parsed,
+//! and the OpenAPI document describing all of it,
 //! generated from these handlers and their types. Every refusal is JSON
 //! `{code, message, field}` with a fitting status.
 
@@ -28,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
         .route("/batch", post(publish_batch))
+        .route("/boards", get(list_boards))
+        .route("/boards/{board}", get(read_board))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -38,7 +41,15 @@ pub fn routes() -> Router<AppState> {
         title = "Pulseboard API",
         description = "Push data into topics; read them back."
     ),
-    paths(publish, publish_batch, read_topic, list_topics, health),
+    paths(
+        publish,
+        publish_batch,
+        read_topic,
+        list_topics,
+        list_boards,
+        read_board,
+        health
+    ),
     components(schemas(ApiError, Op, TopicOps, TopicSummary))
 )]
 struct ApiDoc;
@@ -290,6 +301,46 @@ async fn read_topic(
         .field("topic")
     })?;
     Ok(Json(snapshot))
+}
+
+/// Every board in the boards directory, with its title and whether its file has a problem.
+#[utoipa::path(
+    get,
+    path = "/api/v1/boards",
+    responses((status = 200, description = "`{\"boards\": [{name, title, problem}]}`"))
+)]
+async fn list_boards(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "boards": state.boards.list() }))
+}
+
+/// One board: its last good version, and the problem with its current file if there is one.
+/// Operators can check a board file edit here before a screen shows it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/boards/{board}",
+    params(("board" = String, Path, description = "the board file's name without .toml")),
+    responses(
+        (status = 200, description = "`{\"board\": {...} | null, \"problem\": {file, line, column, message} | null}`"),
+        (status = 404, description = "no such board", body = ApiError),
+    )
+)]
+async fn read_board(
+    State(state): State<AppState>,
+    Path(board): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let found = state.boards.get(&board).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_board",
+            format!(
+                "no board named `{board}`: its file would be {board}.toml in the boards directory"
+            ),
+        )
+        .field("board")
+    })?;
+    Ok(Json(
+        json!({ "board": found.board, "problem": found.problem }),
+    ))
 }
 
 /// Every topic, with its position, size and subscriber count.

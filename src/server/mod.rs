@@ -5,6 +5,7 @@ pub mod api;
 pub mod socket;
 
 use crate::app::{shell, App};
+use crate::boards::library::{self, Library};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::sqlite::SqliteStore;
@@ -26,6 +27,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Arc<Hub>,
+    /// The boards, as their files last parsed.
+    pub boards: Arc<Library>,
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -50,9 +53,12 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         Arc::new(SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?);
     let hub = Hub::open(config.hub_settings(), store.clone()).map_err(std::io::Error::other)?;
     let (stop, shutdown) = watch::channel(false);
+    let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
+    let watching = tokio::spawn(library::watch(boards.clone(), shutdown.clone()));
     let state = AppState {
         leptos_options: config.leptos_options(),
         hub: hub.clone(),
+        boards,
         shutdown,
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -74,6 +80,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         _ = deadline => tracing::warn!("open requests did not finish in {SHUTDOWN_GRACE:?}; exiting"),
     }
     expiry.abort();
+    watching.abort();
     if let Some(demo) = demo {
         demo.abort();
     }

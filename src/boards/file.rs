@@ -1,0 +1,396 @@
+//! Board files: TOML in, a validated [`Board`] or a [`BoardProblem`] out. Every problem names
+//! the file, the line and column where it can, and says what would be accepted, because the
+//! person reading it is at a wall screen with an editor open, not in the source.
+//!
+//! ```toml
+//! title = "Operations"
+//! columns = 4
+//!
+//! [[widget]]
+//! type = "number"
+//! topic = "metric:kpis"
+//! entity = "orders"
+//! title = "Orders"
+//! span = [2, 1]          # columns, rows; or just 2
+//! stale_after = "5m"     # or seconds: 300
+//! ```
+
+use super::{
+    Board, BoardProblem, ClockOptions, FeedOptions, GaugeOptions, LeaderboardOptions,
+    NumberOptions, SparklineOptions, StatusOptions, TextOptions, Widget, WidgetKind,
+};
+use crate::protocol::check_name;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The widest grid a board may ask for.
+pub const MAX_COLUMNS: u8 = 12;
+/// The tallest a widget may be, in grid rows.
+pub const MAX_ROWS: u8 = 6;
+const KINDS: &str = "number, sparkline, leaderboard, feed, gauge, status, text, clock or presence";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoardFile {
+    title: String,
+    #[serde(default = "four")]
+    columns: u8,
+    #[serde(default)]
+    widget: Vec<toml::Spanned<toml::Table>>,
+}
+
+fn four() -> u8 {
+    4
+}
+
+/// Whether a file name (without `.toml`) can be a board's name, and so its address.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reads one board file's text. `file` is how the problem names it.
+pub fn parse(name: &str, file: &str, text: &str) -> Result<Board, BoardProblem> {
+    let problem = |at: Option<usize>, message: String| {
+        let (line, column) = at.map(|at| place(text, at)).unzip();
+        BoardProblem {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    let board: BoardFile = toml::from_str(text)
+        .map_err(|error| problem(error.span().map(|s| s.start), error.message().to_owned()))?;
+    if board.title.trim().is_empty() {
+        return Err(problem(None, "`title` is empty".into()));
+    }
+    if !(1..=MAX_COLUMNS).contains(&board.columns) {
+        return Err(problem(
+            None,
+            format!("`columns` is {}: use 1 to {MAX_COLUMNS}", board.columns),
+        ));
+    }
+    let mut widgets = Vec::with_capacity(board.widget.len());
+    for (index, table) in board.widget.into_iter().enumerate() {
+        let at = table.span().start;
+        let widget = widget(table.into_inner(), board.columns)
+            .map_err(|message| problem(Some(at), format!("widget {}: {message}", index + 1)))?;
+        widgets.push(widget);
+    }
+    Ok(Board {
+        name: name.to_owned(),
+        title: board.title,
+        columns: board.columns,
+        widgets,
+    })
+}
+
+/// 1-based line and column of a byte offset.
+fn place(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
+    let kind = match table.remove("type") {
+        Some(toml::Value::String(kind)) => kind,
+        Some(_) => return Err(format!("`type` must be a string: {KINDS}")),
+        None => return Err(format!("`type` is missing: {KINDS}")),
+    };
+    let text = |table: &mut toml::Table, key: &str| match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(format!("({kind}): `{key}` must be a string")),
+    };
+    let title = text(&mut table, "title")?;
+    let topic = text(&mut table, "topic")?;
+    let span = span(table.remove("span"), columns).map_err(|m| format!("({kind}): {m}"))?;
+    let stale_after =
+        stale_after(table.remove("stale_after")).map_err(|m| format!("({kind}): {m}"))?;
+    let kind = match kind.as_str() {
+        "number" => WidgetKind::Number(parse_options::<NumberOptions>(&kind, table)?),
+        "sparkline" => WidgetKind::Sparkline(parse_options::<SparklineOptions>(&kind, table)?),
+        "leaderboard" => {
+            WidgetKind::Leaderboard(parse_options::<LeaderboardOptions>(&kind, table)?)
+        }
+        "feed" => WidgetKind::Feed(parse_options::<FeedOptions>(&kind, table)?),
+        "gauge" => {
+            let gauge = parse_options::<GaugeOptions>(&kind, table)?;
+            if gauge.max <= gauge.min {
+                return Err(format!(
+                    "(gauge): `max` ({}) must be above `min` ({})",
+                    gauge.max, gauge.min
+                ));
+            }
+            WidgetKind::Gauge(gauge)
+        }
+        "status" => WidgetKind::Status(parse_options::<StatusOptions>(&kind, table)?),
+        "text" => WidgetKind::Text(parse_options::<TextOptions>(&kind, table)?),
+        "clock" => WidgetKind::Clock(parse_options::<ClockOptions>(&kind, table)?),
+        "presence" => {
+            if let Some(key) = table.keys().next() {
+                return Err(format!("(presence): unknown field `{key}`: it takes none"));
+            }
+            WidgetKind::Presence
+        }
+        other => return Err(format!("unknown `type` \"{other}\": use {KINDS}")),
+    };
+    let reads_topic = !matches!(
+        kind,
+        WidgetKind::Text(_) | WidgetKind::Clock(_) | WidgetKind::Presence
+    );
+    let name = kind.name();
+    match (&topic, reads_topic) {
+        (None, true) => return Err(format!("({name}): `topic` is missing")),
+        (Some(_), false) => return Err(format!("({name}): a {name} widget reads no `topic`")),
+        (Some(topic), true) => {
+            check_name(topic).map_err(|invalid| format!("({name}): `topic`: {invalid}"))?
+        }
+        (None, false) => {}
+    }
+    Ok(Widget {
+        title,
+        topic,
+        span,
+        stale_after,
+        kind,
+    })
+}
+
+fn parse_options<T: DeserializeOwned>(kind: &str, table: toml::Table) -> Result<T, String> {
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|error: toml::de::Error| format!("({kind}): {}", error.message()))
+}
+
+fn span(value: Option<toml::Value>, columns: u8) -> Result<(u8, u8), String> {
+    let (wide, tall) = match value {
+        None => (1, 1),
+        Some(toml::Value::Integer(wide)) => (wide, 1),
+        Some(toml::Value::Array(cells)) => match cells.as_slice() {
+            [toml::Value::Integer(wide), toml::Value::Integer(tall)] => (*wide, *tall),
+            _ => return Err("`span` is [columns, rows], e.g. [2, 1]".into()),
+        },
+        Some(_) => return Err("`span` is [columns, rows], e.g. [2, 1]".into()),
+    };
+    if !(1..=i64::from(columns)).contains(&wide) {
+        return Err(format!(
+            "`span` is {wide} columns wide; the board has {columns}"
+        ));
+    }
+    if !(1..=i64::from(MAX_ROWS)).contains(&tall) {
+        return Err(format!("`span` is {tall} rows tall: use 1 to {MAX_ROWS}"));
+    }
+    Ok((wide as u8, tall as u8))
+}
+
+fn stale_after(value: Option<toml::Value>) -> Result<Option<u64>, String> {
+    let seconds = match value {
+        None => return Ok(None),
+        Some(toml::Value::Integer(seconds)) if seconds > 0 => seconds as u64,
+        Some(toml::Value::String(text)) => humantime::parse_duration(&text)
+            .map_err(|error| format!("`stale_after` \"{text}\": {error}; e.g. \"90s\" or \"5m\""))?
+            .as_secs(),
+        Some(_) => return Err("`stale_after` is a duration, e.g. \"90s\", \"5m\" or 300".into()),
+    };
+    if seconds == 0 {
+        return Err("`stale_after` must be at least one second".into());
+    }
+    Ok(Some(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boards::{Delta, Level, Threshold};
+
+    fn problem(text: &str) -> String {
+        parse("ops", "ops.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_a_board_with_every_kind_of_widget() {
+        let board = parse(
+            "ops",
+            "ops.toml",
+            r#"
+title = "Operations"
+columns = 6
+
+[[widget]]
+type = "number"
+topic = "metric:kpis"
+entity = "orders"
+unit = "/min"
+compact = true
+decimals = 1
+span = [2, 1]
+stale_after = "5m"
+thresholds = [{ at = 100, level = "warn" }]
+
+[[widget]]
+type = "sparkline"
+topic = "metric:latency"
+entity = "p99"
+
+[[widget]]
+type = "leaderboard"
+topic = "board:leaders"
+limit = 3
+
+[[widget]]
+type = "feed"
+topic = "feed:activity"
+stale_after = 90
+
+[[widget]]
+type = "gauge"
+topic = "metric:cpu"
+entity = "load"
+max = 100
+
+[[widget]]
+type = "status"
+topic = "status:services"
+
+[[widget]]
+type = "text"
+markdown = "**On call**: Ana"
+
+[[widget]]
+type = "clock"
+timezone = "Europe/Paris"
+
+[[widget]]
+type = "presence"
+"#,
+        )
+        .unwrap();
+        assert_eq!(board.title, "Operations");
+        assert_eq!(board.columns, 6);
+        let kinds: Vec<&str> = board.widgets.iter().map(|w| w.kind.name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "number",
+                "sparkline",
+                "leaderboard",
+                "feed",
+                "gauge",
+                "status",
+                "text",
+                "clock",
+                "presence"
+            ]
+        );
+        let number = &board.widgets[0];
+        assert_eq!(number.span, (2, 1));
+        assert_eq!(number.stale_after, Some(300));
+        assert_eq!(
+            number.kind,
+            WidgetKind::Number(NumberOptions {
+                entity: "orders".into(),
+                unit: Some("/min".into()),
+                decimals: 1,
+                compact: true,
+                delta: Delta::Previous,
+                up_is_good: true,
+                thresholds: vec![Threshold {
+                    at: 100.0,
+                    level: Level::Warn
+                }],
+            })
+        );
+        assert_eq!(board.widgets[3].stale_after, Some(90));
+        assert_eq!(
+            board.topics(),
+            [
+                "metric:kpis",
+                "metric:latency",
+                "board:leaders",
+                "feed:activity",
+                "metric:cpu",
+                "status:services"
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_name_the_file_the_line_and_what_would_do() {
+        let cases = [
+            // TOML syntax: toml's own message, at its place.
+            ("title = \"x\"\ncolumns = \n", "ops.toml:2:11: "),
+            ("columns = 4\n", "ops.toml:1:1: missing field `title`"),
+            (
+                "title = \"x\"\ncolour = \"red\"\n",
+                "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `widget`",
+            ),
+            ("title = \"x\"\ncolumns = 13\n", "ops.toml: `columns` is 13: use 1 to 12"),
+            (
+                "title = \"x\"\n\n[[widget]]\ntopic = \"a\"\n",
+                "ops.toml:3:1: widget 1: `type` is missing: number, sparkline",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"pie\"\ntopic = \"a\"\n",
+                "ops.toml:2:1: widget 1: unknown `type` \"pie\": use number,",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\nentity = \"b\"\n\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\nentity = \"b\"\nlimit = 3\n",
+                "ops.toml:7:1: widget 2: (number): unknown field `limit`, expected one of `entity`",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\n",
+                "widget 1: (number): missing field `entity`",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"feed\"\n",
+                "widget 1: (feed): `topic` is missing",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"clock\"\ntopic = \"a\"\n",
+                "widget 1: (clock): a clock widget reads no `topic`",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"feed\"\ntopic = \"no spaces\"\n",
+                "widget 1: (feed): `topic`: ",
+            ),
+            (
+                "title = \"x\"\ncolumns = 2\n[[widget]]\ntype = \"feed\"\ntopic = \"a\"\nspan = [3, 1]\n",
+                "widget 1: (feed): `span` is 3 columns wide; the board has 2",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"feed\"\ntopic = \"a\"\nstale_after = \"soon\"\n",
+                "widget 1: (feed): `stale_after` \"soon\": ",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"gauge\"\ntopic = \"a\"\nentity = \"b\"\nmin = 5\nmax = 5\n",
+                "widget 1: (gauge): `max` (5) must be above `min` (5)",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\nentity = \"b\"\nthresholds = [{ at = 1, level = \"purple\" }]\n",
+                "widget 1: (number): unknown variant `purple`, expected one of `ok`, `info`, `warn`, `critical`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = problem(text);
+            assert!(
+                message.contains(expected),
+                "for\n{text}\nexpected a problem containing\n  {expected}\ngot\n  {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn board_names_are_safe_in_an_address() {
+        assert!(valid_name("ops-wall_2"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("../etc"));
+        assert!(!valid_name("with space"));
+    }
+}

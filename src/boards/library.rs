@@ -1,0 +1,302 @@
+//! The boards directory: every `*.toml` file in it is a board, named after the file. The
+//! library reads them at start and again whenever one changes, and keeps, per board, the last
+//! version that parsed plus the problem with the current file if it does not: an edit with a
+//! typo never takes a wall screen down, it shows a banner over the last good board.
+//!
+//! Files are polled (size and modification time, every [`POLL`]) rather than watched with
+//! inotify: polling sees edits the same way on bind mounts, network filesystems and editors
+//! that replace a file instead of writing it, where change notifications go missing.
+
+use super::file::{parse, valid_name};
+use super::{Board, BoardProblem};
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// How often the directory is checked for changed files.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// The demo board, compiled in: shown when the directory has no `demo.toml` of its own.
+const DEMO: &str = include_str!("../../boards/demo.toml");
+
+/// One board as screens get it: the last good version and the current file's problem.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BoardState {
+    pub board: Option<Arc<Board>>,
+    pub problem: Option<BoardProblem>,
+}
+
+/// A line of the board list at `/`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BoardSummary {
+    pub name: String,
+    pub title: Option<String>,
+    pub problem: Option<String>,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// Size and modification time the state was read from; `None` for the embedded demo.
+    seen: Option<(u64, SystemTime)>,
+    state: BoardState,
+}
+
+pub struct Library {
+    dir: PathBuf,
+    demo: bool,
+    entries: RwLock<BTreeMap<String, Entry>>,
+    /// Bumped on every change, so sockets know to look again.
+    version: watch::Sender<u64>,
+}
+
+impl Library {
+    /// Reads every board in `dir` (which need not exist yet); with `demo`, the compiled-in
+    /// demo board stands in for a missing `demo.toml`.
+    pub fn open(dir: PathBuf, demo: bool) -> Library {
+        let library = Library {
+            dir,
+            demo,
+            entries: RwLock::new(BTreeMap::new()),
+            version: watch::Sender::new(0),
+        };
+        library.rescan();
+        library
+    }
+
+    /// Re-reads changed, new and removed files; returns the names of the boards that changed.
+    pub fn rescan(&self) -> Vec<String> {
+        let mut found: BTreeMap<String, (PathBuf, u64, SystemTime)> = BTreeMap::new();
+        if let Ok(listing) = std::fs::read_dir(&self.dir) {
+            for entry in listing.flatten() {
+                let path = entry.path();
+                let Some(name) = path
+                    .extension()
+                    .filter(|extension| *extension == "toml")
+                    .and(path.file_stem())
+                    .and_then(|stem| stem.to_str())
+                    .filter(|stem| valid_name(stem))
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                if let Ok(metadata) = entry.metadata() {
+                    let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    found.insert(name, (path, metadata.len(), modified));
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        let mut entries = self.entries.write();
+        entries.retain(|name, entry| {
+            // The built-in demo has no file to lose.
+            let keep = found.contains_key(name) || entry.seen.is_none();
+            if !keep {
+                changed.push(name.clone());
+            }
+            keep
+        });
+        for (name, (path, size, modified)) in found {
+            let entry = entries.entry(name.clone()).or_default();
+            if entry.seen == Some((size, modified)) {
+                continue;
+            }
+            entry.seen = Some((size, modified));
+            let file = path
+                .file_name()
+                .map_or(name.clone(), |f| f.to_string_lossy().into_owned());
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|error| BoardProblem {
+                    file: file.clone(),
+                    line: None,
+                    column: None,
+                    message: format!("cannot be read: {error}"),
+                })
+                .and_then(|text| parse(&name, &file, &text));
+            let state = match parsed {
+                Ok(board) => BoardState {
+                    board: Some(Arc::new(board)),
+                    problem: None,
+                },
+                Err(problem) => {
+                    tracing::warn!(%problem, "board file refused; keeping its last good version");
+                    BoardState {
+                        board: entry.state.board.clone(),
+                        problem: Some(problem),
+                    }
+                }
+            };
+            if state != entry.state {
+                entry.state = state;
+                changed.push(name);
+            }
+        }
+        if self.demo && !entries.contains_key("demo") {
+            let board = parse("demo", "demo.toml (built in)", DEMO)
+                .expect("the built-in demo board parses (a unit test checks)");
+            let state = BoardState {
+                board: Some(Arc::new(board)),
+                problem: None,
+            };
+            entries.insert("demo".into(), Entry { seen: None, state });
+            if !changed.iter().any(|name| name == "demo") {
+                changed.push("demo".into());
+            }
+        }
+        drop(entries);
+        if !changed.is_empty() {
+            self.version.send_modify(|version| *version += 1);
+        }
+        changed
+    }
+
+    pub fn get(&self, name: &str) -> Option<BoardState> {
+        self.entries
+            .read()
+            .get(name)
+            .map(|entry| entry.state.clone())
+    }
+
+    pub fn list(&self) -> Vec<BoardSummary> {
+        self.entries
+            .read()
+            .iter()
+            .map(|(name, entry)| BoardSummary {
+                name: name.clone(),
+                title: entry.state.board.as_ref().map(|b| b.title.clone()),
+                problem: entry.state.problem.as_ref().map(ToString::to_string),
+            })
+            .collect()
+    }
+
+    /// Changes whenever any board does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}
+
+/// Polls the directory until shutdown.
+pub async fn watch(library: Arc<Library>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let scan = library.clone();
+        let changed = tokio::task::spawn_blocking(move || scan.rescan())
+            .await
+            .unwrap_or_default();
+        for name in changed {
+            tracing::info!(board = %name, "board reloaded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "title = \"Ops\"\n[[widget]]\ntype = \"feed\"\ntopic = \"feed:ops\"\n";
+    const BETTER: &str = "title = \"Ops wall\"\n[[widget]]\ntype = \"clock\"\n";
+
+    /// Writes a file with a modification time of its own, as a later edit would have, even
+    /// within the filesystem's timestamp resolution.
+    fn write(dir: &std::path::Path, file: &str, text: &str) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static EDITS: AtomicU64 = AtomicU64::new(1);
+        std::fs::write(dir.join(file), text).unwrap();
+        let modified = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_000_000 + EDITS.fetch_add(1, Ordering::Relaxed));
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(file))
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_built_in_demo_board_parses_and_stands_in_for_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let library = Library::open(dir.path().into(), true);
+        let demo = library.get("demo").unwrap();
+        assert_eq!(demo.problem, None);
+        assert!(!demo.board.unwrap().widgets.is_empty());
+        assert!(Library::open(dir.path().into(), false)
+            .get("demo")
+            .is_none());
+
+        write(dir.path(), "demo.toml", BETTER);
+        assert_eq!(library.rescan(), ["demo"]);
+        assert_eq!(
+            library.get("demo").unwrap().board.unwrap().title,
+            "Ops wall"
+        );
+        std::fs::remove_file(dir.path().join("demo.toml")).unwrap();
+        assert_eq!(library.rescan(), ["demo"]);
+        assert_ne!(
+            library.get("demo").unwrap().board.unwrap().title,
+            "Ops wall"
+        );
+    }
+
+    #[test]
+    fn a_bad_edit_keeps_the_last_good_board_and_reports_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "ops.toml", GOOD);
+        write(dir.path(), "notes.txt", "not a board");
+        let library = Library::open(dir.path().into(), false);
+        let changes = library.changes();
+        assert_eq!(library.list().len(), 1);
+        assert_eq!(library.get("ops").unwrap().board.unwrap().title, "Ops");
+
+        write(
+            dir.path(),
+            "ops.toml",
+            "title = \"Ops\"\n[[widget]]\ntype = \"pie\"\n",
+        );
+        assert_eq!(library.rescan(), ["ops"]);
+        assert!(changes.has_changed().unwrap());
+        let state = library.get("ops").unwrap();
+        assert_eq!(
+            state.board.unwrap().title,
+            "Ops",
+            "the last good version stays"
+        );
+        let problem = state.problem.unwrap().to_string();
+        assert!(
+            problem.starts_with("ops.toml:2:1: widget 1: unknown `type`"),
+            "{problem}"
+        );
+
+        write(dir.path(), "ops.toml", BETTER);
+        assert_eq!(library.rescan(), ["ops"]);
+        let state = library.get("ops").unwrap();
+        assert_eq!(state.board.unwrap().title, "Ops wall");
+        assert_eq!(state.problem, None);
+        assert!(library.rescan().is_empty(), "nothing changed since");
+
+        std::fs::remove_file(dir.path().join("ops.toml")).unwrap();
+        assert_eq!(library.rescan(), ["ops"]);
+        assert!(library.get("ops").is_none());
+    }
+
+    #[test]
+    fn a_board_that_never_parsed_is_listed_with_its_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "broken.toml", "title = ");
+        let library = Library::open(dir.path().into(), false);
+        let state = library.get("broken").unwrap();
+        assert_eq!(state.board, None);
+        let list = library.list();
+        assert_eq!(list[0].name, "broken");
+        assert!(list[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .starts_with("broken.toml:1:"));
+    }
+}

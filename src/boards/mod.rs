@@ -1,0 +1,317 @@
+//! Boards: what a screen shows. A board is a title, a grid, and widgets, each bound to a
+//! topic with its options. The types here are shared: the server reads them from board files
+//! (`file.rs`) and keeps the last good version of each (`library.rs`); the browser renders
+//! them and swaps in a new version when its file changes.
+
+#[cfg(feature = "ssr")]
+pub mod file;
+#[cfg(feature = "ssr")]
+pub mod library;
+
+use serde::{Deserialize, Serialize};
+
+/// A board as its file describes it, validated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Board {
+    /// The file's name without `.toml`: the board's address, `/b/{name}`.
+    pub name: String,
+    pub title: String,
+    /// Grid columns at full width; narrow screens use fewer.
+    pub columns: u8,
+    pub widgets: Vec<Widget>,
+}
+
+impl Board {
+    /// Every topic the board's widgets read, once each, in order of first use.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = Vec::new();
+        for topic in self.widgets.iter().filter_map(|w| w.topic.as_ref()) {
+            if !topics.contains(topic) {
+                topics.push(topic.clone());
+            }
+        }
+        topics
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Widget {
+    pub title: Option<String>,
+    /// The topic the widget reads; clock and text widgets have none.
+    pub topic: Option<String>,
+    /// Grid cells taken: columns, then rows.
+    pub span: (u8, u8),
+    /// Seconds without a change to the topic after which the widget shows its data as stale.
+    pub stale_after: Option<u64>,
+    pub kind: WidgetKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WidgetKind {
+    Number(NumberOptions),
+    Sparkline(SparklineOptions),
+    Leaderboard(LeaderboardOptions),
+    Feed(FeedOptions),
+    Gauge(GaugeOptions),
+    Status(StatusOptions),
+    Text(TextOptions),
+    Clock(ClockOptions),
+    Presence,
+}
+
+impl WidgetKind {
+    /// The name a board file gives this kind in `type = "…"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WidgetKind::Number(_) => "number",
+            WidgetKind::Sparkline(_) => "sparkline",
+            WidgetKind::Leaderboard(_) => "leaderboard",
+            WidgetKind::Feed(_) => "feed",
+            WidgetKind::Gauge(_) => "gauge",
+            WidgetKind::Status(_) => "status",
+            WidgetKind::Text(_) => "text",
+            WidgetKind::Clock(_) => "clock",
+            WidgetKind::Presence => "presence",
+        }
+    }
+}
+
+/// One entity's number.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberOptions {
+    pub entity: String,
+    /// Shown after the number: `"ms"`, `"%"`, `"€"`.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Decimal places; compact numbers keep one.
+    #[serde(default)]
+    pub decimals: u8,
+    /// 1.2k, 3.4M instead of 1,234 and 3,400,000.
+    #[serde(default)]
+    pub compact: bool,
+    /// What the arrow compares against.
+    #[serde(default)]
+    pub delta: Delta,
+    /// Whether a rise is good news (green) or bad (red, for errors and latency).
+    #[serde(default = "yes")]
+    pub up_is_good: bool,
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delta {
+    /// Against the value before the last change.
+    #[default]
+    Previous,
+    /// No arrow.
+    None,
+}
+
+/// A line from a bounded series the server keeps (`append` ops).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparklineOptions {
+    pub entity: String,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub decimals: u8,
+}
+
+/// The top entities by a field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderboardOptions {
+    /// The payload field ranked on, highest first.
+    #[serde(default = "score")]
+    pub field: String,
+    /// The payload field shown as each row's name; the entity id when absent.
+    #[serde(default = "name")]
+    pub label: String,
+    #[serde(default = "five")]
+    pub limit: usize,
+}
+
+/// The newest items pushed to a topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedOptions {
+    #[serde(default = "eight")]
+    pub rows: usize,
+}
+
+/// One entity's number between a minimum and a maximum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GaugeOptions {
+    pub entity: String,
+    #[serde(default)]
+    pub min: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub decimals: u8,
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// One light per entity, coloured by its state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusOptions {
+    /// The payload field holding the state; a bare string or number payload is used as is.
+    #[serde(default = "state")]
+    pub field: String,
+    /// Thresholds for numeric states; text states map by name (ok, warn, critical, …).
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Fixed Markdown text, rendered without HTML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextOptions {
+    pub markdown: String,
+}
+
+/// The time, in a time zone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockOptions {
+    /// An IANA zone such as `Europe/Paris`; the screen's own zone when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// From `at` upwards (until the next threshold), the value is shown at `level`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub at: f64,
+    pub level: Level,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Info,
+    Warn,
+    Critical,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// A text state as a level: the usual words services report.
+    pub fn from_word(word: &str) -> Option<Level> {
+        match word.to_ascii_lowercase().as_str() {
+            "ok" | "up" | "healthy" | "pass" | "passing" | "green" | "success" => Some(Level::Ok),
+            "info" | "pending" | "running" | "blue" => Some(Level::Info),
+            "warn" | "warning" | "degraded" | "yellow" | "amber" => Some(Level::Warn),
+            "critical" | "error" | "down" | "fail" | "failing" | "failed" | "red" => {
+                Some(Level::Critical)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The level of a value: the highest threshold it reaches, none below the lowest.
+pub fn level_of(value: f64, thresholds: &[Threshold]) -> Option<Level> {
+    thresholds
+        .iter()
+        .filter(|t| value >= t.at)
+        .max_by(|a, b| a.at.total_cmp(&b.at))
+        .map(|t| t.level)
+}
+
+/// Why a board file was not taken; the screen's banner shows it as is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoardProblem {
+    /// The file, as the operator knows it (relative to the boards directory).
+    pub file: String,
+    /// 1-based line and column, when the problem has a place.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for BoardProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "{}:{line}:{column}: ", self.file)?,
+            (Some(line), None) => write!(f, "{}:{line}: ", self.file)?,
+            _ => write!(f, "{}: ", self.file)?,
+        }
+        f.write_str(&self.message)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn score() -> String {
+    "score".into()
+}
+fn name() -> String {
+    "name".into()
+}
+fn state() -> String {
+    "state".into()
+}
+fn five() -> usize {
+    5
+}
+fn eight() -> usize {
+    8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_takes_the_highest_threshold_it_reaches() {
+        let thresholds = vec![
+            Threshold {
+                at: 90.0,
+                level: Level::Critical,
+            },
+            Threshold {
+                at: 0.0,
+                level: Level::Ok,
+            },
+            Threshold {
+                at: 70.0,
+                level: Level::Warn,
+            },
+        ];
+        assert_eq!(level_of(-1.0, &thresholds), None);
+        assert_eq!(level_of(0.0, &thresholds), Some(Level::Ok));
+        assert_eq!(level_of(69.9, &thresholds), Some(Level::Ok));
+        assert_eq!(level_of(70.0, &thresholds), Some(Level::Warn));
+        assert_eq!(level_of(1e9, &thresholds), Some(Level::Critical));
+        assert_eq!(level_of(5.0, &[]), None);
+    }
+
+    #[test]
+    fn service_words_map_to_levels() {
+        assert_eq!(Level::from_word("UP"), Some(Level::Ok));
+        assert_eq!(Level::from_word("degraded"), Some(Level::Warn));
+        assert_eq!(Level::from_word("down"), Some(Level::Critical));
+        assert_eq!(Level::from_word("banana"), None);
+    }
+}
