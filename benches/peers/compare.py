@@ -106,6 +106,11 @@ def wait_for_port(port, process, seconds=30):
 
 def run_one(name, adapter, port, subscribers, flags, args):
     """Starts the server, runs the load tool once against it, stops the server."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return {"error": f"port {port} is taken by another process: stop it and run again"}
+    except OSError:
+        pass
     with tempfile.TemporaryDirectory() as data_dir:
         command, env, cwd = server_command(name, port, args, data_dir)
         server = subprocess.Popen(
