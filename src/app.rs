@@ -1,7 +1,9 @@
-//! The HTML shell every page is rendered into, and the root component.
+//! The HTML shell every page is rendered into, and the root component with its routes.
 
-use crate::board::DemoBoard;
+use crate::pages::{BoardList, BoardPage, NotFound};
 use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
 
 /// The document around the app: head, stylesheet, and the scripts that hydrate it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -28,5 +30,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    view! { <DemoBoard/> }
+    view! {
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=BoardList/>
+                <Route path=path!("/b/:board") view=BoardPage/>
+            </Routes>
+        </Router>
+    }
 }

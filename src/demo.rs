@@ -1,12 +1,21 @@
 //! The demo feed: writes believable data into the demo board's topics at a human rhythm, so a
 //! fresh server shows a moving board. It publishes through the hub like any publisher.
 
-use crate::board::{ACTIVITY, ACTIVITY_LENGTH, KPIS, LEADERS};
 use crate::hub::Hub;
 use crate::ops::{Op, Publish};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+
+// The demo board's topics; boards/demo.toml shows them.
+/// Key figures: entities `signups`, `orders`, `errors`, each a number.
+const KPIS: &str = "metric:kpis";
+/// Teams ranked by `score`: entities with payload `{"name", "score"}`.
+const LEADERS: &str = "board:leaders";
+/// Recent activity: items `{"kind", "text"}` added with `push`.
+const ACTIVITY: &str = "feed:activity";
+/// How many activity items the demo keeps.
+const ACTIVITY_LENGTH: usize = 8;
 
 const TEAMS: [(&str, &str); 7] = [
     ("aurora", "Aurora"),

@@ -9,8 +9,9 @@
 //! Shared by both builds:
 //! - [`protocol`]: every frame on `/ws`, as serde types both sides encode and decode.
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
-//! - [`app`]: the HTML shell and the root component.
-//! - [`board`]: the demo board page, which lays widgets out and owns its live connection.
+//! - [`app`]: the HTML shell and the routes.
+//! - [`pages`]: the board list at `/` and a board at `/b/{name}`, which lays its widgets out
+//!   and owns its live connection.
 //! - [`boards`]: boards as data (title, grid, widgets and their options); on the server, board
 //!   files and the directory that hot-reloads them.
 //! - [`live`]: the browser's copy of each topic and the presence list, as signals, and how
@@ -31,11 +32,11 @@
 //! resume and per-frame batching.
 
 pub mod app;
-pub mod board;
 pub mod boards;
 pub mod live;
 pub mod motion;
 pub mod ops;
+pub mod pages;
 pub mod protocol;
 pub mod widgets;
 

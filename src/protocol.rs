@@ -5,6 +5,7 @@
 //! types, so a protocol change that would break the browser does not compile.
 //! `docs/protocol.md` describes the same frames for clients written in other languages.
 
+use crate::boards::BoardView;
 use crate::ops::{Op, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,6 +92,9 @@ pub enum ServerFrame {
     Resumed(Resumed),
     /// Who is viewing a board, sent to its viewers whenever someone joins or leaves.
     Presence(Presence),
+    /// A joined board's definition: sent on `join`, and to every viewer whenever its file
+    /// changes. A frame with an older `revision` than the page holds is stale and ignored.
+    Board(BoardFrame),
     /// The answer to a `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +104,13 @@ pub enum ServerFrame {
     Ack(Ack),
     /// A frame the server could not accept. The connection stays open.
     Error(ErrorFrame),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BoardFrame {
+    /// The board's name, as in `join`.
+    pub name: String,
+    pub view: BoardView,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -501,6 +512,24 @@ mod tests {
             }),
             json!({"type": "ack", "ref": "r1", "topic": "metric:kpis", "epoch": 7, "offset": 9,
                    "offsets": [8, 9]}),
+        );
+        round_trip_server(
+            ServerFrame::Board(BoardFrame {
+                name: "ops".into(),
+                view: BoardView {
+                    revision: 4,
+                    board: None,
+                    problem: Some(crate::boards::BoardProblem {
+                        file: "ops.toml".into(),
+                        line: Some(3),
+                        column: Some(1),
+                        message: "widget 1: (feed): `topic` is missing".into(),
+                    }),
+                },
+            }),
+            json!({"type": "board", "name": "ops", "view": {"revision": 4, "board": null,
+                   "problem": {"file": "ops.toml", "line": 3, "column": 1,
+                               "message": "widget 1: (feed): `topic` is missing"}}}),
         );
         round_trip_server(
             ServerFrame::Pong { id: Some(3) },

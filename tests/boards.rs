@@ -3,10 +3,11 @@
 
 mod support;
 
-use serde_json::Value;
+use pulseboard::protocol::ServerFrame;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::Server;
+use support::{next, send, Server};
 
 /// Polls a board until `done` holds; the server re-reads files every half second.
 async fn board_until(server: &Server, name: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -95,4 +96,55 @@ async fn the_demo_board_is_built_in() {
     assert_eq!(status, 200);
     assert_eq!(board["board"]["title"], "Demo");
     assert!(board["problem"].is_null());
+}
+
+/// The next board frame, skipping presence.
+async fn next_board(socket: &mut support::Socket) -> pulseboard::protocol::BoardFrame {
+    loop {
+        match next(socket).await {
+            ServerFrame::Board(board) => return board,
+            ServerFrame::Presence(_) | ServerFrame::Welcome(_) => {}
+            other => panic!("expected a board frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_joined_page_gets_its_board_then_every_change_to_it() {
+    let boards = tempfile::tempdir().unwrap();
+    write(
+        boards.path(),
+        "ops.toml",
+        "title = \"Ops\"\n[[widget]]\ntype = \"feed\"\ntopic = \"feed:ops\"\n",
+    );
+    let dir = boards.path().to_str().unwrap();
+    let server = Server::start(&[("PULSEBOARD_BOARDS", dir)]);
+    let mut socket = server.connect().await;
+    send(&mut socket, json!({"type": "join", "board": "ops"})).await;
+    let first = next_board(&mut socket).await;
+    assert_eq!(first.name, "ops");
+    let board = first.view.board.expect("the board");
+    assert_eq!(board.title, "Ops");
+    assert_eq!(board.topics(), ["feed:ops"]);
+
+    write(
+        boards.path(),
+        "ops.toml",
+        "title = \"Ops wall\"\n[[widget]]\ntype = \"feed\"\ntopic = \"feed:deploys\"\n",
+    );
+    let second = next_board(&mut socket).await;
+    assert!(second.view.revision > first.view.revision);
+    assert_eq!(second.view.board.unwrap().topics(), ["feed:deploys"]);
+
+    // A broken edit sends the problem, with the last good board.
+    write(
+        boards.path(),
+        "ops.toml",
+        "title = \"Ops wall\"\n[[widget]]\n",
+    );
+    let third = next_board(&mut socket).await;
+    assert_eq!(third.view.board.unwrap().title, "Ops wall");
+    let problem = third.view.problem.expect("a problem");
+    assert_eq!(problem.file, "ops.toml");
+    assert_eq!(problem.line, Some(2));
 }

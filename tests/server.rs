@@ -156,6 +156,11 @@ async fn presence_counts_each_open_page_and_announces_leaving() {
         panic!("expected presence")
     };
     assert_eq!(p.viewers.len(), 1);
+    // The repository's boards/demo.toml (the server runs in the crate's directory).
+    let ServerFrame::Board(b) = next(&mut first).await else {
+        panic!("expected the board after joining")
+    };
+    assert_eq!(b.name, "demo");
 
     let mut second = server.connect().await;
     send(&mut second, json!({"type": "join", "board": "demo"})).await;
@@ -166,6 +171,7 @@ async fn presence_counts_each_open_page_and_announces_leaving() {
         assert_eq!(p.viewers.len(), 2);
         assert!(p.joined.is_some());
     }
+    assert!(matches!(next(&mut second).await, ServerFrame::Board(_)));
 
     second.close(None).await.unwrap();
     let ServerFrame::Presence(p) = next(&mut first).await else {

@@ -32,7 +32,7 @@ async function drive(server: Server, rate: number) {
 }
 
 async function measure(page: Page, server: Server, rate: number, label: string) {
-  await page.goto(server.url);
+  await page.goto(server.boardUrl);
   await page.locator('.connection[data-status="live"]').waitFor();
   await page.evaluate(() => {
     const w = window as any;

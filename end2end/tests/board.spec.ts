@@ -1,6 +1,8 @@
 // The demo board in a real Chromium against real servers: hydration, live updates, motion,
 // presence, recovery from a server restart, and reduced motion.
 import { test, expect, type Page } from "@playwright/test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { startServer, type Server } from "./server";
 
 const KPIS = "metric:kpis";
@@ -24,7 +26,7 @@ async function seed(server: Server) {
 }
 
 async function openBoard(page: Page, server: Server) {
-  await page.goto(server.url);
+  await page.goto(server.boardUrl);
   await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
   await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toBeVisible();
 }
@@ -42,7 +44,7 @@ test("the demo board renders skeletons, hydrates cleanly, and moves", async ({ p
   });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   try {
-    const html = await (await fetch(server.url)).text();
+    const html = await (await fetch(server.boardUrl)).text();
     expect(html).toContain("skeleton");
     expect(html).toContain('data-status="connecting"');
 
@@ -123,12 +125,12 @@ test("two pages each count two viewers, then one after a page closes", async ({ 
     await openBoard(first, server);
     await openBoard(second, server);
     for (const page of [first, second]) {
-      await expect(page.locator(".presence")).toHaveAttribute("data-viewers", "2");
-      await expect(page.locator(".presence-count")).toHaveText("2 viewers");
+      await expect(page.locator(".board-header .presence")).toHaveAttribute("data-viewers", "2");
+      await expect(page.locator(".board-header .presence-count")).toHaveText("2 viewers");
     }
-    await expect(first.locator(".presence-pulse")).toHaveCount(1);
+    await expect(first.locator(".board-header .presence-pulse")).toHaveCount(1);
     await second.close();
-    await expect(first.locator(".presence")).toHaveAttribute("data-viewers", "1");
+    await expect(first.locator(".board-header .presence")).toHaveAttribute("data-viewers", "1");
     await first.close();
   } finally {
     await server.stop();
@@ -150,7 +152,7 @@ test("a restarted server is picked up without a reload, from a fresh snapshot", 
     await server.stop();
     await expect(page.locator(".connection")).toHaveAttribute("data-status", "reconnecting");
 
-    again = await startServer({ port: server.port });
+    again = await startServer({ port: server.port, boardsDir: server.boardsDir });
     await again.publish(KPIS, [{ op: "set", entity_id: "signups", payload: 777 }]);
     await expect(page.locator(".connection")).toHaveAttribute("data-status", "live", { timeout: 45_000 });
     await expect(signups).toHaveAttribute("data-value", "777");
@@ -187,6 +189,80 @@ test("with reduced motion, nothing animates", async ({ page }) => {
     await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toHaveText("1,000");
     await page.waitForTimeout(1_000);
     expect(await page.evaluate(() => (window as any).mostAnimations)).toBe(0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("editing the board file changes the open page without a reload", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    await page.evaluate(() => ((window as any).samePage = true));
+    await expect(page.locator(".board-header h1")).toHaveText("Demo");
+
+    // A new title, and the errors counter replaced by a feed of a topic the page did not read.
+    const file = join(server.boardsDir, "demo.toml");
+    const edited = readFileSync(file, "utf8")
+      .replace('title = "Demo"', 'title = "Ops wall"')
+      .replace('entity = "errors"\ntitle = "Errors"', 'entity = "latency"\ntitle = "Latency"');
+    writeFileSync(file, edited);
+    await server.publish(KPIS, [{ op: "set", entity_id: "latency", payload: 42 }]);
+
+    await expect(page.locator(".board-header h1")).toHaveText("Ops wall");
+    await expect(page.locator('.counter[data-entity="latency"] .counter-value')).toHaveText("42");
+    await expect(page.locator('.counter[data-entity="errors"]')).toHaveCount(0);
+    // Widgets the edit did not touch keep their state.
+    await expect(page.locator(".leaderboard-row")).toHaveCount(3);
+    expect(await page.evaluate(() => (window as any).samePage)).toBe(true);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a broken board file shows a banner and keeps the last good board", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    const file = join(server.boardsDir, "demo.toml");
+    const good = readFileSync(file, "utf8");
+    writeFileSync(file, good.replace('type = "feed"', 'type = "fed"'));
+
+    const banner = page.locator(".board-problem");
+    await expect(banner).toBeVisible();
+    await expect(banner).toHaveAttribute("role", "alert");
+    await expect(banner).toContainText("demo.toml:");
+    await expect(banner).toContainText("fed");
+    // The last good board stays up, live.
+    await expect(page.locator(".feed-item")).toHaveCount(8);
+    await server.publish(KPIS, [{ op: "set", entity_id: "orders", payload: 11 }]);
+    await expect(page.locator('.counter[data-entity="orders"] .counter-value')).toHaveAttribute("data-value", "11");
+
+    // A page opened now gets the same: last good board, and the banner.
+    const html = await (await fetch(server.boardUrl)).text();
+    expect(html).toContain("board-problem");
+    expect(html).toContain('data-entity="orders"');
+
+    writeFileSync(file, good);
+    await expect(banner).toHaveCount(0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the board list links every board, and an unknown board is a 404", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await page.goto(server.url);
+    await page.locator(".board-list a", { hasText: "Demo" }).click();
+    await expect(page).toHaveURL(server.boardUrl);
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+
+    const missing = await fetch(`${server.url}/b/nope`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain("No board named");
   } finally {
     await server.stop();
   }

@@ -1,11 +1,15 @@
 // Starts and stops real Pulseboard servers for the browser tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface Server {
   url: string;
+  /** The demo board's page. */
+  boardUrl: string;
+  /** The server's boards directory: a copy of the repository's, which tests may edit. */
+  boardsDir: string;
   port: number;
   /** Applies ops to a topic through the HTTP API, failing the test on refusal. */
   publish(topic: string, ops: object[]): Promise<void>;
@@ -13,17 +17,29 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts a server; each gets an empty data dir of its own unless one is given. */
+/** A fresh boards directory holding the repository's demo board file. */
+export function boardsCopy(): string {
+  const dir = mkdtempSync(join(tmpdir(), "pulseboard-boards-"));
+  copyFileSync(join(__dirname, "..", "..", "boards", "demo.toml"), join(dir, "demo.toml"));
+  return dir;
+}
+
+/**
+ * Starts a server; each gets an empty data dir and a copy of the boards directory of its own
+ * unless they are given.
+ */
 export async function startServer(
-  options: { demo?: boolean; port?: number; dataDir?: string } = {},
+  options: { demo?: boolean; port?: number; dataDir?: string; boardsDir?: string } = {},
 ): Promise<Server> {
   const bin = process.env.PULSEBOARD_BIN;
   if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
+  const boardsDir = options.boardsDir ?? boardsCopy();
   const child: ChildProcess = spawn(bin, [], {
     env: {
       ...process.env,
       PULSEBOARD_LISTEN: `127.0.0.1:${options.port ?? 0}`,
       PULSEBOARD_DEMO: String(options.demo ?? false),
+      PULSEBOARD_BOARDS: boardsDir,
       PULSEBOARD_DATA_DIR: options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-")),
     },
     stdio: ["ignore", "pipe", "inherit"],
@@ -41,6 +57,8 @@ export async function startServer(
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     url,
+    boardUrl: `${url}/b/demo`,
+    boardsDir,
     port: Number(new URL(url).port),
     async publish(topic, ops) {
       const response = await fetch(`${url}/api/v1/topics/${topic}`, {

@@ -8,14 +8,11 @@
 //! that replace a file instead of writing it, where change notifications go missing.
 
 use super::file::{parse, valid_name};
-use super::{Board, BoardProblem};
+use super::{BoardProblem, BoardSummary, BoardView};
 use parking_lot::RwLock;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::watch;
 
 /// How often the directory is checked for changed files.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -23,34 +20,17 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// The demo board, compiled in: shown when the directory has no `demo.toml` of its own.
 const DEMO: &str = include_str!("../../boards/demo.toml");
 
-/// One board as screens get it: the last good version and the current file's problem.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct BoardState {
-    pub board: Option<Arc<Board>>,
-    pub problem: Option<BoardProblem>,
-}
-
-/// A line of the board list at `/`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BoardSummary {
-    pub name: String,
-    pub title: Option<String>,
-    pub problem: Option<String>,
-}
-
 #[derive(Default)]
 struct Entry {
     /// Size and modification time the state was read from; `None` for the embedded demo.
     seen: Option<(u64, SystemTime)>,
-    state: BoardState,
+    view: BoardView,
 }
 
 pub struct Library {
     dir: PathBuf,
     demo: bool,
     entries: RwLock<BTreeMap<String, Entry>>,
-    /// Bumped on every change, so sockets know to look again.
-    version: watch::Sender<u64>,
 }
 
 impl Library {
@@ -61,14 +41,14 @@ impl Library {
             dir,
             demo,
             entries: RwLock::new(BTreeMap::new()),
-            version: watch::Sender::new(0),
         };
         library.rescan();
         library
     }
 
-    /// Re-reads changed, new and removed files; returns the names of the boards that changed.
-    pub fn rescan(&self) -> Vec<String> {
+    /// Re-reads changed, new and removed files; returns each board that changed as screens
+    /// should now show it. A removed board comes back with no board and a problem saying so.
+    pub fn rescan(&self) -> Vec<(String, BoardView)> {
         let mut found: BTreeMap<String, (PathBuf, u64, SystemTime)> = BTreeMap::new();
         if let Ok(listing) = std::fs::read_dir(&self.dir) {
             for entry in listing.flatten() {
@@ -89,16 +69,33 @@ impl Library {
                 }
             }
         }
-        let mut changed = Vec::new();
         let mut entries = self.entries.write();
-        entries.retain(|name, entry| {
+        let mut revision = entries.values().map(|e| e.view.revision).max().unwrap_or(0);
+        let mut next = || {
+            revision += 1;
+            revision
+        };
+        let mut changed = Vec::new();
+        let removed: Vec<String> = entries
+            .iter()
             // The built-in demo has no file to lose.
-            let keep = found.contains_key(name) || entry.seen.is_none();
-            if !keep {
-                changed.push(name.clone());
-            }
-            keep
-        });
+            .filter(|(name, entry)| entry.seen.is_some() && !found.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in removed {
+            entries.remove(&name);
+            let view = BoardView {
+                revision: next(),
+                board: None,
+                problem: Some(BoardProblem {
+                    file: format!("{name}.toml"),
+                    line: None,
+                    column: None,
+                    message: "the file was removed; this is its last version".into(),
+                }),
+            };
+            changed.push((name, view));
+        }
         for (name, (path, size, modified)) in found {
             let entry = entries.entry(name.clone()).or_default();
             if entry.seen == Some((size, modified)) {
@@ -116,48 +113,42 @@ impl Library {
                     message: format!("cannot be read: {error}"),
                 })
                 .and_then(|text| parse(&name, &file, &text));
-            let state = match parsed {
-                Ok(board) => BoardState {
-                    board: Some(Arc::new(board)),
-                    problem: None,
-                },
+            let (board, problem) = match parsed {
+                Ok(board) => (Some(board), None),
                 Err(problem) => {
                     tracing::warn!(%problem, "board file refused; keeping its last good version");
-                    BoardState {
-                        board: entry.state.board.clone(),
-                        problem: Some(problem),
-                    }
+                    (entry.view.board.clone(), Some(problem))
                 }
             };
-            if state != entry.state {
-                entry.state = state;
-                changed.push(name);
+            if (&board, &problem) != (&entry.view.board, &entry.view.problem) {
+                entry.view = BoardView {
+                    revision: next(),
+                    board,
+                    problem,
+                };
+                changed.push((name, entry.view.clone()));
             }
         }
         if self.demo && !entries.contains_key("demo") {
             let board = parse("demo", "demo.toml (built in)", DEMO)
                 .expect("the built-in demo board parses (a unit test checks)");
-            let state = BoardState {
-                board: Some(Arc::new(board)),
+            let view = BoardView {
+                revision: next(),
+                board: Some(board),
                 problem: None,
             };
-            entries.insert("demo".into(), Entry { seen: None, state });
-            if !changed.iter().any(|name| name == "demo") {
-                changed.push("demo".into());
-            }
-        }
-        drop(entries);
-        if !changed.is_empty() {
-            self.version.send_modify(|version| *version += 1);
+            changed.retain(|(name, _)| name != "demo");
+            changed.push(("demo".into(), view.clone()));
+            entries.insert("demo".into(), Entry { seen: None, view });
         }
         changed
     }
 
-    pub fn get(&self, name: &str) -> Option<BoardState> {
+    pub fn get(&self, name: &str) -> Option<BoardView> {
         self.entries
             .read()
             .get(name)
-            .map(|entry| entry.state.clone())
+            .map(|entry| entry.view.clone())
     }
 
     pub fn list(&self) -> Vec<BoardSummary> {
@@ -166,32 +157,10 @@ impl Library {
             .iter()
             .map(|(name, entry)| BoardSummary {
                 name: name.clone(),
-                title: entry.state.board.as_ref().map(|b| b.title.clone()),
-                problem: entry.state.problem.as_ref().map(ToString::to_string),
+                title: entry.view.board.as_ref().map(|b| b.title.clone()),
+                problem: entry.view.problem.as_ref().map(ToString::to_string),
             })
             .collect()
-    }
-
-    /// Changes whenever any board does.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.version.subscribe()
-    }
-}
-
-/// Polls the directory until shutdown.
-pub async fn watch(library: Arc<Library>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let scan = library.clone();
-        let changed = tokio::task::spawn_blocking(move || scan.rescan())
-            .await
-            .unwrap_or_default();
-        for name in changed {
-            tracing::info!(board = %name, "board reloaded");
-        }
     }
 }
 
@@ -218,6 +187,10 @@ mod tests {
             .unwrap();
     }
 
+    fn names(changed: Vec<(String, BoardView)>) -> Vec<String> {
+        changed.into_iter().map(|(name, _)| name).collect()
+    }
+
     #[test]
     fn the_built_in_demo_board_parses_and_stands_in_for_a_missing_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -230,13 +203,13 @@ mod tests {
             .is_none());
 
         write(dir.path(), "demo.toml", BETTER);
-        assert_eq!(library.rescan(), ["demo"]);
+        assert_eq!(names(library.rescan()), ["demo"]);
         assert_eq!(
             library.get("demo").unwrap().board.unwrap().title,
             "Ops wall"
         );
         std::fs::remove_file(dir.path().join("demo.toml")).unwrap();
-        assert_eq!(library.rescan(), ["demo"]);
+        assert_eq!(names(library.rescan()), ["demo"]);
         assert_ne!(
             library.get("demo").unwrap().board.unwrap().title,
             "Ops wall"
@@ -249,7 +222,6 @@ mod tests {
         write(dir.path(), "ops.toml", GOOD);
         write(dir.path(), "notes.txt", "not a board");
         let library = Library::open(dir.path().into(), false);
-        let changes = library.changes();
         assert_eq!(library.list().len(), 1);
         assert_eq!(library.get("ops").unwrap().board.unwrap().title, "Ops");
 
@@ -258,8 +230,7 @@ mod tests {
             "ops.toml",
             "title = \"Ops\"\n[[widget]]\ntype = \"pie\"\n",
         );
-        assert_eq!(library.rescan(), ["ops"]);
-        assert!(changes.has_changed().unwrap());
+        assert_eq!(names(library.rescan()), ["ops"]);
         let state = library.get("ops").unwrap();
         assert_eq!(
             state.board.unwrap().title,
@@ -273,14 +244,14 @@ mod tests {
         );
 
         write(dir.path(), "ops.toml", BETTER);
-        assert_eq!(library.rescan(), ["ops"]);
+        assert_eq!(names(library.rescan()), ["ops"]);
         let state = library.get("ops").unwrap();
         assert_eq!(state.board.unwrap().title, "Ops wall");
         assert_eq!(state.problem, None);
         assert!(library.rescan().is_empty(), "nothing changed since");
 
         std::fs::remove_file(dir.path().join("ops.toml")).unwrap();
-        assert_eq!(library.rescan(), ["ops"]);
+        assert_eq!(names(library.rescan()), ["ops"]);
         assert!(library.get("ops").is_none());
     }
 

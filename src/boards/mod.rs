@@ -238,6 +238,27 @@ pub fn level_of(value: f64, thresholds: &[Threshold]) -> Option<Level> {
         .map(|t| t.level)
 }
 
+/// A board as a screen gets it: the last version of its file that parsed, and the problem
+/// with the current file if there is one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BoardView {
+    /// Grows with every change to any board, so a page can tell a stale frame from a new one.
+    pub revision: u64,
+    /// `None` if the file never parsed (or is gone and the page has nothing better).
+    pub board: Option<Board>,
+    pub problem: Option<BoardProblem>,
+}
+
+/// A line of the board list at `/`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoardSummary {
+    pub name: String,
+    /// `None` if the file never parsed.
+    pub title: Option<String>,
+    /// What is wrong with the current file, as the banner would show it.
+    pub problem: Option<String>,
+}
+
 /// Why a board file was not taken; the screen's banner shows it as is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoardProblem {

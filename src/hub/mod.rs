@@ -16,9 +16,10 @@ pub mod outbox;
 pub mod presence;
 pub mod topic;
 
+use crate::boards::BoardView;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Op, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{Position, Snapshot};
+use crate::protocol::{BoardFrame, Position, ServerFrame, Snapshot};
 use crate::store::{Remembered, Store, StoreError, WriteUnit};
 use apply::OpError;
 use idempotency::{Memory, Recall, REMEMBER_FOR_MS};
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use topic::{Authorship, Prepared, Topic};
+use topic::{encode, Authorship, Prepared, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -490,6 +491,15 @@ impl Hub {
 
     pub fn leave(&self, board: &str, connection: ConnectionId) {
         self.boards.lock().leave(board, connection);
+    }
+
+    /// Shows every viewer of a board its new definition (its file changed).
+    pub fn show_board(&self, name: &str, view: BoardView) {
+        let frame = encode(&ServerFrame::Board(BoardFrame {
+            name: name.to_owned(),
+            view,
+        }));
+        self.boards.lock().send(name, &frame);
     }
 }
 

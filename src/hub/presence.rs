@@ -1,7 +1,8 @@
 //! Who is viewing each board. A viewer is one open page (one connection) for now; joining
-//! and leaving send every viewer of the board the new list, encoded once.
+//! and leaving send every viewer of the board the new list, encoded once. The same list of
+//! viewers receives the board's new definition when its file changes.
 
-use super::outbox::Outbox;
+use super::outbox::{EncodedFrame, Outbox};
 use super::topic::encode;
 use super::ConnectionId;
 use crate::protocol::{Presence, ServerFrame, Viewer};
@@ -49,6 +50,14 @@ impl Boards {
             self.boards.remove(board);
         } else {
             self.announce(board, None, Some(connection));
+        }
+    }
+
+    /// Sends a frame to every viewer of a board. A viewer whose queue is full is closed as too
+    /// slow, and gets the frame again when it rejoins.
+    pub fn send(&self, board: &str, frame: &EncodedFrame) {
+        for member in self.boards.get(board).into_iter().flat_map(|m| m.values()) {
+            member.outbox.try_push(frame.clone());
         }
     }
 

@@ -1,5 +1,5 @@
-//! The browser's live state: a signal per topic holding its entities and position, the board's
-//! presence, and the connection status. Frames from the socket update it through [`Live::apply`],
+//! The browser's live state: the board's definition, a signal per topic holding its entities
+//! and position, the board's presence, and the connection status. Frames from the socket update it through [`Live::apply`],
 //! which enforces the sync rule: events apply only in offset order, duplicates are ignored,
 //! and a gap asks for a fresh snapshot.
 //!
@@ -9,6 +9,7 @@
 #[cfg(feature = "hydrate")]
 pub mod socket;
 
+use crate::boards::BoardView;
 use crate::protocol::{EventKind, Position, ServerFrame, TopicRequest};
 use leptos::prelude::*;
 use serde_json::Value;
@@ -66,6 +67,11 @@ pub enum Applied {
     /// The topic's events no longer follow on from what the page holds: subscribe again
     /// without a position to get a fresh snapshot.
     Resync(String),
+    /// The board changed which topics it reads.
+    Retopic {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 /// The live state of one board page. Cheap to copy into closures.
@@ -76,32 +82,41 @@ pub struct Live {
     /// True while the page applies a backlog (a snapshot, a long reconnect): widgets jump to
     /// the new state instead of animating every step of it.
     pub snap: RwSignal<bool>,
+    /// The board's definition, replaced when its file changes.
+    pub board: RwSignal<BoardView>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
 impl Live {
-    pub fn new(topics: &[&str]) -> Self {
+    pub fn new(board: BoardView) -> Self {
+        let topics = board
+            .board
+            .as_ref()
+            .map(|b| b.topics())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t, RwSignal::new(TopicView::default())))
+            .collect();
         Self {
             status: RwSignal::new(ConnectionStatus::Connecting),
             presence: RwSignal::new(PresenceView::default()),
             snap: RwSignal::new(false),
-            topics: StoredValue::new(
-                topics
-                    .iter()
-                    .map(|t| (t.to_string(), RwSignal::new(TopicView::default())))
-                    .collect(),
-            ),
+            board: RwSignal::new(board),
+            topics: StoredValue::new(topics),
         }
     }
 
-    /// The signal of a topic this board shows.
-    ///
-    /// # Panics
-    /// If the board did not list `topic` when it was created: a programming error.
+    /// The signal of a topic the board reads. A topic the page does not hold yet gets an
+    /// empty one (its widget shows a skeleton); it fills once the page subscribes.
     pub fn topic(&self, topic: &str) -> RwSignal<TopicView> {
-        self.topics
-            .with_value(|t| t.get(topic).copied())
-            .unwrap_or_else(|| panic!("topic `{topic}` is not part of this board"))
+        if let Some(view) = self.find(topic) {
+            return view;
+        }
+        let view = RwSignal::new(TopicView::default());
+        self.topics.update_value(|t| {
+            t.insert(topic.to_owned(), view);
+        });
+        view
     }
 
     /// What to send in a `subscribe` frame: every topic, resuming from where the page is.
@@ -161,6 +176,7 @@ impl Live {
                     return Applied::Resync(event.topic);
                 }
             }
+            ServerFrame::Board(frame) => return self.show_board(frame.view),
             ServerFrame::Resumed(_) | ServerFrame::Pong { .. } | ServerFrame::Ack(_) => {}
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
@@ -180,6 +196,37 @@ impl Live {
             }
         }
         Applied::Ok
+    }
+
+    /// Takes a newer board definition. One without a board (the file never parsed, or was
+    /// removed) keeps the board on screen and only brings the problem.
+    fn show_board(&self, mut view: BoardView) -> Applied {
+        if view.revision < self.board.with_untracked(|b| b.revision) {
+            return Applied::Ok;
+        }
+        if view.board.is_none() {
+            view.board = self.board.with_untracked(|b| b.board.clone());
+        }
+        let wanted = view.board.as_ref().map(|b| b.topics()).unwrap_or_default();
+        let held: Vec<String> = self.topics.with_value(|t| t.keys().cloned().collect());
+        let added: Vec<String> = wanted
+            .iter()
+            .filter(|t| !held.contains(t))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = held.into_iter().filter(|t| !wanted.contains(t)).collect();
+        self.topics.update_value(|topics| {
+            topics.retain(|name, _| !removed.contains(name));
+            for topic in &added {
+                topics.insert(topic.clone(), RwSignal::new(TopicView::default()));
+            }
+        });
+        self.board.set(view);
+        if added.is_empty() && removed.is_empty() {
+            Applied::Ok
+        } else {
+            Applied::Retopic { added, removed }
+        }
     }
 
     fn find(&self, topic: &str) -> Option<RwSignal<TopicView>> {

@@ -237,29 +237,35 @@ fn flush(connection: &Shared) {
         live.snap.set(true);
         request_animation_frame(move || live.snap.set(false));
     }
-    let mut resync = Vec::new();
+    // Topics to (re)subscribe from scratch: ones whose events skipped, and ones the board
+    // has just started to read.
+    let (mut fresh, mut dropped) = (Vec::new(), Vec::new());
     for frame in frames {
-        if let Applied::Resync(topic) = live.apply(frame) {
-            if !resync.contains(&topic) {
-                resync.push(topic);
+        match live.apply(frame) {
+            Applied::Ok => {}
+            Applied::Resync(topic) => fresh.push(topic),
+            Applied::Retopic { added, removed } => {
+                fresh.extend(added);
+                dropped.extend(removed);
             }
         }
     }
-    if !resync.is_empty() {
-        if let Some(socket) = &connection.borrow().socket {
-            send(
-                socket,
-                &ClientFrame::Subscribe {
-                    topics: resync
-                        .into_iter()
-                        .map(|topic| TopicRequest {
-                            topic,
-                            resume: None,
-                        })
-                        .collect(),
-                },
-            );
-        }
+    fresh.sort();
+    fresh.dedup();
+    let c = connection.borrow();
+    let Some(socket) = &c.socket else { return };
+    if !dropped.is_empty() {
+        send(socket, &ClientFrame::Unsubscribe { topics: dropped });
+    }
+    if !fresh.is_empty() {
+        let topics = fresh
+            .into_iter()
+            .map(|topic| TopicRequest {
+                topic,
+                resume: None,
+            })
+            .collect();
+        send(socket, &ClientFrame::Subscribe { topics });
     }
 }
 

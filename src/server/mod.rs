@@ -5,7 +5,7 @@ pub mod api;
 pub mod socket;
 
 use crate::app::{shell, App};
-use crate::boards::library::{self, Library};
+use crate::boards::library::{Library, POLL};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::sqlite::SqliteStore;
@@ -14,6 +14,7 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,12 +37,19 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    // Pages read the boards while they render.
+    let boards = state.boards.clone();
     Router::new()
         .route("/ws", get(socket::upgrade))
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes())
-        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(boards.clone()),
+            move || shell(options.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
 }
@@ -54,7 +62,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let hub = Hub::open(config.hub_settings(), store.clone()).map_err(std::io::Error::other)?;
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
-    let watching = tokio::spawn(library::watch(boards.clone(), shutdown.clone()));
+    let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
     let state = AppState {
         leptos_options: config.leptos_options(),
         hub: hub.clone(),
@@ -80,12 +88,27 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         _ = deadline => tracing::warn!("open requests did not finish in {SHUTDOWN_GRACE:?}; exiting"),
     }
     expiry.abort();
-    watching.abort();
+    reloading.abort();
     if let Some(demo) = demo {
         demo.abort();
     }
     let _ = store.close().await;
     Ok(())
+}
+
+/// Re-reads the boards directory every [`POLL`] and shows each changed board to its viewers.
+async fn reload_boards(boards: Arc<Library>, hub: Arc<Hub>) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let scan = boards.clone();
+        let changed = tokio::task::spawn_blocking(move || scan.rescan())
+            .await
+            .unwrap_or_default();
+        for (name, view) in changed {
+            tracing::info!(board = %name, revision = view.revision, "board file changed");
+            hub.show_board(&name, view);
+        }
+    }
 }
 
 /// Deletes entities whose TTL ran out, checking every quarter second.

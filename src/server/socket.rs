@@ -4,12 +4,13 @@
 //! on every way out of the task: a close, an error, a dead socket, a lagging reader, shutdown.
 
 use super::AppState;
+use crate::boards::library::Library;
 use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
 use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub, PublishError};
 use crate::ops::Publish;
-use crate::protocol::{Ack, ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
+use crate::protocol::{Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -17,7 +18,6 @@ use futures_util::{SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -40,14 +40,21 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
     ws.max_message_size(MAX_CLIENT_FRAME)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| serve(socket, state.hub, state.shutdown))
+        .on_upgrade(move |socket| serve(socket, state))
 }
 
-async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(socket: WebSocket, state: AppState) {
+    let AppState {
+        hub,
+        boards: library,
+        mut shutdown,
+        ..
+    } = state;
     let (id, outbox, inbox) = hub.connect();
     hub.metrics().connections.inc();
     let mut session = Session {
         hub,
+        library,
         id,
         outbox,
         topics: HashSet::new(),
@@ -146,6 +153,7 @@ async fn write_queue(
 /// One connection's view of the hub.
 struct Session {
     hub: Arc<Hub>,
+    library: Arc<Library>,
     id: ConnectionId,
     outbox: Outbox,
     topics: HashSet<String>,
@@ -186,7 +194,14 @@ impl Session {
                 }
             }
             ClientFrame::Join { board } => {
+                // Joined first, read second: a change in between reaches this page as a
+                // frame of its own, and the page keeps whichever has the higher revision.
                 self.hub.join(&board, self.id, &self.outbox);
+                if let Some(view) = self.library.get(&board) {
+                    let name = board.clone();
+                    self.reply(ServerFrame::Board(BoardFrame { name, view }))
+                        .await;
+                }
                 self.boards.insert(board);
             }
             ClientFrame::Leave { board } => {

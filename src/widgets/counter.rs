@@ -34,15 +34,11 @@ pub fn format_number(value: f64) -> String {
 }
 
 #[component]
-pub fn Counter(
-    live: Live,
-    topic: &'static str,
-    entity: &'static str,
-    label: &'static str,
-) -> impl IntoView {
-    let view = live.topic(topic);
+pub fn Counter(live: Live, topic: String, entity: String, label: String) -> impl IntoView {
+    let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
-    let value = Memo::new(move |_| view.with(|v| v.entities.get(entity).and_then(number)));
+    let entity_attribute = entity.clone();
+    let value = Memo::new(move |_| view.with(|v| v.entities.get(&entity).and_then(number)));
     // The last change, kept while other entities of the topic change.
     let delta = Memo::new(move |previous: Option<&(Option<f64>, f64)>| {
         let now = value.get();
@@ -70,7 +66,7 @@ pub fn Counter(
         })
     };
     view! {
-        <article class="widget counter" data-topic=topic data-entity=entity>
+        <article class="widget counter" data-topic=topic data-entity=entity_attribute>
             <h2 class="widget-title">{label}</h2>
             <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
                 <p class="counter-value" data-value=move || value.get().unwrap_or_default()>

@@ -18,12 +18,12 @@ struct Item {
 #[component]
 pub fn Feed(
     live: Live,
-    topic: &'static str,
-    title: &'static str,
+    topic: String,
+    title: String,
     /// How many items fit; the topic's own bound decides how many exist.
     rows: usize,
 ) -> impl IntoView {
-    let view = live.topic(topic);
+    let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
     let newest_first = Signal::derive(move || {
         view.with(|v| {

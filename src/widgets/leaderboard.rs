@@ -19,14 +19,16 @@ struct Entry {
 #[component]
 pub fn Leaderboard(
     live: Live,
-    topic: &'static str,
-    title: &'static str,
+    topic: String,
+    title: String,
     /// The field to rank by.
-    field: &'static str,
+    field: String,
+    /// The field that names each row; the entity id when absent.
+    name_field: String,
     /// How many rows to show.
     limit: usize,
 ) -> impl IntoView {
-    let view = live.topic(topic);
+    let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
     let ranked = Signal::derive(move || {
         view.with(|v| {
@@ -35,11 +37,14 @@ pub fn Leaderboard(
                 .iter()
                 .map(|(id, payload)| {
                     let name = payload
-                        .get("name")
+                        .get(name_field.as_str())
                         .and_then(Value::as_str)
                         .unwrap_or(id)
                         .to_owned();
-                    let score = payload.get(field).and_then(Value::as_f64).unwrap_or(0.0);
+                    let score = payload
+                        .get(field.as_str())
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0);
                     (id.clone(), Entry { name, score })
                 })
                 .collect();

@@ -1,0 +1,143 @@
+//! A board at `/b/{name}`: its title, the banner for a broken board file, and its widgets on
+//! the grid the file describes. When the file changes, the server sends the new version over
+//! the socket and the grid re-lays itself out without a reload.
+
+use super::library;
+use crate::boards::{BoardView, Widget, WidgetKind};
+use crate::live::Live;
+use crate::widgets::{ConnectionStatusBadge, Counter, Feed, Leaderboard, PresenceBadge};
+use leptos::prelude::*;
+use leptos::server::SharedValue;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn BoardPage() -> impl IntoView {
+    let name = use_params_map()
+        .read_untracked()
+        .get("board")
+        .unwrap_or_default();
+    let found = SharedValue::new({
+        let name = name.clone();
+        move || library::board(&name)
+    })
+    .into_inner();
+    match found {
+        Some(view) => view! { <LiveBoard name view/> }.into_any(),
+        None => {
+            library::not_found();
+            view! {
+                <main class="page">
+                    <h1>"No board named “" {name} "”"</h1>
+                    <p>"Board files live in the boards directory; " <a href="/" rel="external">"see every board"</a> "."</p>
+                </main>
+            }
+            .into_any()
+        }
+    }
+}
+
+/// A board that exists: rendered from `view` and kept current by its socket.
+#[component]
+fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
+    let live = Live::new(view);
+    #[cfg(feature = "hydrate")]
+    {
+        let name = name.clone();
+        Effect::new(move |_| crate::live::socket::connect(live, &name));
+    }
+    let board = live.board;
+    let title = {
+        let name = name.clone();
+        move || board.with(|b| b.board.as_ref().map_or(name.clone(), |b| b.title.clone()))
+    };
+    let problem = move || {
+        board.with(|b| {
+            let problem = b.problem.as_ref()?.to_string();
+            let lead = if b.board.is_some() {
+                "The board file has a problem; this is its last good version."
+            } else {
+                "The board file has a problem."
+            };
+            Some(view! {
+                <div class="board-problem" role="alert">
+                    <strong>{lead}</strong>
+                    " "
+                    <code>{problem}</code>
+                </div>
+            })
+        })
+    };
+    let columns = move || board.with(|b| b.board.as_ref().map_or(4, |b| b.columns));
+    let widgets = move || {
+        board.with(|b| {
+            b.board
+                .iter()
+                .flat_map(|b| b.widgets.iter().cloned().enumerate())
+                .collect::<Vec<_>>()
+        })
+    };
+    view! {
+        <main class="board" class:snap=move || live.snap.get() data-board=name>
+            <header class="board-header">
+                <h1>{title}</h1>
+                <PresenceBadge live/>
+                <ConnectionStatusBadge live/>
+            </header>
+            {problem}
+            <section class="board-grid" style=move || format!("--columns: {}", columns())>
+                // Keyed by position and definition: an edited widget is rebuilt, the others
+                // keep their state and motion.
+                <For
+                    each=widgets
+                    key=|(i, widget)| format!("{i}:{}", serde_json::to_string(widget).unwrap_or_default())
+                    children=move |(_, widget)| view! { <WidgetCell live widget/> }
+                />
+            </section>
+        </main>
+    }
+}
+
+/// One widget in its grid cell.
+#[component]
+fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
+    let (columns, rows) = widget.span;
+    let style = format!("--span-columns: {columns}; --span-rows: {rows}");
+    let topic = widget.topic.unwrap_or_default();
+    let title = widget.title;
+    let content = match widget.kind {
+        WidgetKind::Number(options) => {
+            let label = title.unwrap_or_else(|| options.entity.clone());
+            view! { <Counter live topic entity=options.entity label/> }.into_any()
+        }
+        WidgetKind::Leaderboard(options) => view! {
+            <Leaderboard
+                live
+                topic
+                title=title.unwrap_or_else(|| "Leaderboard".into())
+                field=options.field
+                name_field=options.label
+                limit=options.limit
+            />
+        }
+        .into_any(),
+        WidgetKind::Feed(options) => view! {
+            <Feed live topic title=title.unwrap_or_else(|| "Activity".into()) rows=options.rows/>
+        }
+        .into_any(),
+        WidgetKind::Presence => view! {
+            <article class="widget presence-widget">
+                <h2 class="widget-title">{title.unwrap_or_else(|| "Watching".into())}</h2>
+                <PresenceBadge live/>
+            </article>
+        }
+        .into_any(),
+        other => view! {
+            <article class="widget unsupported">
+                <h2 class="widget-title">{title}</h2>
+                <p class="widget-note">{format!("“{}” widgets are not shown by this version yet.", other.name())}</p>
+            </article>
+        }
+        .into_any(),
+    };
+    view! { <div class="cell" style=style>{content}</div> }
+}
