@@ -3,7 +3,7 @@
 import { test, expect, type Page } from "@playwright/test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, type Server } from "./server";
+import { boardsCopy, startServer, type Server } from "./server";
 
 const KPIS = "metric:kpis";
 const LEADERS = "board:leaders";
@@ -263,6 +263,52 @@ test("the board list links every board, and an unknown board is a 404", async ({
     const missing = await fetch(`${server.url}/b/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain("No board named");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a number takes its threshold level, shown in colour and in words", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    const errors = page.locator('.counter[data-entity="errors"]');
+    await expect(errors).toHaveAttribute("data-level", "ok");
+    await expect(errors.locator(".level-badge")).toHaveCount(0);
+
+    await server.publish(KPIS, [{ op: "set", entity_id: "errors", payload: 60 }]);
+    await expect(errors).toHaveAttribute("data-level", "critical");
+    await expect(errors.locator(".level-badge")).toHaveText("critical");
+    // The demo board says a rise in errors is bad news: the arrow is red, not green.
+    await expect(errors.locator(".delta.up.bad")).toBeVisible();
+    const red = await errors.locator(".counter-value").evaluate((e) => getComputedStyle(e).color);
+    expect(red).toBe("rgb(255, 107, 107)");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("a widget whose topic goes quiet is marked stale, and clears when it resumes", async ({ page }) => {
+  const boardsDir = boardsCopy();
+  const file = join(boardsDir, "demo.toml");
+  writeFileSync(file, readFileSync(file, "utf8").replaceAll('stale_after = "30s"', 'stale_after = "2s"'));
+  const server = await startServer({ boardsDir });
+  try {
+    await seed(server);
+    await openBoard(page, server);
+    const signups = page.locator(".cell", { has: page.locator('.counter[data-entity="signups"]') });
+    const leaders = page.locator(".cell", { has: page.locator(".leaderboard") });
+    await expect(signups).not.toHaveClass(/stale/);
+
+    await expect(signups).toHaveClass(/stale/, { timeout: 10_000 });
+    await expect(signups.locator(".stale-badge")).toContainText("No update for");
+    // Widgets without a stale_after never go stale.
+    await expect(leaders).not.toHaveClass(/stale/);
+
+    await server.publish(KPIS, [{ op: "incr", entity_id: "signups", by: 1 }]);
+    await expect(signups).not.toHaveClass(/stale/);
+    await expect(signups.locator(".stale-badge")).toHaveCount(0);
   } finally {
     await server.stop();
   }

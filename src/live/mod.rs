@@ -7,6 +7,8 @@
 //! first view the browser hydrates.
 
 #[cfg(feature = "hydrate")]
+pub mod clock;
+#[cfg(feature = "hydrate")]
 pub mod socket;
 
 use crate::boards::BoardView;
@@ -47,6 +49,9 @@ pub struct TopicView {
     pub epoch: u64,
     pub offset: u64,
     pub entities: BTreeMap<String, Value>,
+    /// The page clock (ms) when this page last saw the topic change: its first snapshot, or
+    /// an event. A stale indicator measures from here.
+    pub changed_at: Option<f64>,
 }
 
 /// Who is viewing the board.
@@ -84,6 +89,8 @@ pub struct Live {
     pub snap: RwSignal<bool>,
     /// The board's definition, replaced when its file changes.
     pub board: RwSignal<BoardView>,
+    /// Wall time in ms, ticking once a second in the browser (see `clock`).
+    pub clock: RwSignal<f64>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
@@ -102,6 +109,7 @@ impl Live {
             presence: RwSignal::new(PresenceView::default()),
             snap: RwSignal::new(false),
             board: RwSignal::new(board),
+            clock: RwSignal::new(0.0),
             topics: StoredValue::new(topics),
         }
     }
@@ -144,11 +152,18 @@ impl Live {
             }
             ServerFrame::Snapshot(snapshot) => {
                 if let Some(view) = self.find(&snapshot.topic) {
-                    view.set(TopicView {
-                        loaded: true,
-                        epoch: snapshot.epoch,
-                        offset: snapshot.offset,
-                        entities: snapshot.state,
+                    let now = self.clock.get_untracked();
+                    view.update(|v| {
+                        // A reconnect's snapshot of an unchanged topic is not a change.
+                        let unchanged =
+                            v.loaded && v.epoch == snapshot.epoch && v.offset == snapshot.offset;
+                        *v = TopicView {
+                            loaded: true,
+                            epoch: snapshot.epoch,
+                            offset: snapshot.offset,
+                            entities: snapshot.state,
+                            changed_at: if unchanged { v.changed_at } else { Some(now) },
+                        };
                     });
                 }
             }
@@ -166,6 +181,7 @@ impl Live {
                         return false;
                     }
                     v.offset = event.offset;
+                    v.changed_at = Some(self.clock.get_untracked());
                     match event.event {
                         EventKind::Deleted => v.entities.remove(&event.entity_id),
                         _ => v.entities.insert(event.entity_id, event.payload),

@@ -5,6 +5,7 @@
 use super::library;
 use crate::boards::{BoardView, Widget, WidgetKind};
 use crate::live::Live;
+use crate::widgets::format::age;
 use crate::widgets::{ConnectionStatusBadge, Counter, Feed, Leaderboard, PresenceBadge};
 use leptos::prelude::*;
 use leptos::server::SharedValue;
@@ -43,7 +44,10 @@ fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let name = name.clone();
-        Effect::new(move |_| crate::live::socket::connect(live, &name));
+        Effect::new(move |_| {
+            crate::live::clock::start(live);
+            crate::live::socket::connect(live, &name);
+        });
     }
     let board = live.board;
     let title = {
@@ -102,12 +106,19 @@ fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
 fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     let (columns, rows) = widget.span;
     let style = format!("--span-columns: {columns}; --span-rows: {rows}");
+    let stale_for = stale_for(live, &widget);
+    let stale = move || stale_for().is_some();
+    let stale_badge = move || {
+        stale_for().map(|seconds| {
+            view! { <p class="stale-badge" role="status">"No update for " {age(seconds)}</p> }
+        })
+    };
     let topic = widget.topic.unwrap_or_default();
     let title = widget.title;
     let content = match widget.kind {
         WidgetKind::Number(options) => {
             let label = title.unwrap_or_else(|| options.entity.clone());
-            view! { <Counter live topic entity=options.entity label/> }.into_any()
+            view! { <Counter live topic label options/> }.into_any()
         }
         WidgetKind::Leaderboard(options) => view! {
             <Leaderboard
@@ -139,5 +150,26 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
         }
         .into_any(),
     };
-    view! { <div class="cell" style=style>{content}</div> }
+    view! {
+        <div class="cell" class:stale=stale style=style>
+            {content}
+            {stale_badge}
+        </div>
+    }
+}
+
+/// How long the widget's topic has gone without a change, once that is longer than the
+/// widget's `stale_after`; `None` while it is fresh or has no limit.
+fn stale_for(live: Live, widget: &Widget) -> impl Fn() -> Option<u64> + Copy + 'static {
+    let watched = widget
+        .stale_after
+        .zip(widget.topic.as_deref())
+        .map(|(after, topic)| (after, live.topic(topic)));
+    let clock = live.clock;
+    move || {
+        let (after, view) = watched?;
+        let quiet_ms = clock.get() - view.with(|v| v.changed_at)?;
+        let quiet = (quiet_ms / 1000.0).max(0.0) as u64;
+        (quiet >= after).then_some(quiet)
+    }
 }

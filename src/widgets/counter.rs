@@ -1,5 +1,9 @@
-//! A number widget: the entity's value, tweened, with an arrow for its last change.
+//! A number widget: one entity's value, tweened, written in the board's style (decimals,
+//! compact, unit), coloured by its thresholds, with an arrow for its last change that is green
+//! or red by whether a rise is good news.
 
+use super::format::NumberStyle;
+use crate::boards::{level_of, Delta, NumberOptions};
 use crate::live::Live;
 use crate::motion::tween;
 use leptos::prelude::*;
@@ -12,32 +16,21 @@ fn number(payload: &Value) -> Option<f64> {
         .or_else(|| payload.get("value").and_then(Value::as_f64))
 }
 
-/// Formats a number for a wall screen: thousands separated, at most one decimal.
-pub fn format_number(value: f64) -> String {
-    let rounded = (value * 10.0).round() / 10.0;
-    let whole = rounded.trunc().abs() as u64;
-    let digits = whole.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if rounded < 0.0 { "-" } else { "" };
-    let tenths = ((rounded.abs() - whole as f64) * 10.0).round() as u64;
-    if tenths == 0 {
-        format!("{sign}{grouped}")
-    } else {
-        format!("{sign}{grouped}.{tenths}")
+/// The arrow's classes: its direction, and whether that direction is good news.
+fn delta_classes(change: f64, up_is_good: bool) -> &'static str {
+    match (change > 0.0, up_is_good) {
+        (true, true) => "delta up good",
+        (true, false) => "delta up bad",
+        (false, true) => "delta down bad",
+        (false, false) => "delta down good",
     }
 }
 
 #[component]
-pub fn Counter(live: Live, topic: String, entity: String, label: String) -> impl IntoView {
+pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions) -> impl IntoView {
     let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
-    let entity_attribute = entity.clone();
+    let entity = options.entity.clone();
     let value = Memo::new(move |_| view.with(|v| v.entities.get(&entity).and_then(number)));
     // The last change, kept while other entities of the topic change.
     let delta = Memo::new(move |previous: Option<&(Option<f64>, f64)>| {
@@ -48,25 +41,38 @@ pub fn Counter(live: Live, topic: String, entity: String, label: String) -> impl
             _ => (now, 0.0),
         }
     });
+    let options = StoredValue::new(options);
+    let style = move |v: f64| {
+        options.with_value(|o| {
+            NumberStyle {
+                decimals: o.decimals,
+                compact: o.compact,
+                unit: o.unit.as_deref(),
+            }
+            .format(v)
+        })
+    };
+    let level = move || {
+        let value = value.get()?;
+        options.with_value(|o| level_of(value, &o.thresholds).map(|l| l.as_str()))
+    };
     let shown = tween(Signal::derive(move || value.get()), live.snap);
     let arrow = move || {
         let (_, change) = delta.get();
-        (change != 0.0).then(|| {
-            let (class, glyph) = if change > 0.0 {
-                ("delta up", "▲")
-            } else {
-                ("delta down", "▼")
-            };
+        let (show, up_is_good) = options.with_value(|o| (o.delta == Delta::Previous, o.up_is_good));
+        (show && change != 0.0).then(|| {
+            let glyph = if change > 0.0 { "▲" } else { "▼" };
             view! {
-                <span class=class>
+                <span class=delta_classes(change, up_is_good)>
                     <span aria-hidden="true">{glyph}</span>
-                    {format_number(change.abs())}
+                    {style(change.abs())}
                 </span>
             }
         })
     };
+    let entity = options.with_value(|o| o.entity.clone());
     view! {
-        <article class="widget counter" data-topic=topic data-entity=entity_attribute>
+        <article class="widget counter" data-topic=topic data-entity=entity data-level=level>
             <h2 class="widget-title">{label}</h2>
             <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
                 <p class="counter-value" data-value=move || value.get().unwrap_or_default()>
@@ -74,10 +80,13 @@ pub fn Counter(live: Live, topic: String, entity: String, label: String) -> impl
                         // A whole-number counter counts in whole numbers while it tweens.
                         let whole = value.get().is_some_and(|v| v.fract() == 0.0);
                         let now = shown.get();
-                        format_number(if whole { now.round() } else { now })
+                        style(if whole { now.round() } else { now })
                     }}
                 </p>
-                <p class="counter-delta">{arrow}</p>
+                <p class="counter-delta">
+                    {arrow}
+                    {move || level().filter(|l| *l != "ok").map(|l| view! { <span class="level-badge">{l}</span> })}
+                </p>
             </Show>
         </article>
     }
@@ -96,12 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn numbers_format_for_a_wall() {
-        assert_eq!(format_number(0.0), "0");
-        assert_eq!(format_number(999.0), "999");
-        assert_eq!(format_number(1280.0), "1,280");
-        assert_eq!(format_number(1234567.0), "1,234,567");
-        assert_eq!(format_number(-4321.25), "-4,321.3");
-        assert_eq!(format_number(12.04), "12");
+    fn a_rise_is_green_unless_the_board_says_otherwise() {
+        assert_eq!(delta_classes(3.0, true), "delta up good");
+        assert_eq!(delta_classes(3.0, false), "delta up bad");
+        assert_eq!(delta_classes(-3.0, true), "delta down bad");
+        assert_eq!(delta_classes(-3.0, false), "delta down good");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::live::Live;
 use crate::motion::{animated_list, Phase};
-use crate::widgets::format_number;
+use crate::widgets::format::grouped;
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -85,7 +85,7 @@ pub fn Leaderboard(
                                     <span class="rank">{move || rank.get() + 1}</span>
                                     <span class="name">{move || name.with(|e| e.name.clone())}</span>
                                     {marker}
-                                    <span class="score">{move || format_number(value.with(|e| e.score))}</span>
+                                    <span class="score">{move || value.with(|e| score_text(e.score))}</span>
                                 </li>
                             }
                         }
@@ -94,4 +94,9 @@ pub fn Leaderboard(
             </Show>
         </article>
     }
+}
+
+/// Whole scores as whole numbers; fractional ones keep a decimal.
+fn score_text(score: f64) -> String {
+    grouped(score, if score.fract() == 0.0 { 0 } else { 1 })
 }

@@ -5,11 +5,12 @@
 mod connection_status;
 mod counter;
 mod feed;
+pub mod format;
 mod leaderboard;
 mod presence;
 
 pub use connection_status::ConnectionStatusBadge;
-pub use counter::{format_number, Counter};
+pub use counter::Counter;
 pub use feed::Feed;
 pub use leaderboard::Leaderboard;
 pub use presence::PresenceBadge;
