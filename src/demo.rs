@@ -16,6 +16,10 @@ const LEADERS: &str = "board:leaders";
 const ACTIVITY: &str = "feed:activity";
 /// How many activity items the demo keeps.
 const ACTIVITY_LENGTH: usize = 8;
+/// Machine figures: entity `cpu`, a percentage (the gauge).
+const SYSTEM: &str = "metric:system";
+/// One entity per service, payload `{"name", "state"}` (the status grid).
+const HEALTH: &str = "status:services";
 
 const TEAMS: [(&str, &str); 7] = [
     ("aurora", "Aurora"),
@@ -37,6 +41,10 @@ pub async fn run(hub: Arc<Hub>) {
     let seeded = hub.snapshot(KPIS).is_some_and(|s| !s.state.is_empty());
     if !seeded {
         seed(&hub, &mut rng).await;
+    }
+    // Seeded on its own: a data dir from before these widgets has the other topics already.
+    if hub.snapshot(HEALTH).is_none_or(|s| s.state.is_empty()) {
+        seed_health(&hub).await;
     }
     loop {
         tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;
@@ -87,8 +95,21 @@ async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     }
 }
 
+async fn seed_health(hub: &Arc<Hub>) {
+    let services = SERVICES
+        .iter()
+        .map(|service| Op::Set {
+            entity_id: (*service).into(),
+            payload: json!({"name": service, "state": "up"}),
+            ttl: None,
+        })
+        .collect();
+    publish(hub, HEALTH, services).await;
+}
+
 async fn tick(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     tick_numbers(hub, rng).await;
+    tick_health(hub, rng).await;
     if rng.u8(0..3) != 0 {
         push_activity(hub, rng).await;
     }
@@ -122,6 +143,37 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
         }],
     )
     .await;
+}
+
+/// CPU wanders; now and then a service degrades or goes down, and recovers later.
+async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+    let cpu =
+        35.0 + 30.0 * (rng.f64() + rng.f64()) / 2.0 + if rng.u8(0..12) == 0 { 30.0 } else { 0.0 };
+    let set = |id: &str, payload: Value| Op::Set {
+        entity_id: id.into(),
+        payload,
+        ttl: None,
+    };
+    publish(
+        hub,
+        SYSTEM,
+        vec![set("cpu", json!((cpu * 10.0).round() / 10.0))],
+    )
+    .await;
+    if rng.u8(0..6) == 0 {
+        let service = SERVICES[rng.usize(0..SERVICES.len())];
+        let state = match rng.u8(0..10) {
+            0 => "down",
+            1..=3 => "degraded",
+            _ => "up",
+        };
+        publish(
+            hub,
+            HEALTH,
+            vec![set(service, json!({"name": service, "state": state}))],
+        )
+        .await;
+    }
 }
 
 async fn push_activity(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {

@@ -31,6 +31,10 @@
 //! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,
 //! resume and per-frame batching.
 
+// Leptos' view types nest deeply; the release WASM build's layout queries (a board page with
+// every widget) go past rustc's default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod boards;
 pub mod live;

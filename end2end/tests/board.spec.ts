@@ -313,3 +313,39 @@ test("a widget whose topic goes quiet is marked stale, and clears when it resume
     await server.stop();
   }
 });
+
+test("the gauge turns to its value and the status grid lights each service", async ({ page }) => {
+  const server = await startServer();
+  try {
+    await seed(server);
+    await server.publish("metric:system", [{ op: "set", entity_id: "cpu", payload: 50 }]);
+    await server.publish("status:services", [
+      { op: "set", entity_id: "api", payload: { name: "API", state: "up" } },
+      { op: "set", entity_id: "db", payload: { name: "Database", state: "down" } },
+    ]);
+    await openBoard(page, server);
+
+    const gauge = page.locator(".gauge");
+    await expect(gauge.locator(".gauge-value")).toHaveText("50.0%");
+    await expect(gauge).toHaveAttribute("data-level", "ok");
+    await expect(gauge.locator(".gauge-needle")).toHaveAttribute("style", /rotate\(0\.00deg\)/);
+    await server.publish("metric:system", [{ op: "set", entity_id: "cpu", payload: 95 }]);
+    await expect(gauge.locator(".gauge-value")).toHaveText("95.0%");
+    await expect(gauge).toHaveAttribute("data-level", "critical");
+    await expect(gauge.locator(".gauge-needle")).toHaveAttribute("style", /rotate\(81\.00deg\)/);
+
+    const db = page.locator('.status-item[data-key="db"]');
+    await expect(page.locator(".status-item")).toHaveCount(2);
+    await expect(db).toHaveAttribute("data-level", "critical");
+    await expect(db.locator(".status-name")).toHaveText("Database");
+    await expect(db.locator(".status-state")).toHaveText("down");
+    await server.publish("status:services", [
+      { op: "set", entity_id: "db", payload: { name: "Database", state: "degraded" } },
+    ]);
+    await expect(db).toHaveAttribute("data-level", "warn");
+    await expect(db.locator(".status-state")).toHaveText("degraded");
+    await expect(page.locator('.status-item[data-key="api"]')).toHaveAttribute("data-level", "ok");
+  } finally {
+    await server.stop();
+  }
+});

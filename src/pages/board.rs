@@ -6,7 +6,9 @@ use super::library;
 use crate::boards::{BoardView, Widget, WidgetKind};
 use crate::live::Live;
 use crate::widgets::format::age;
-use crate::widgets::{ConnectionStatusBadge, Counter, Feed, Leaderboard, PresenceBadge};
+use crate::widgets::{
+    ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, PresenceBadge, StatusGrid,
+};
 use leptos::prelude::*;
 use leptos::server::SharedValue;
 use leptos_router::hooks::use_params_map;
@@ -133,6 +135,14 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
         .into_any(),
         WidgetKind::Feed(options) => view! {
             <Feed live topic title=title.unwrap_or_else(|| "Activity".into()) rows=options.rows/>
+        }
+        .into_any(),
+        WidgetKind::Gauge(options) => {
+            let title = title.unwrap_or_else(|| options.entity.clone());
+            view! { <Gauge live topic title options/> }.into_any()
+        }
+        WidgetKind::Status(options) => view! {
+            <StatusGrid live topic title=title.unwrap_or_else(|| "Status".into()) options/>
         }
         .into_any(),
         WidgetKind::Presence => view! {

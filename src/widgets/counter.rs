@@ -3,18 +3,11 @@
 //! or red by whether a rise is good news.
 
 use super::format::NumberStyle;
+use super::payload::number;
 use crate::boards::{level_of, Delta, NumberOptions};
 use crate::live::Live;
 use crate::motion::tween;
 use leptos::prelude::*;
-use serde_json::Value;
-
-/// Reads a number from a payload: a bare number, or an object's `value` field.
-fn number(payload: &Value) -> Option<f64> {
-    payload
-        .as_f64()
-        .or_else(|| payload.get("value").and_then(Value::as_f64))
-}
 
 /// The arrow's classes: its direction, and whether that direction is good news.
 fn delta_classes(change: f64, up_is_good: bool) -> &'static str {
@@ -95,14 +88,6 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn numbers_read_bare_or_from_value() {
-        assert_eq!(number(&json!(3)), Some(3.0));
-        assert_eq!(number(&json!({"value": 2.5})), Some(2.5));
-        assert_eq!(number(&json!("x")), None);
-    }
 
     #[test]
     fn a_rise_is_green_unless_the_board_says_otherwise() {

@@ -6,11 +6,16 @@ mod connection_status;
 mod counter;
 mod feed;
 pub mod format;
+mod gauge;
 mod leaderboard;
+mod payload;
 mod presence;
+mod status;
 
 pub use connection_status::ConnectionStatusBadge;
 pub use counter::Counter;
 pub use feed::Feed;
+pub use gauge::Gauge;
 pub use leaderboard::Leaderboard;
 pub use presence::PresenceBadge;
+pub use status::StatusGrid;

@@ -1,0 +1,101 @@
+//! How widgets read an entity's payload: a number (bare, or an object's `value`), and a state
+//! for the status grid (a word services report, or a number against thresholds). Integrators
+//! push whichever shape they already have; these are the shapes every widget accepts.
+
+use crate::boards::{level_of, Level, Threshold};
+use serde_json::Value;
+
+/// A bare number, or an object's `value` field.
+pub fn number(payload: &Value) -> Option<f64> {
+    payload
+        .as_f64()
+        .or_else(|| payload.get("value").and_then(Value::as_f64))
+}
+
+/// An entity's state as the status grid shows it: its level (none if the state is neither a
+/// known word nor a number a threshold covers) and the text beside the light.
+pub fn state(payload: &Value, field: &str, thresholds: &[Threshold]) -> (Option<Level>, String) {
+    let state = match payload {
+        Value::Object(object) => object.get(field).unwrap_or(&Value::Null),
+        other => other,
+    };
+    match state {
+        Value::String(word) => (Level::from_word(word), word.clone()),
+        Value::Number(n) => {
+            let value = n.as_f64().unwrap_or_default();
+            (level_of(value, thresholds), n.to_string())
+        }
+        Value::Bool(up) => (
+            Some(if *up { Level::Ok } else { Level::Critical }),
+            if *up { "up" } else { "down" }.into(),
+        ),
+        Value::Null => (None, "unknown".into()),
+        other => (None, other.to_string()),
+    }
+}
+
+/// The name a row shows: the payload's `name` field, else the entity id.
+pub fn display_name(id: &str, payload: &Value) -> String {
+    payload
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(id)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_read_bare_or_from_value() {
+        assert_eq!(number(&json!(3)), Some(3.0));
+        assert_eq!(number(&json!({"value": 2.5})), Some(2.5));
+        assert_eq!(number(&json!("x")), None);
+    }
+
+    #[test]
+    fn states_read_words_numbers_and_booleans() {
+        let thresholds = [
+            Threshold {
+                at: 0.0,
+                level: Level::Ok,
+            },
+            Threshold {
+                at: 500.0,
+                level: Level::Critical,
+            },
+        ];
+        assert_eq!(
+            state(&json!({"state": "degraded"}), "state", &[]),
+            (Some(Level::Warn), "degraded".into())
+        );
+        assert_eq!(
+            state(&json!("down"), "state", &[]),
+            (Some(Level::Critical), "down".into())
+        );
+        assert_eq!(
+            state(&json!({"ms": 720}), "ms", &thresholds),
+            (Some(Level::Critical), "720".into())
+        );
+        assert_eq!(
+            state(&json!(true), "state", &[]),
+            (Some(Level::Ok), "up".into())
+        );
+        assert_eq!(
+            state(&json!({"other": 1}), "state", &[]),
+            (None, "unknown".into())
+        );
+        assert_eq!(
+            state(&json!("banana"), "state", &[]),
+            (None, "banana".into())
+        );
+    }
+
+    #[test]
+    fn rows_are_named_by_their_payload_or_their_id() {
+        assert_eq!(display_name("api", &json!({"name": "API"})), "API");
+        assert_eq!(display_name("api", &json!("up")), "api");
+    }
+}
