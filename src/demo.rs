@@ -63,12 +63,15 @@ async fn publish(hub: &Arc<Hub>, topic: &str, ops: Vec<Op>) {
     }
 }
 
-async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
-    let set = |id: &str, payload: Value| Op::Set {
+fn set(id: &str, payload: Value) -> Op {
+    Op::Set {
         entity_id: id.into(),
         payload,
         ttl: None,
-    };
+    }
+}
+
+async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     publish(
         hub,
         KPIS,
@@ -98,11 +101,7 @@ async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
 async fn seed_health(hub: &Arc<Hub>) {
     let services = SERVICES
         .iter()
-        .map(|service| Op::Set {
-            entity_id: (*service).into(),
-            payload: json!({"name": service, "state": "up"}),
-            ttl: None,
-        })
+        .map(|service| set(service, json!({"name": service, "state": "up"})))
         .collect();
     publish(hub, HEALTH, services).await;
 }
@@ -149,11 +148,6 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
 async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let cpu =
         35.0 + 30.0 * (rng.f64() + rng.f64()) / 2.0 + if rng.u8(0..12) == 0 { 30.0 } else { 0.0 };
-    let set = |id: &str, payload: Value| Op::Set {
-        entity_id: id.into(),
-        payload,
-        ttl: None,
-    };
     publish(
         hub,
         SYSTEM,

@@ -32,14 +32,20 @@ fn write(dir: &Path, file: &str, text: &str) {
     std::fs::rename(temporary, dir.join(file)).unwrap();
 }
 
-#[tokio::test]
-async fn board_files_reload_and_a_bad_edit_keeps_the_last_good_board() {
+/// A boards directory holding one board, `ops`: a feed of `feed:ops`.
+fn ops_board() -> tempfile::TempDir {
     let boards = tempfile::tempdir().unwrap();
     write(
         boards.path(),
         "ops.toml",
         "title = \"Ops\"\n[[widget]]\ntype = \"feed\"\ntopic = \"feed:ops\"\n",
     );
+    boards
+}
+
+#[tokio::test]
+async fn board_files_reload_and_a_bad_edit_keeps_the_last_good_board() {
+    let boards = ops_board();
     let dir = boards.path().to_str().unwrap();
     let server = Server::start(&[("PULSEBOARD_BOARDS", dir), ("PULSEBOARD_DEMO", "false")]);
 
@@ -111,12 +117,7 @@ async fn next_board(socket: &mut support::Socket) -> pulseboard::protocol::Board
 
 #[tokio::test]
 async fn a_joined_page_gets_its_board_then_every_change_to_it() {
-    let boards = tempfile::tempdir().unwrap();
-    write(
-        boards.path(),
-        "ops.toml",
-        "title = \"Ops\"\n[[widget]]\ntype = \"feed\"\ntopic = \"feed:ops\"\n",
-    );
+    let boards = ops_board();
     let dir = boards.path().to_str().unwrap();
     let server = Server::start(&[("PULSEBOARD_BOARDS", dir)]);
     let mut socket = server.connect().await;
