@@ -245,6 +245,11 @@ impl Live {
         }
     }
 
+    /// Whether the board currently reads this topic.
+    pub fn reads(&self, topic: &str) -> bool {
+        self.find(topic).is_some()
+    }
+
     fn find(&self, topic: &str) -> Option<RwSignal<TopicView>> {
         self.topics.with_value(|t| t.get(topic).copied())
     }

@@ -250,10 +250,16 @@ fn flush(connection: &Shared) {
             }
         }
     }
+    // One batch can both skip a topic's events and drop (or re-add) the topic: what counts is
+    // whether the board reads it once the whole batch is applied.
+    fresh.retain(|topic| live.reads(topic));
     fresh.sort();
     fresh.dedup();
-    let c = connection.borrow();
-    let Some(socket) = &c.socket else { return };
+    dropped.retain(|topic| !live.reads(topic));
+    let connection = connection.borrow();
+    let Some(socket) = &connection.socket else {
+        return;
+    };
     if !dropped.is_empty() {
         send(socket, &ClientFrame::Unsubscribe { topics: dropped });
     }
