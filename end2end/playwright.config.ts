@@ -14,6 +14,8 @@ export default defineConfig({
   use: {
     browserName: "chromium",
     viewport: { width: 1280, height: 800 },
+    // The board's own look; the theme tests switch the scheme themselves.
+    colorScheme: "dark",
     launchOptions: {
       executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
       args: [

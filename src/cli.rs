@@ -1,5 +1,6 @@
-//! The command line: `serve` runs the server; `publish` and `snapshot` talk to a running one
-//! over its HTTP API, so scripts and cron jobs write through the same path as everyone else.
+//! The command line: `serve` runs the server; `publish`, `snapshot` and `reload` talk to a
+//! running one over its HTTP API, so scripts and cron jobs go through the same path as
+//! everyone else.
 
 use crate::config::Config;
 use crate::ops::Op;
@@ -45,6 +46,13 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// Reload every open board page, each at a random moment within `--within` seconds.
+    Reload {
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        within: u64,
+        #[command(flatten)]
+        server: ServerArg,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,7 +94,7 @@ fn parse_ops(args: &[String]) -> Result<Vec<Op>, String> {
     Ok(ops)
 }
 
-/// Runs `publish` or `snapshot`: 0 when the server agreed, 1 when it refused (its JSON error
+/// Runs `publish`, `snapshot` or `reload`: 0 when the server agreed, 1 when it refused (its JSON error
 /// goes to standard error), 2 when the command could not be carried out.
 pub async fn run_client(command: Command, config: &Config) -> ExitCode {
     let http = reqwest::Client::new();
@@ -116,6 +124,9 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
         Command::Snapshot { topic, server } => {
             http.get(format!("{}/api/v1/topics/{topic}", server.base(config)))
         }
+        Command::Reload { within, server } => http
+            .post(format!("{}/api/v1/screens/reload", server.base(config)))
+            .json(&json!({ "within_s": within })),
     };
     let response = match request.send().await {
         Ok(response) => response,

@@ -16,7 +16,8 @@ const LEADERS: &str = "board:leaders";
 const ACTIVITY: &str = "feed:activity";
 /// How many activity items the demo keeps.
 const ACTIVITY_LENGTH: usize = 8;
-/// Machine figures: entity `cpu`, a percentage (the gauge).
+/// Machine figures: entity `cpu`, a percentage (the gauge), and `latency`, a series of
+/// milliseconds added to with `append` (the sparkline).
 const SYSTEM: &str = "metric:system";
 /// One entity per service, payload `{"name", "state"}` (the status grid).
 const HEALTH: &str = "status:services";
@@ -144,14 +145,28 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     .await;
 }
 
-/// CPU wanders; now and then a service degrades or goes down, and recovers later.
+/// How many latency points the demo keeps: a little more than the sparkline shows.
+const LATENCY_POINTS: usize = 60;
+
+/// CPU wanders and latency follows it; now and then a service degrades or goes down, and
+/// recovers later.
 async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     let cpu =
         35.0 + 30.0 * (rng.f64() + rng.f64()) / 2.0 + if rng.u8(0..12) == 0 { 30.0 } else { 0.0 };
+    let latency = 40.0 + cpu * 1.5 + rng.f64() * 25.0;
     publish(
         hub,
         SYSTEM,
-        vec![set("cpu", json!((cpu * 10.0).round() / 10.0))],
+        vec![
+            set("cpu", json!((cpu * 10.0).round() / 10.0)),
+            Op::Append {
+                entity_id: "latency".into(),
+                value: serde_json::Number::from(latency.round() as u64),
+                max_points: Some(LATENCY_POINTS),
+                max_age: None,
+                ttl: None,
+            },
+        ],
     )
     .await;
     if rng.u8(0..6) == 0 {

@@ -10,17 +10,19 @@
 //! - [`protocol`]: every frame on `/ws`, as serde types both sides encode and decode.
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
 //! - [`app`]: the HTML shell and the routes.
-//! - [`pages`]: the board list at `/` and a board at `/b/{name}`, which lays its widgets out
-//!   and owns its live connection.
+//! - [`pages`]: the board list at `/` and a board at `/b/{name}`, which lays its widgets out,
+//!   owns its live connection, and is shown as its address asks (kiosk, theme, playlist).
 //! - [`boards`]: boards as data (title, grid, widgets and their options); on the server, board
-//!   files and the directory that hot-reloads them.
+//!   files, their Markdown, and the directory that hot-reloads them.
 //! - [`live`]: the browser's copy of each topic and the presence list, as signals, and how
 //!   frames update them.
-//! - [`widgets`]: the counter, leaderboard, feed, presence and connection-status components.
+//! - [`widgets`]: one component per widget type (number, sparkline, leaderboard, feed, gauge,
+//!   status, text, clock, presence) and the connection status.
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):
-//! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` against a running server.
+//! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` / `reload` against a
+//!   running server.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
 //! - [`hub`]: topics, their history, and the fan-out of events to connections.
 //! - [`metrics`]: the figures `/metrics` reports.
@@ -29,7 +31,8 @@
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //!
 //! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,
-//! resume and per-frame batching.
+//! resume and per-frame batching; `live::clock`, the page clock and the clock widgets' time
+//! zones; `live::playlist`, the timer that moves a playlist on.
 
 // Leptos' view types nest deeply; the release WASM build's layout queries (a board page with
 // every widget) go past rustc's default limit of 128.

@@ -72,7 +72,8 @@ pub enum Op {
         ttl: Option<u64>,
     },
     /// Add an item to a feed topic under a server-assigned, increasing id, then drop the
-    /// oldest items beyond `max`.
+    /// oldest items beyond `max`. An object item without an `at` field gets one: the
+    /// server's time in milliseconds since the Unix epoch, which feeds show as "2 min ago".
     Push {
         #[cfg_attr(feature = "ssr", schema(value_type = Object))]
         payload: Value,

@@ -95,6 +95,9 @@ pub enum ServerFrame {
     /// A joined board's definition: sent on `join`, and to every viewer whenever its file
     /// changes. A frame with an older `revision` than the page holds is stale and ignored.
     Board(BoardFrame),
+    /// An operator asked every screen to reload (`POST /api/v1/screens/reload`): reload the
+    /// page after a random delay below `within_ms`, so screens do not all return at once.
+    Reload { within_ms: u64 },
     /// The answer to a `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

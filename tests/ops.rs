@@ -119,6 +119,19 @@ async fn push_trims_a_feed_and_clear_empties_a_topic() {
         .map(|item| item["n"].as_i64().unwrap())
         .collect();
     assert_eq!(kept, [2, 3, 4, 5], "the newest four, oldest first by id");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for item in feed.as_object().unwrap().values() {
+        let at = item["at"]
+            .as_u64()
+            .expect("each item is stamped with its arrival");
+        assert!(
+            now_ms.abs_diff(at) < 60_000,
+            "{at} is not about now ({now_ms})"
+        );
+    }
 
     let cleared = ops(&server, "feed:t", json!([{"op": "clear"}])).await;
     assert_eq!(

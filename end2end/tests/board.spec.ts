@@ -55,8 +55,6 @@ test("the demo board renders skeletons, hydrates cleanly, and moves", async ({ p
     await expect(page.locator(".leaderboard-row")).toHaveCount(5);
     await expect(page.locator(".feed-item").first()).toBeVisible({ timeout: 15_000 });
 
-    await page.waitForTimeout(2_000);
-    await page.screenshot({ path: "../docs/screenshots/demo-board.png" });
     expect(problems).toEqual([]);
   } finally {
     await server.stop();

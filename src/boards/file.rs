@@ -15,10 +15,12 @@
 //! stale_after = "5m"     # or seconds: 300
 //! ```
 
+use super::markdown::to_safe_html;
 use super::{
     Board, BoardProblem, ClockOptions, FeedOptions, GaugeOptions, LeaderboardOptions,
     NumberOptions, SparklineOptions, StatusOptions, TextOptions, Widget, WidgetKind,
 };
+use crate::ops::MAX_SERIES_POINTS;
 use crate::protocol::check_name;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -41,6 +43,13 @@ struct BoardFile {
 
 fn four() -> u8 {
     4
+}
+
+/// A text widget as its file gives it: the HTML is the server's to make.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextFile {
+    markdown: String,
 }
 
 /// Whether a file name (without `.toml`) can be a board's name, and so its address.
@@ -115,7 +124,16 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
         stale_after(table.remove("stale_after")).map_err(|m| format!("({kind}): {m}"))?;
     let kind = match kind.as_str() {
         "number" => WidgetKind::Number(parse_options::<NumberOptions>(&kind, table)?),
-        "sparkline" => WidgetKind::Sparkline(parse_options::<SparklineOptions>(&kind, table)?),
+        "sparkline" => {
+            let sparkline = parse_options::<SparklineOptions>(&kind, table)?;
+            if !(2..=MAX_SERIES_POINTS).contains(&sparkline.points) {
+                return Err(format!(
+                    "(sparkline): `points` is {}: use 2 to {MAX_SERIES_POINTS}",
+                    sparkline.points
+                ));
+            }
+            WidgetKind::Sparkline(sparkline)
+        }
         "leaderboard" => {
             WidgetKind::Leaderboard(parse_options::<LeaderboardOptions>(&kind, table)?)
         }
@@ -131,8 +149,22 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
             WidgetKind::Gauge(gauge)
         }
         "status" => WidgetKind::Status(parse_options::<StatusOptions>(&kind, table)?),
-        "text" => WidgetKind::Text(parse_options::<TextOptions>(&kind, table)?),
-        "clock" => WidgetKind::Clock(parse_options::<ClockOptions>(&kind, table)?),
+        "text" => {
+            let TextFile { markdown } = parse_options(&kind, table)?;
+            let html = to_safe_html(&markdown);
+            WidgetKind::Text(TextOptions { markdown, html })
+        }
+        "clock" => {
+            let clock = parse_options::<ClockOptions>(&kind, table)?;
+            if let Some(zone) = &clock.timezone {
+                if zone.parse::<chrono_tz::Tz>().is_err() {
+                    return Err(format!(
+                        "(clock): `timezone` \"{zone}\" is not an IANA time zone; e.g. \"Europe/Paris\" or \"UTC\""
+                    ));
+                }
+            }
+            WidgetKind::Clock(clock)
+        }
         "presence" => {
             if let Some(key) = table.keys().next() {
                 return Err(format!("(presence): unknown field `{key}`: it takes none"));
@@ -371,6 +403,18 @@ type = "presence"
             (
                 "title = \"x\"\n[[widget]]\ntype = \"gauge\"\ntopic = \"a\"\nentity = \"b\"\nmin = 5\nmax = 5\n",
                 "widget 1: (gauge): `max` (5) must be above `min` (5)",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"clock\"\ntimezone = \"Europe/Pariss\"\n",
+                "ops.toml:2:1: widget 1: (clock): `timezone` \"Europe/Pariss\" is not an IANA time zone",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"text\"\nmarkdown = \"hi\"\nhtml = \"<script>\"\n",
+                "widget 1: (text): unknown field `html`, expected `markdown`",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntype = \"sparkline\"\ntopic = \"a\"\nentity = \"b\"\npoints = 1\n",
+                "widget 1: (sparkline): `points` is 1: use 2 to",
             ),
             (
                 "title = \"x\"\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\nentity = \"b\"\nthresholds = [{ at = 1, level = \"purple\" }]\n",

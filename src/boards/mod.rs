@@ -7,6 +7,8 @@
 pub mod file;
 #[cfg(feature = "ssr")]
 pub mod library;
+#[cfg(feature = "ssr")]
+pub mod markdown;
 
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +122,9 @@ pub struct SparklineOptions {
     pub unit: Option<String>,
     #[serde(default)]
     pub decimals: u8,
+    /// How many of the newest points the line shows; the server may keep more.
+    #[serde(default = "sixty")]
+    pub points: usize,
 }
 
 /// The top entities by a field.
@@ -172,11 +177,12 @@ pub struct StatusOptions {
     pub thresholds: Vec<Threshold>,
 }
 
-/// Fixed Markdown text, rendered without HTML.
+/// Fixed Markdown text. The server renders it once, when it reads the board file, into HTML
+/// with no script in it (see `markdown.rs`); screens only show `html`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TextOptions {
     pub markdown: String,
+    pub html: String,
 }
 
 /// The time, in a time zone.
@@ -211,6 +217,16 @@ impl Level {
             Level::Ok => "ok",
             Level::Info => "info",
             Level::Warn => "warn",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// The level as a screen reader says it when a figure reaches it.
+    pub fn spoken(self) -> &'static str {
+        match self {
+            Level::Ok => "back to normal",
+            Level::Info => "info",
+            Level::Warn => "warning",
             Level::Critical => "critical",
         }
     }
@@ -298,6 +314,9 @@ fn five() -> usize {
 }
 fn eight() -> usize {
     8
+}
+fn sixty() -> usize {
+    60
 }
 
 #[cfg(test)]

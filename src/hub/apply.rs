@@ -257,7 +257,7 @@ impl Plan<'_> {
                 }
                 let id = feed_item_id(self.next_offset + self.changes.len() as u64);
                 let expiry = self.expiry(*ttl, Expiry::Clear);
-                self.write(&id, payload.clone(), expiry);
+                self.write(&id, stamped(payload, self.now_ms), expiry);
                 while self.live_ids().len() > max {
                     let Some(oldest) = self.live_ids().first().cloned() else {
                         break;
@@ -289,6 +289,19 @@ impl Plan<'_> {
                 .map(|(id, _)| id);
             kept.chain(added).cloned().collect()
         })
+    }
+}
+
+/// A feed item as stored: an object gets the time it arrived as `at`, unless the publisher
+/// gave one (an event's own time is better than its arrival).
+fn stamped(item: &Value, now_ms: u64) -> Value {
+    match item {
+        Value::Object(fields) if !fields.contains_key("at") => {
+            let mut fields = fields.clone();
+            fields.insert("at".into(), now_ms.into());
+            Value::Object(fields)
+        }
+        other => other.clone(),
     }
 }
 
@@ -490,5 +503,18 @@ mod tests {
         }
         let values: Vec<_> = state.values().cloned().collect();
         assert_eq!(values, [json!(2), json!(3), json!(4)]);
+    }
+
+    #[test]
+    fn pushed_objects_are_stamped_with_their_arrival_unless_they_have_a_time() {
+        assert_eq!(
+            stamped(&json!({"text": "hi"}), 1_700),
+            json!({"text": "hi", "at": 1_700})
+        );
+        assert_eq!(
+            stamped(&json!({"text": "hi", "at": "2026-01-01T00:00:00Z"}), 1_700),
+            json!({"text": "hi", "at": "2026-01-01T00:00:00Z"})
+        );
+        assert_eq!(stamped(&json!("bare"), 1_700), json!("bare"));
     }
 }

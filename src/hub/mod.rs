@@ -501,6 +501,15 @@ impl Hub {
         }));
         self.boards.lock().send(name, &frame);
     }
+
+    /// Asks every open board page to reload itself within `within`; returns how many pages
+    /// were asked. For after a deploy that changed the page itself, or a wedged screen.
+    pub fn reload_screens(&self, within: std::time::Duration) -> usize {
+        let frame = encode(&ServerFrame::Reload {
+            within_ms: within.as_millis() as u64,
+        });
+        self.boards.lock().send_to_all(&frame)
+    }
 }
 
 /// The epoch of a topic created now: the time in milliseconds, so a topic that is created

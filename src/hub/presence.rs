@@ -61,6 +61,18 @@ impl Boards {
         }
     }
 
+    /// Sends a frame to every viewer of every board, once per connection; returns how many
+    /// connections it was queued for.
+    pub fn send_to_all(&self, frame: &EncodedFrame) -> usize {
+        let mut sent = std::collections::BTreeSet::new();
+        for (connection, member) in self.boards.values().flat_map(|m| m.iter()) {
+            if sent.insert(*connection) {
+                member.outbox.try_push(frame.clone());
+            }
+        }
+        sent.len()
+    }
+
     fn announce(&mut self, board: &str, joined: Option<ConnectionId>, left: Option<ConnectionId>) {
         let Some(members) = self.boards.get(board) else {
             return;

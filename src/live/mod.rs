@@ -8,8 +8,15 @@
 
 #[cfg(feature = "hydrate")]
 pub mod clock;
+#[cfg(not(feature = "hydrate"))]
+#[path = "clock_on_server.rs"]
+mod clock;
+#[cfg(feature = "hydrate")]
+pub mod playlist;
 #[cfg(feature = "hydrate")]
 pub mod socket;
+
+pub use clock::wall_time;
 
 use crate::boards::BoardView;
 use crate::protocol::{EventKind, Position, ServerFrame, TopicRequest};
@@ -54,6 +61,13 @@ pub struct TopicView {
     pub changed_at: Option<f64>,
 }
 
+/// A clock widget's text for one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WallTime {
+    pub time: String,
+    pub date: String,
+}
+
 /// Who is viewing the board.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PresenceView {
@@ -77,6 +91,10 @@ pub enum Applied {
         added: Vec<String>,
         removed: Vec<String>,
     },
+    /// An operator asked every screen to reload, at a random moment within this many ms.
+    Reload {
+        within_ms: u64,
+    },
 }
 
 /// The live state of one board page. Cheap to copy into closures.
@@ -91,6 +109,9 @@ pub struct Live {
     pub board: RwSignal<BoardView>,
     /// Wall time in ms, ticking once a second in the browser (see `clock`).
     pub clock: RwSignal<f64>,
+    /// The last thing said to screen readers (a polite live region): a figure crossing a
+    /// threshold, a service changing state. Never every tick.
+    pub announcement: RwSignal<String>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
@@ -110,6 +131,7 @@ impl Live {
             snap: RwSignal::new(false),
             board: RwSignal::new(board),
             clock: RwSignal::new(0.0),
+            announcement: RwSignal::new(String::new()),
             topics: StoredValue::new(topics),
         }
     }
@@ -193,6 +215,7 @@ impl Live {
                 }
             }
             ServerFrame::Board(frame) => return self.show_board(frame.view),
+            ServerFrame::Reload { within_ms } => return Applied::Reload { within_ms },
             ServerFrame::Resumed(_) | ServerFrame::Pong { .. } | ServerFrame::Ack(_) => {}
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
@@ -243,6 +266,30 @@ impl Live {
         } else {
             Applied::Retopic { added, removed }
         }
+    }
+
+    /// Announces each entity whose level changes from one known level to another, as
+    /// `describe(entity, level)` says it. `levels` maps entity ids to their current level;
+    /// an entity's first level (the page loading) is not news.
+    pub fn announce_level_changes<L: PartialEq + Send + Sync + 'static>(
+        &self,
+        levels: impl Fn() -> BTreeMap<String, L> + 'static,
+        describe: impl Fn(&str, &L) -> String + 'static,
+    ) {
+        let announcement = self.announcement;
+        Effect::new(move |before: Option<BTreeMap<String, L>>| {
+            let now = levels();
+            let before = before.unwrap_or_default();
+            let news: Vec<String> = now
+                .iter()
+                .filter(|(id, level)| before.get(*id).is_some_and(|was| was != *level))
+                .map(|(id, level)| describe(id, level))
+                .collect();
+            if !news.is_empty() {
+                announcement.set(news.join(". "));
+            }
+            now
+        });
     }
 
     /// Whether the board currently reads this topic.

@@ -248,6 +248,16 @@ fn flush(connection: &Shared) {
                 fresh.extend(added);
                 dropped.extend(removed);
             }
+            Applied::Reload { within_ms } => {
+                // Spread over the window so a wall of screens does not return at once.
+                let delay = js_sys::Math::random() * within_ms as f64;
+                set_timeout(
+                    || {
+                        let _ = window().location().reload();
+                    },
+                    Duration::from_millis(delay as u64),
+                );
+            }
         }
     }
     // One batch can both skip a topic's events and drop (or re-add) the topic: what counts is

@@ -3,15 +3,17 @@
 //! the socket and the grid re-lays itself out without a reload.
 
 use super::library;
+use super::screen::Screen;
 use crate::boards::{BoardView, Widget, WidgetKind};
 use crate::live::Live;
 use crate::widgets::format::age;
 use crate::widgets::{
-    ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, PresenceBadge, StatusGrid,
+    Clock, ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, PresenceBadge, Sparkline,
+    StatusGrid, Text,
 };
 use leptos::prelude::*;
 use leptos::server::SharedValue;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn BoardPage() -> impl IntoView {
@@ -19,13 +21,14 @@ pub fn BoardPage() -> impl IntoView {
         .read_untracked()
         .get("board")
         .unwrap_or_default();
+    let screen = Screen::from_query(&use_query_map().read_untracked());
     let found = SharedValue::new({
         let name = name.clone();
         move || library::board(&name)
     })
     .into_inner();
     match found {
-        Some(view) => view! { <LiveBoard name view/> }.into_any(),
+        Some(view) => view! { <LiveBoard name view screen/> }.into_any(),
         None => {
             library::not_found();
             view! {
@@ -39,16 +42,23 @@ pub fn BoardPage() -> impl IntoView {
     }
 }
 
-/// A board that exists: rendered from `view` and kept current by its socket.
+/// A board that exists: rendered from `view` and kept current by its socket, shown as the
+/// address asks (`screen`).
 #[component]
-fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
+fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
     let live = Live::new(view);
+    let next = screen.playlist.as_ref().map(|p| p.after(&name).to_owned());
     #[cfg(feature = "hydrate")]
     {
         let name = name.clone();
+        let turn = screen.playlist.as_ref().map(|p| p.every);
+        let next = next.clone();
         Effect::new(move |_| {
             crate::live::clock::start(live);
             crate::live::socket::connect(live, &name);
+            if let (Some(next), Some(turn)) = (&next, turn) {
+                crate::live::playlist::move_on(next, turn);
+            }
         });
     }
     let board = live.board;
@@ -83,9 +93,16 @@ fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
         })
     };
     view! {
-        <main class="board" class:snap=move || live.snap.get() data-board=name>
+        <main
+            class="board"
+            class:snap=move || live.snap.get()
+            class:kiosk=screen.kiosk
+            data-theme=screen.theme
+            data-board=name
+        >
             <header class="board-header">
                 <h1>{title}</h1>
+                {next.map(|next| view! { <p class="playlist-next">"Next: " {next}</p> })}
                 <PresenceBadge live/>
                 <ConnectionStatusBadge live/>
             </header>
@@ -99,6 +116,9 @@ fn LiveBoard(name: String, view: BoardView) -> impl IntoView {
                     children=move |(_, widget)| view! { <WidgetCell live widget/> }
                 />
             </section>
+            <p class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">
+                {move || live.announcement.get()}
+            </p>
         </main>
     }
 }
@@ -152,13 +172,12 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
             </article>
         }
         .into_any(),
-        other => view! {
-            <article class="widget unsupported">
-                <h2 class="widget-title">{title}</h2>
-                <p class="widget-note">{format!("“{}” widgets are not shown by this version yet.", other.name())}</p>
-            </article>
+        WidgetKind::Sparkline(options) => {
+            let title = title.unwrap_or_else(|| options.entity.clone());
+            view! { <Sparkline live topic title options/> }.into_any()
         }
-        .into_any(),
+        WidgetKind::Text(options) => view! { <Text title options/> }.into_any(),
+        WidgetKind::Clock(options) => view! { <Clock live title options/> }.into_any(),
     };
     view! {
         <div class="cell" class:stale=stale style=style>

@@ -1,5 +1,6 @@
-//! The pages, one module per route: the list of boards at `/`, a board at `/b/{name}`, and
-//! the 404 page for anything else.
+//! The pages, one module per route: the list of boards at `/`, a board at `/b/{name}` (shown
+//! as its address asks: kiosk, theme, playlist; see `screen.rs`), and the 404 page for
+//! anything else.
 //!
 //! Each page takes what it shows from the server once, at render time, and hydrates with the
 //! same data (Leptos' `SharedValue` carries it in the HTML); after that a board keeps itself
@@ -13,6 +14,7 @@ mod library;
 #[path = "library_in_browser.rs"]
 mod library;
 mod not_found;
+mod screen;
 
 pub use board::BoardPage;
 pub use index::BoardList;

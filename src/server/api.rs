@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/batch", post(publish_batch))
         .route("/boards", get(list_boards))
         .route("/boards/{board}", get(read_board))
+        .route("/screens/reload", post(reload_screens))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -48,9 +49,10 @@ pub fn routes() -> Router<AppState> {
         list_topics,
         list_boards,
         read_board,
+        reload_screens,
         health
     ),
-    components(schemas(ApiError, Op, TopicOps, TopicSummary))
+    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest))
 )]
 struct ApiDoc;
 
@@ -144,7 +146,7 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     topic_name(&topic, "topic")?;
     let key = idempotency_key(&headers)?;
-    let request: Publish = parse_body(body)?;
+    let request: Publish = parse_body(body, "invalid_ops")?;
     let (mut answer, replayed) = apply(&state, (topic, request).into(), key).await?;
     let published = answer.results.swap_remove(0);
     Ok(with_replay_header(
@@ -176,7 +178,7 @@ async fn publish_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let batch: Batch = parse_body(body)?;
+    let batch: Batch = parse_body(body, "invalid_ops")?;
     for (i, write) in batch.writes.iter().enumerate() {
         topic_name(&write.topic, &format!("writes[{i}].topic"))?;
     }
@@ -184,8 +186,11 @@ async fn publish_batch(
     Ok(with_replay_header(Json(answer).into_response(), replayed))
 }
 
+/// Reads a JSON body; `invalid` is the error code for JSON that is well formed but not what
+/// the endpoint takes.
 fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
+    invalid: &'static str,
 ) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -199,7 +204,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         let (status, code) = if e.is_syntax() || e.is_eof() {
             (StatusCode::BAD_REQUEST, "invalid_json")
         } else {
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_ops")
+            (StatusCode::UNPROCESSABLE_ENTITY, invalid)
         };
         ApiError::new(status, code, e.to_string())
     })
@@ -311,6 +316,70 @@ async fn read_topic(
 )]
 async fn list_boards(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "boards": state.boards.list() }))
+}
+
+/// The longest a reload may be spread over.
+pub const MAX_RELOAD_SPREAD_S: u64 = 600;
+
+/// What `POST /api/v1/screens/reload` takes; the body may also be empty.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReloadRequest {
+    /// Screens reload at random moments within this many seconds (default 10, at most 600),
+    /// so a wall of them does not hit the server at once.
+    #[serde(default = "ten")]
+    within_s: u64,
+}
+
+fn ten() -> u64 {
+    10
+}
+
+/// Reloads every open board page: after a deploy that changed the page itself, or to bring a
+/// wedged screen back without walking to it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/screens/reload",
+    request_body(content = Option<ReloadRequest>, description = "optional; `{\"within_s\": 10}`"),
+    responses(
+        (status = 200, description = "`{\"screens\": n, \"within_s\": s}`: how many open pages were told"),
+        (status = 400, description = "malformed JSON", body = ApiError),
+        (status = 422, description = "`within_s` out of range or an unknown field", body = ApiError),
+    )
+)]
+async fn reload_screens(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let empty = body
+        .as_ref()
+        .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+    let request = if empty {
+        ReloadRequest { within_s: ten() }
+    } else {
+        parse_body::<ReloadRequest>(body, "invalid_request")?
+    };
+    if request.within_s > MAX_RELOAD_SPREAD_S {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!(
+                "within_s is {}: use 0 to {MAX_RELOAD_SPREAD_S}",
+                request.within_s
+            ),
+        )
+        .field("within_s"));
+    }
+    let within = std::time::Duration::from_secs(request.within_s);
+    let screens = state.hub.reload_screens(within);
+    tracing::info!(
+        screens,
+        within_s = request.within_s,
+        "asked every screen to reload"
+    );
+    Ok(Json(
+        json!({ "screens": screens, "within_s": request.within_s }),
+    ))
 }
 
 /// One board: its last good version, and the problem with its current file if there is one.

@@ -4,7 +4,7 @@
 
 use super::format::NumberStyle;
 use super::payload::number;
-use crate::boards::{level_of, Delta, NumberOptions};
+use crate::boards::{level_of, Delta, Level, NumberOptions};
 use crate::live::Live;
 use crate::motion::tween;
 use leptos::prelude::*;
@@ -47,8 +47,18 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
     };
     let level = move || {
         let value = value.get()?;
-        options.with_value(|o| level_of(value, &o.thresholds).map(|l| l.as_str()))
+        options.with_value(|o| level_of(value, &o.thresholds))
     };
+    {
+        let (entity, label) = (options.with_value(|o| o.entity.clone()), label.clone());
+        live.announce_level_changes(
+            move || level().map(|l| (entity.clone(), l)).into_iter().collect(),
+            move |_, level: &Level| {
+                let value = value.get_untracked().map(style).unwrap_or_default();
+                format!("{label}: {value}, {}", level.spoken())
+            },
+        );
+    }
     let shown = tween(Signal::derive(move || value.get()), live.snap);
     let arrow = move || {
         let (_, change) = delta.get();
@@ -65,7 +75,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
     };
     let entity = options.with_value(|o| o.entity.clone());
     view! {
-        <article class="widget counter" data-topic=topic data-entity=entity data-level=level>
+        <article class="widget counter" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{label}</h2>
             <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
                 <p class="counter-value" data-value=move || value.get().unwrap_or_default()>
@@ -78,7 +88,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
                 </p>
                 <p class="counter-delta">
                     {arrow}
-                    {move || level().filter(|l| *l != "ok").map(|l| view! { <span class="level-badge">{l}</span> })}
+                    {move || level().filter(|l| *l != Level::Ok).map(|l| view! { <span class="level-badge">{l.as_str()}</span> })}
                 </p>
             </Show>
         </article>

@@ -1,6 +1,9 @@
 //! A feed: the newest items first, bounded by the topic (the `push` op trims it). New items
-//! slide in at the top and push the others down; dropped items fade out at the bottom.
+//! slide in at the top and push the others down; dropped items fade out at the bottom. Each
+//! says how long ago it arrived (its `at`, which the server stamps), kept current by the page
+//! clock.
 
+use super::format::age;
 use crate::live::Live;
 use crate::motion::{animated_list, Phase};
 use leptos::prelude::*;
@@ -13,6 +16,18 @@ const EXIT_MS: u64 = 400;
 struct Item {
     kind: String,
     text: String,
+    /// When the item happened, ms since the Unix epoch.
+    at: Option<f64>,
+}
+
+/// "just now", "45 s ago", "3 min ago".
+fn ago(now_ms: f64, at_ms: f64) -> String {
+    let seconds = ((now_ms - at_ms) / 1000.0).max(0.0) as u64;
+    if seconds < 5 {
+        "just now".into()
+    } else {
+        format!("{} ago", age(seconds))
+    }
 }
 
 #[component]
@@ -41,12 +56,14 @@ pub fn Feed(
                         .and_then(Value::as_str)
                         .unwrap_or("event")
                         .to_owned();
-                    (id.clone(), Item { kind, text })
+                    let at = payload.get("at").and_then(Value::as_f64);
+                    (id.clone(), Item { kind, text, at })
                 })
                 .collect::<Vec<_>>()
         })
     });
     let items = animated_list(newest_first, live.snap, EXIT_MS);
+    let clock = live.clock;
     view! {
         <article class="widget feed" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
@@ -55,7 +72,13 @@ pub fn Feed(
                     <For each=move || items.get() key=|item| item.key.clone() let:item>
                         {
                             let (index, phase, value) = (item.index.clone(), item.phase.clone(), item.value.clone());
-                            let (kind, kind_label) = (value.clone(), value.clone());
+                            let (kind, kind_label, when) = (value.clone(), value.clone(), value.clone());
+                            // The server renders no age (it has no page clock); the browser
+                            // fills it in on its first tick.
+                            let age = move || {
+                                let now = clock.get();
+                                when.with(|i| i.at).filter(|_| now > 0.0).map(|at| ago(now, at))
+                            };
                             let entering = phase.clone();
                             view! {
                                 <li
@@ -69,6 +92,7 @@ pub fn Feed(
                                             {move || kind_label.with(|i| i.kind.clone())}
                                         </span>
                                         <span class="feed-text">{move || value.with(|i| i.text.clone())}</span>
+                                        <span class="feed-age">{age}</span>
                                     </div>
                                 </li>
                             }
@@ -77,5 +101,19 @@ pub fn Feed(
                 </ul>
             </Show>
         </article>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_time_ago() {
+        assert_eq!(ago(10_000.0, 8_000.0), "just now");
+        // A clock a little behind the server's is not "in the future".
+        assert_eq!(ago(10_000.0, 12_000.0), "just now");
+        assert_eq!(ago(100_000.0, 55_000.0), "45 s ago");
+        assert_eq!(ago(400_000.0, 200_000.0), "3 min ago");
     }
 }

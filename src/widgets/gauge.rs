@@ -4,7 +4,7 @@
 
 use super::format::NumberStyle;
 use super::payload::number;
-use crate::boards::{level_of, GaugeOptions};
+use crate::boards::{level_of, GaugeOptions, Level};
 use crate::live::Live;
 use leptos::prelude::*;
 
@@ -27,7 +27,7 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
         move || options.with_value(|o| needle_angle(value.get().unwrap_or(o.min), o.min, o.max));
     let level = move || {
         let value = value.get()?;
-        options.with_value(|o| level_of(value, &o.thresholds).map(|l| l.as_str()))
+        options.with_value(|o| level_of(value, &o.thresholds))
     };
     let text = move || {
         options.with_value(|o| {
@@ -41,13 +41,20 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
                 .map_or_else(|| "–".to_owned(), |v| style.format(v))
         })
     };
+    {
+        let (entity, title) = (options.with_value(|o| o.entity.clone()), title.clone());
+        live.announce_level_changes(
+            move || level().map(|l| (entity.clone(), l)).into_iter().collect(),
+            move |_, level: &Level| format!("{title}: {}, {}", text(), level.spoken()),
+        );
+    }
     let (low, high) = options.with_value(|o| {
         let style = NumberStyle::default();
         (style.format(o.min), style.format(o.max))
     });
     let entity = options.with_value(|o| o.entity.clone());
     view! {
-        <article class="widget gauge" data-topic=topic data-entity=entity data-level=level>
+        <article class="widget gauge" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{title}</h2>
             <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
                 <svg class="gauge-dial" viewBox="0 0 120 68" aria-hidden="true">

@@ -2,6 +2,7 @@
 //! [`Live`](crate::live::Live) state, shows a skeleton until that topic's first snapshot, and
 //! has its own block in `style/main.css`.
 
+mod clock;
 mod connection_status;
 mod counter;
 mod feed;
@@ -10,12 +11,17 @@ mod gauge;
 mod leaderboard;
 mod payload;
 mod presence;
+mod sparkline;
 mod status;
+mod text;
 
+pub use clock::Clock;
 pub use connection_status::ConnectionStatusBadge;
 pub use counter::Counter;
 pub use feed::Feed;
 pub use gauge::Gauge;
 pub use leaderboard::Leaderboard;
 pub use presence::PresenceBadge;
+pub use sparkline::Sparkline;
 pub use status::StatusGrid;
+pub use text::Text;

@@ -1,6 +1,7 @@
-//! How widgets read an entity's payload: a number (bare, or an object's `value`), and a state
-//! for the status grid (a word services report, or a number against thresholds). Integrators
-//! push whichever shape they already have; these are the shapes every widget accepts.
+//! How widgets read an entity's payload: a number (bare, or an object's `value`), a state for
+//! the status grid (a word services report, or a number against thresholds), and a series for
+//! the sparkline. Integrators push whichever shape they already have; these are the shapes
+//! every widget accepts.
 
 use crate::boards::{level_of, Level, Threshold};
 use serde_json::Value;
@@ -32,6 +33,27 @@ pub fn state(payload: &Value, field: &str, thresholds: &[Threshold]) -> (Option<
         Value::Null => (None, "unknown".into()),
         other => (None, other.to_string()),
     }
+}
+
+/// A series' values, oldest first: the `points` the server keeps for `append` ops
+/// (`[time_ms, value]` pairs), or a plain array of numbers someone `set`. Points that are not
+/// numbers are skipped rather than failing the whole line.
+pub fn series(payload: &Value) -> Vec<f64> {
+    let points = match payload {
+        Value::Array(points) => points,
+        Value::Object(series) => match series.get("points") {
+            Some(Value::Array(points)) => points,
+            _ => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    points
+        .iter()
+        .filter_map(|point| match point {
+            Value::Array(pair) => pair.get(1).and_then(Value::as_f64),
+            other => other.as_f64(),
+        })
+        .collect()
 }
 
 /// The name a row shows: the payload's `name` field, else the entity id.
@@ -91,6 +113,17 @@ mod tests {
             state(&json!("banana"), "state", &[]),
             (None, "banana".into())
         );
+    }
+
+    #[test]
+    fn series_read_appended_points_or_plain_numbers() {
+        assert_eq!(
+            series(&json!({"points": [[1000, 2], [2000, 3.5], [3000, "x"]]})),
+            [2.0, 3.5]
+        );
+        assert_eq!(series(&json!([1, 2, 3])), [1.0, 2.0, 3.0]);
+        assert!(series(&json!({"value": 3})).is_empty());
+        assert!(series(&json!(3)).is_empty());
     }
 
     #[test]

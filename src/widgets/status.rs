@@ -35,6 +35,27 @@ pub fn StatusGrid(
             })
         })
     };
+    {
+        let title = title.clone();
+        live.announce_level_changes(
+            move || {
+                rows()
+                    .into_iter()
+                    .filter_map(|(id, _, level, _)| Some((id, level?)))
+                    .collect()
+            },
+            // Said in the service's own word ("down", "degraded"), as the light's label is.
+            move |id, level| {
+                let said = view.with_untracked(|v| {
+                    let payload = v.entities.get(id)?;
+                    let text = options.with_value(|o| state(payload, &o.field, &o.thresholds).1);
+                    Some((display_name(id, payload), text))
+                });
+                let (name, text) = said.unwrap_or_else(|| (id.to_owned(), (*level).to_owned()));
+                format!("{title}: {name} is {text}")
+            },
+        );
+    }
     view! {
         <article class="widget status" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
