@@ -17,6 +17,13 @@ title = "N"
 unit = "ms"
 
 [[widget]]
+type = "number"
+topic = "fx:numbers"
+entity = "w"
+title = "W"
+delta = "1m"
+
+[[widget]]
 type = "sparkline"
 topic = "fx:series"
 entity = "s"
@@ -71,6 +78,7 @@ test("every widget type renders from its fixture topic and updates live", async 
     await server.publish("fx:numbers", [
       { op: "set", entity_id: "n", payload: 1200 },
       { op: "set", entity_id: "g", payload: 2.5 },
+      { op: "set", entity_id: "w", payload: 100 },
     ]);
     for (const value of [3, 5, 4]) {
       await server.publish("fx:series", [{ op: "append", entity_id: "s", value }]);
@@ -103,6 +111,7 @@ test("every widget type renders from its fixture topic and updates live", async 
     await expect(page.locator(".feed-age")).toHaveText(["1 min ago"]);
     await expect(gauge.locator(".gauge-value")).toHaveText("2.5");
     await expect(page.locator('.status-item[data-key="db"]')).toHaveAttribute("data-level", "ok");
+    await expect(page.locator('.status-item[data-key="db"]')).not.toHaveClass(/changed/);
     const text = page.locator(".text-body");
     await expect(text.locator("strong")).toHaveText("fixture");
     // Raw HTML is shown as text and never runs; the script link is gone, its words kept.
@@ -124,6 +133,10 @@ test("every widget type renders from its fixture topic and updates live", async 
     await server.publish("fx:feed", [{ op: "push", payload: { kind: "order", text: "Second" } }]);
     await server.publish("fx:status", [{ op: "set", entity_id: "db", payload: "down" }]);
     await page.clock.runFor(60_000);
+    // A minute after the page first saw W at 100, it is 130: its arrow is the minute's change.
+    await page.clock.runFor(1_000);
+    await server.publish("fx:numbers", [{ op: "set", entity_id: "w", payload: 130 }]);
+    await expect(page.locator('.counter[data-entity="w"] .delta')).toHaveText("▲30 in 1 min");
     const second = await browser.newPage();
     await second.goto(`${server.url}/b/fixture`);
 
@@ -139,6 +152,8 @@ test("every widget type renders from its fixture topic and updates live", async 
     await expect(page.locator(".feed-item", { hasText: "First" }).locator(".feed-age")).toHaveText("2 min ago");
     await expect(gauge.locator(".gauge-value")).toHaveText("7.0");
     await expect(page.locator('.status-item[data-key="db"]')).toHaveAttribute("data-level", "critical");
+    // The light that changed pulses; it did not on the first drawing.
+    await expect(page.locator('.status-item[data-key="db"]')).toHaveClass(/changed/);
     await expect(clock.locator(".clock-time")).toHaveText(/^12:05/);
     await expect(page.locator(".presence-widget .presence")).toContainText("2 viewers");
     expect(await page.evaluate(() => (window as any).samePage)).toBe(true);

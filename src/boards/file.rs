@@ -122,6 +122,7 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
     let span = span(table.remove("span"), columns).map_err(|m| format!("({kind}): {m}"))?;
     let stale_after =
         stale_after(table.remove("stale_after")).map_err(|m| format!("({kind}): {m}"))?;
+    delta_window(&mut table).map_err(|m| format!("({kind}): {m}"))?;
     let kind = match kind.as_str() {
         "number" => WidgetKind::Number(parse_options::<NumberOptions>(&kind, table)?),
         "sparkline" => {
@@ -222,6 +223,27 @@ fn span(value: Option<toml::Value>, columns: u8) -> Result<(u8, u8), String> {
     Ok((wide as u8, tall as u8))
 }
 
+/// Turns a `delta` window written as a duration (`"1h"`) into the form [`Delta`] reads.
+fn delta_window(table: &mut toml::Table) -> Result<(), String> {
+    let Some(toml::Value::String(text)) = table.get("delta") else {
+        return Ok(());
+    };
+    if matches!(text.as_str(), "previous" | "none") {
+        return Ok(());
+    }
+    let seconds = humantime::parse_duration(text)
+        .map_err(|error| {
+            format!("`delta` \"{text}\": {error}; use \"previous\", \"none\" or a window such as \"1h\"")
+        })?
+        .as_secs();
+    if seconds == 0 {
+        return Err("a `delta` window must be at least one second".into());
+    }
+    let window = toml::Table::from_iter([("window".to_owned(), toml::Value::from(seconds as i64))]);
+    table.insert("delta".into(), toml::Value::Table(window));
+    Ok(())
+}
+
 fn stale_after(value: Option<toml::Value>) -> Result<Option<u64>, String> {
     let seconds = match value {
         None => return Ok(None),
@@ -241,6 +263,28 @@ fn stale_after(value: Option<toml::Value>) -> Result<Option<u64>, String> {
 mod tests {
     use super::*;
     use crate::boards::{Delta, Level, Threshold};
+
+    #[test]
+    fn a_delta_is_against_the_previous_value_or_a_window_ago() {
+        let delta = |line: &str| {
+            let text = format!("title = \"x\"\n[[widget]]\ntype = \"number\"\ntopic = \"a\"\nentity = \"b\"\n{line}\n");
+            match parse("x", "x.toml", &text).map(|b| b.widgets[0].kind.clone()) {
+                Ok(WidgetKind::Number(options)) => Ok(options.delta),
+                Ok(other) => panic!("{other:?}"),
+                Err(problem) => Err(problem.to_string()),
+            }
+        };
+        assert_eq!(delta(""), Ok(Delta::Previous));
+        assert_eq!(delta("delta = \"none\""), Ok(Delta::None));
+        assert_eq!(delta("delta = \"1h\""), Ok(Delta::Window(3600)));
+        assert_eq!(delta("delta = \"15m\""), Ok(Delta::Window(900)));
+        let problem = delta("delta = \"yesterday\"").unwrap_err();
+        assert!(
+            problem.contains("widget 1: (number): `delta` \"yesterday\""),
+            "{problem}"
+        );
+        assert!(problem.contains("or a window such as \"1h\""), "{problem}");
+    }
 
     fn problem(text: &str) -> String {
         parse("ops", "ops.toml", text).unwrap_err().to_string()

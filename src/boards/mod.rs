@@ -103,6 +103,7 @@ pub struct NumberOptions {
     pub thresholds: Vec<Threshold>,
 }
 
+/// A board file writes `"previous"`, `"none"`, or a window such as `"1h"`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Delta {
@@ -111,6 +112,8 @@ pub enum Delta {
     Previous,
     /// No arrow.
     None,
+    /// Against the value this many seconds ago.
+    Window(u64),
 }
 
 /// A line from a bounded series the server keeps (`append` ops).

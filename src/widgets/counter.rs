@@ -1,9 +1,12 @@
-//! A number widget: one entity's value, tweened, written in the board's style (decimals,
-//! compact, unit), coloured by its thresholds, with an arrow for its last change that is green
-//! or red by whether a rise is good news.
+//! A number widget: one entity's value (a number, or a series' newest point), tweened, written
+//! in the board's style (decimals, compact, unit), coloured by its thresholds, with an arrow
+//! that is green or red by whether a rise is good news. The arrow shows the last change, or
+//! the change over a window: from the series' own points when the entity is a series, else
+//! from the values this page has seen (so a plain number shows it once the page has been open
+//! that long).
 
-use super::format::NumberStyle;
-use super::payload::number;
+use super::format::{age, NumberStyle};
+use super::payload::{change_over, latest, timed_points};
 use crate::boards::{level_of, Delta, Level, NumberOptions};
 use crate::live::Live;
 use crate::motion::tween;
@@ -24,7 +27,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
     let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
     let entity = options.entity.clone();
-    let value = Memo::new(move |_| view.with(|v| v.entities.get(&entity).and_then(number)));
+    let value = Memo::new(move |_| view.with(|v| v.entities.get(&entity).and_then(latest)));
     // The last change, kept while other entities of the topic change.
     let delta = Memo::new(move |previous: Option<&(Option<f64>, f64)>| {
         let now = value.get();
@@ -60,17 +63,54 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
         );
     }
     let shown = tween(Signal::derive(move || value.get()), live.snap);
-    let arrow = move || {
-        let (_, change) = delta.get();
-        let (show, up_is_good) = options.with_value(|o| (o.delta == Delta::Previous, o.up_is_good));
-        (show && change != 0.0).then(|| {
-            let glyph = if change > 0.0 { "▲" } else { "▼" };
-            view! {
-                <span class=delta_classes(change, up_is_good)>
-                    <span aria-hidden="true">{glyph}</span>
-                    {style(change.abs())}
-                </span>
+    // The values this page has seen, with the page clock's time, for a window delta on a
+    // plain number; only what the window needs is kept.
+    let seen = StoredValue::new(Vec::<(f64, f64)>::new());
+    let window = options.with_value(|o| match o.delta {
+        Delta::Window(seconds) => Some(seconds as f64 * 1000.0),
+        _ => None,
+    });
+    if let Some(window_ms) = window {
+        Effect::new(move |_| {
+            let (Some(now), at) = (value.get(), live.clock.get_untracked()) else {
+                return;
+            };
+            if at > 0.0 {
+                seen.update_value(|seen| {
+                    seen.push((at, now));
+                    let before_window = seen.iter().rposition(|(t, _)| *t <= at - window_ms);
+                    seen.drain(..before_window.unwrap_or(0));
+                });
             }
+        });
+    }
+    let change = move || -> Option<f64> {
+        let Some(window_ms) = window else {
+            return options
+                .with_value(|o| o.delta == Delta::Previous)
+                .then(|| delta.get().1);
+        };
+        let points =
+            view.with(|v| options.with_value(|o| v.entities.get(&o.entity).map(timed_points)));
+        let points = points.unwrap_or_default();
+        if let Some(newest) = points.last() {
+            return change_over(&points, *newest, window_ms);
+        }
+        let at = live.clock.get();
+        let now = value.get()?;
+        (at > 0.0).then(|| seen.with_value(|seen| change_over(seen, (at, now), window_ms)))?
+    };
+    let arrow = move || {
+        let change = change().filter(|c| *c != 0.0)?;
+        let up_is_good = options.with_value(|o| o.up_is_good);
+        let glyph = if change > 0.0 { "▲" } else { "▼" };
+        let over = window.map(|ms| format!(" in {}", age((ms / 1000.0) as u64)));
+        Some(view! {
+            <span class=delta_classes(change, up_is_good)>
+                <span aria-hidden="true">{glyph}</span>
+                {style(change.abs())}
+                {over.map(|over| view! { <span class="delta-window">{over}</span> })}
+            </span>
         })
     };
     let entity = options.with_value(|o| o.entity.clone());

@@ -35,6 +35,32 @@ pub fn state(payload: &Value, field: &str, thresholds: &[Threshold]) -> (Option<
     }
 }
 
+/// A number widget's value: a number, or the newest point of a series.
+pub fn latest(payload: &Value) -> Option<f64> {
+    number(payload).or_else(|| series(payload).last().copied())
+}
+
+/// A series' timed points (`[time_ms, value]`), oldest first; a point without a time or a
+/// number is skipped.
+pub fn timed_points(payload: &Value) -> Vec<(f64, f64)> {
+    let Some(Value::Array(points)) = payload.get("points") else {
+        return Vec::new();
+    };
+    points
+        .iter()
+        .filter_map(|point| Some((point.get(0)?.as_f64()?, point.get(1)?.as_f64()?)))
+        .collect()
+}
+
+/// The change over the `window_ms` up to `newest` (a time and a value): `newest` less the
+/// last of `points` at or before the window's start. `None` if `points` do not reach back so
+/// far.
+pub fn change_over(points: &[(f64, f64)], newest: (f64, f64), window_ms: f64) -> Option<f64> {
+    let start = newest.0 - window_ms;
+    let (_, then) = points.iter().rev().find(|(at, _)| *at <= start)?;
+    Some(newest.1 - then)
+}
+
 /// A series' values, oldest first: the `points` the server keeps for `append` ops
 /// (`[time_ms, value]` pairs), or a plain array of numbers someone `set`. Points that are not
 /// numbers are skipped rather than failing the whole line.
@@ -124,6 +150,24 @@ mod tests {
         assert_eq!(series(&json!([1, 2, 3])), [1.0, 2.0, 3.0]);
         assert!(series(&json!({"value": 3})).is_empty());
         assert!(series(&json!(3)).is_empty());
+    }
+
+    #[test]
+    fn a_window_change_reaches_back_to_the_last_point_before_it() {
+        let points =
+            timed_points(&json!({"points": [[0, 10], [30_000, 12], [60_000, 15], [90_000, 19]]}));
+        let newest = points[3];
+        // A minute before 90 s is 30 s, where the value was 12.
+        assert_eq!(change_over(&points, newest, 60_000.0), Some(7.0));
+        // 75 s before is 15 s: the value then was still the 10 from 0 s.
+        assert_eq!(change_over(&points, newest, 75_000.0), Some(9.0));
+        assert_eq!(
+            change_over(&points, newest, 120_000.0),
+            None,
+            "the series is younger"
+        );
+        assert_eq!(latest(&json!({"points": [[0, 1], [5, 2]]})), Some(2.0));
+        assert_eq!(latest(&json!(4)), Some(4.0));
     }
 
     #[test]
