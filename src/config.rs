@@ -5,15 +5,17 @@
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
 use crate::hub::HubSettings;
+use crate::server::socket::Heartbeat;
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "listen",
     "site_root",
     "data_dir",
@@ -22,6 +24,8 @@ const KEYS: [&str; 8] = [
     "demo",
     "history",
     "queue",
+    "heartbeat",
+    "idle_timeout",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +43,10 @@ pub struct Config {
     #[serde(default)]
     pub retention: BTreeMap<String, usize>,
     pub queue: usize,
+    /// Seconds between pings on each connection.
+    pub heartbeat: u64,
+    /// Seconds of silence after which a connection counts as dead.
+    pub idle_timeout: u64,
 }
 
 #[derive(Debug)]
@@ -79,9 +87,32 @@ impl Config {
                 table.insert(key.into(), env_value(&raw));
             }
         }
-        toml::Value::Table(table)
+        let config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))
+            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Settings that parse but cannot work together.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.heartbeat == 0 {
+            return Err(ConfigError("heartbeat must be at least 1 second".into()));
+        }
+        if self.idle_timeout <= self.heartbeat {
+            return Err(ConfigError(format!(
+                "idle_timeout ({} s) must be longer than heartbeat ({} s), or every quiet connection is closed",
+                self.idle_timeout, self.heartbeat
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            interval: Duration::from_secs(self.heartbeat),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        }
     }
 
     pub fn hub_settings(&self) -> HubSettings {
@@ -145,6 +176,8 @@ mod tests {
             config.queue, 1024,
             "queue is a top-level key, not part of [retention]"
         );
+        assert!(config.check().is_ok());
+        assert_eq!(config.heartbeat().interval, Duration::from_secs(15));
     }
 
     #[test]

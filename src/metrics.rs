@@ -19,6 +19,8 @@ pub struct Metrics {
     pub frames_queued: Counter,
     /// Connections closed because they could not keep up.
     pub slow_consumers: Counter,
+    /// Connections closed because the peer stayed silent past the idle timeout.
+    pub idle_closed: Counter,
     /// Time from a publish arriving at the hub to its events being queued, in seconds.
     pub publish_seconds: Histogram,
 }
@@ -31,6 +33,7 @@ impl Default for Metrics {
         let events_published = Counter::default();
         let frames_queued = Counter::default();
         let slow_consumers = Counter::default();
+        let idle_closed = Counter::default();
         // 50 µs to about 1.6 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         registry.register(
@@ -59,6 +62,11 @@ impl Default for Metrics {
             slow_consumers.clone(),
         );
         registry.register(
+            "idle_closed",
+            "Connections closed because the peer stayed silent past the idle timeout",
+            idle_closed.clone(),
+        );
+        registry.register(
             "publish_seconds",
             "Time from a publish reaching the hub to its events being queued",
             publish_seconds.clone(),
@@ -70,6 +78,7 @@ impl Default for Metrics {
             events_published,
             frames_queued,
             slow_consumers,
+            idle_closed,
             publish_seconds,
         }
     }

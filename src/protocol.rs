@@ -130,6 +130,12 @@ pub struct Welcome {
     pub connection: String,
     /// The server's version.
     pub server: String,
+    /// How often the server pings, and how often a client should send `ping` when it has
+    /// nothing else to say.
+    pub heartbeat_ms: u64,
+    /// Silence after which the server closes the connection, and after which a client that
+    /// has heard nothing should reconnect.
+    pub idle_timeout_ms: u64,
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -450,8 +456,11 @@ mod tests {
             ServerFrame::Welcome(Welcome {
                 connection: "c1".into(),
                 server: "0.1.0".into(),
+                heartbeat_ms: 15_000,
+                idle_timeout_ms: 45_000,
             }),
-            json!({"type": "welcome", "connection": "c1", "server": "0.1.0"}),
+            json!({"type": "welcome", "connection": "c1", "server": "0.1.0",
+                   "heartbeat_ms": 15000, "idle_timeout_ms": 45000}),
         );
         round_trip_server(
             ServerFrame::Snapshot(Snapshot {

@@ -393,12 +393,6 @@ async fn retention_is_configured_per_topic() {
 }
 
 /// The value of one sample line in a Prometheus text exposition.
-fn sample(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{metrics}"))
-}
 
 #[tokio::test]
 async fn metrics_count_connections_subscriptions_and_events() {

@@ -29,7 +29,14 @@ export function boardsCopy(): string {
  * unless they are given.
  */
 export async function startServer(
-  options: { demo?: boolean; port?: number; dataDir?: string; boardsDir?: string } = {},
+  options: {
+    demo?: boolean;
+    port?: number;
+    dataDir?: string;
+    boardsDir?: string;
+    /** More PULSEBOARD_* settings, e.g. a short heartbeat for fault tests. */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Server> {
   const bin = process.env.PULSEBOARD_BIN;
   if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
@@ -41,6 +48,7 @@ export async function startServer(
       PULSEBOARD_DEMO: String(options.demo ?? false),
       PULSEBOARD_BOARDS: boardsDir,
       PULSEBOARD_DATA_DIR: options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-")),
+      ...options.env,
     },
     stdio: ["ignore", "pipe", "inherit"],
   });

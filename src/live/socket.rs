@@ -8,6 +8,12 @@
 //! Frames are queued as they arrive and applied together on the next animation frame: a
 //! burst costs one paint. After a long gap the batch is applied in snap mode, so the board
 //! jumps to the latest state rather than animating the backlog.
+//!
+//! Heartbeats: the page sends `ping` at the server's heartbeat rate (from `welcome`), and a
+//! connection it has heard nothing on (no frame, no pong) for the server's idle timeout is
+//! taken for dead, dropped without waiting for TCP to agree, and replaced. A watchdog tick
+//! that comes late (the tab was hidden and its timers throttled, or the machine slept) does
+//! not count the silence it slept through against the connection.
 
 use super::{Applied, ConnectionStatus, Live};
 use crate::protocol::{ClientFrame, ServerFrame, TopicRequest};
@@ -28,6 +34,11 @@ const SNAP_BATCH: usize = 50;
 /// Browsers pause animation frames in hidden tabs; a timer flushes there instead, so frames
 /// cannot pile up while nobody looks.
 const FLUSH_FALLBACK: Duration = Duration::from_millis(250);
+/// How often the watchdog looks at the connection.
+const WATCH_TICK: Duration = Duration::from_secs(1);
+/// Until the server's welcome says otherwise (Leptos.toml's defaults).
+const DEFAULT_HEARTBEAT_MS: f64 = 15_000.0;
+const DEFAULT_IDLE_TIMEOUT_MS: f64 = 45_000.0;
 
 /// Opens the board's connection and keeps it open for the life of the page.
 pub fn connect(live: Live, board: &str) {
@@ -41,8 +52,17 @@ pub fn connect(live: Live, board: &str) {
         flush_scheduled: false,
         lost_at: None,
         retry: None,
+        heard_at: 0.0,
+        pinged_at: 0.0,
+        watched_at: crate::motion::now_ms(),
+        heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+        idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
     }));
     open(&connection);
+    {
+        let connection = connection.clone();
+        set_interval(move || watch(&connection), WATCH_TICK);
+    }
     let on_online = {
         let connection = connection.clone();
         Closure::<dyn FnMut()>::new(move || {
@@ -72,6 +92,14 @@ struct Connection {
     /// The pending retry timer's number; a timer whose number is no longer here does nothing,
     /// so an early reconnect (the browser came back online) cancels it.
     retry: Option<u64>,
+    /// Page clock (ms): when the socket last opened or brought a frame, when the page last
+    /// sent a ping, and when the watchdog last ran.
+    heard_at: f64,
+    pinged_at: f64,
+    watched_at: f64,
+    /// The server's heartbeat settings, from its welcome.
+    heartbeat_ms: f64,
+    idle_timeout_ms: f64,
 }
 
 struct Handlers {
@@ -127,6 +155,7 @@ fn open(connection: &Shared) {
 }
 
 fn opened(connection: &Shared) {
+    connection.borrow_mut().heard_at = crate::motion::now_ms();
     let c = connection.borrow();
     let Some(socket) = &c.socket else { return };
     send(
@@ -163,6 +192,55 @@ fn closed(connection: &Shared) {
     retry_later(connection);
 }
 
+/// Once a tick: pings when the heartbeat is due, and drops a connection that has gone silent.
+fn watch(connection: &Shared) {
+    let now = crate::motion::now_ms();
+    let mut c = connection.borrow_mut();
+    let slept = now - c.watched_at > 2.0 * WATCH_TICK.as_millis() as f64;
+    c.watched_at = now;
+    let open = c
+        .socket
+        .as_ref()
+        .is_some_and(|s| s.ready_state() == WebSocket::OPEN);
+    if !open {
+        return;
+    }
+    if slept {
+        // Throttled or asleep: the silence is ours, not the connection's. Ask, and wait a
+        // whole window for the answer.
+        c.heard_at = now;
+    } else if now - c.heard_at > c.idle_timeout_ms {
+        drop(c);
+        leptos::logging::warn!("no frame or pong from the server in time; reconnecting");
+        abandon(connection);
+        return;
+    }
+    if slept || now - c.pinged_at >= c.heartbeat_ms {
+        c.pinged_at = now;
+        if let Some(socket) = &c.socket {
+            send(socket, &ClientFrame::Ping { id: None });
+        }
+    }
+}
+
+/// Gives up on the current socket at once: its callbacks are detached (a close that TCP
+/// reports minutes later must not touch the next socket), and the page reconnects as after
+/// any drop.
+fn abandon(connection: &Shared) {
+    let socket = {
+        let mut c = connection.borrow_mut();
+        c.handlers = None;
+        c.socket.take()
+    };
+    if let Some(socket) = socket {
+        socket.set_onopen(None);
+        socket.set_onmessage(None);
+        socket.set_onclose(None);
+        let _ = socket.close();
+    }
+    closed(connection);
+}
+
 fn retry_later(connection: &Shared) {
     let (delay, timer) = {
         let mut c = connection.borrow_mut();
@@ -193,6 +271,7 @@ fn retry_later(connection: &Shared) {
 
 fn received(connection: &Shared, text: String) {
     let mut c = connection.borrow_mut();
+    c.heard_at = crate::motion::now_ms();
     c.pending.push(text);
     if !c.flush_scheduled {
         c.flush_scheduled = true;
@@ -224,6 +303,13 @@ fn flush(connection: &Shared) {
             }
         })
         .collect();
+    if let Some(ServerFrame::Welcome(welcome)) =
+        frames.iter().find(|f| matches!(f, ServerFrame::Welcome(_)))
+    {
+        let mut c = connection.borrow_mut();
+        c.heartbeat_ms = welcome.heartbeat_ms as f64;
+        c.idle_timeout_ms = welcome.idle_timeout_ms as f64;
+    }
     let long_gap = lost_at.is_some_and(|t| crate::motion::now_ms() - t > SNAP_AFTER_GAP_MS);
     let caught_up = frames
         .iter()

@@ -32,6 +32,7 @@ pub struct AppState {
     pub boards: Arc<Library>,
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
+    pub heartbeat: socket::Heartbeat,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -68,6 +69,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         hub: hub.clone(),
         boards,
         shutdown,
+        heartbeat: config.heartbeat(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     // Tests and scripts read this line to learn the port when `listen` ends in :0.

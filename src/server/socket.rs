@@ -1,7 +1,13 @@
 //! `GET /ws`: one task per WebSocket connection. It decodes client frames, answers them, and
 //! writes the connection's queue to the socket. A [`Session`] owns the connection's
 //! subscriptions and board memberships and releases all of them when dropped, which happens
-//! on every way out of the task: a close, an error, a dead socket, a lagging reader, shutdown.
+//! on every way out of the task: a close, an error, a dead socket, a lagging reader, a peer
+//! silent past the idle timeout, shutdown.
+//!
+//! Heartbeats: the server pings every `heartbeat`; anything from the peer (a frame, or the
+//! pong every WebSocket answers a ping with) counts as hearing from it. A peer that stays
+//! silent past `idle_timeout` (a laptop closed, a proxy that dropped the connection without a
+//! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
 use super::AppState;
 use crate::boards::library::Library;
@@ -16,8 +22,9 @@ use axum::extract::State;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The largest frame a client may send.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -34,6 +41,39 @@ const BATCH: usize = 64;
 /// How long a closing connection may take to send its last frames.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// How often connections are pinged, and how long one may stay silent.
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// When a connection last heard from its peer, shared by its reader and its watchdog.
+struct LastHeard {
+    opened: Instant,
+    /// Milliseconds after `opened`.
+    at_ms: AtomicU64,
+}
+
+impl LastHeard {
+    fn new() -> Self {
+        LastHeard {
+            opened: Instant::now(),
+            at_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silence(&self) -> Duration {
+        let heard = Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(heard)
+    }
+}
+
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     // tungstenite reserves 128 KiB each for reading and writing by default: per idle
     // connection that dwarfs everything else. Frames here are small.
@@ -48,6 +88,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         hub,
         boards: library,
         mut shutdown,
+        heartbeat,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
@@ -65,11 +106,15 @@ async fn serve(socket: WebSocket, state: AppState) {
         .reply(ServerFrame::Welcome(Welcome {
             connection: viewer_id(id),
             server: env!("CARGO_PKG_VERSION").into(),
+            heartbeat_ms: heartbeat.interval.as_millis() as u64,
+            idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
         }))
         .await;
 
+    let heard = LastHeard::new();
     let reader = async {
         while let Some(Ok(message)) = stream.next().await {
+            heard.now();
             match message {
                 // Boxed: the handler's state would otherwise sit inline in every idle
                 // connection's task, which is what memory per connection is made of.
@@ -86,13 +131,23 @@ async fn serve(socket: WebSocket, state: AppState) {
             }
         }
     };
-    let writer = write_queue(&mut sink, inbox);
+    let writer = write_queue(&mut sink, inbox, heartbeat.interval);
     let closing = async {
         let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let watchdog = async {
+        let mut tick = tokio::time::interval(heartbeat.interval);
+        while heard.silence() <= heartbeat.idle_timeout {
+            tick.tick().await;
+        }
     };
     let close = tokio::select! {
         _ = reader => None,
         close = writer => close,
+        _ = watchdog => {
+            session.hub.metrics().idle_closed.inc();
+            Some(CloseFrame { code: close_code::AWAY, reason: "no heartbeat".into() })
+        }
         _ = closing => Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() }),
     };
     if let Some(close) = close {
@@ -104,12 +159,14 @@ async fn serve(socket: WebSocket, state: AppState) {
     // `session` drops here: every subscription and board membership goes with it.
 }
 
-/// Writes queued frames until the socket fails or the hub reports this connection lagging;
-/// returns the close frame to send, if any. A send that cannot complete (the peer stopped
-/// reading) is abandoned when the lag is reported, so a stuck peer cannot pin the task.
+/// Writes queued frames, and a ping every `heartbeat`, until the socket fails or the hub
+/// reports this connection lagging; returns the close frame to send, if any. A send that
+/// cannot complete (the peer stopped reading) is abandoned when the lag is reported, so a
+/// stuck peer cannot pin the task.
 async fn write_queue(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     inbox: Inbox,
+    heartbeat: Duration,
 ) -> Option<CloseFrame> {
     let lagging = || {
         Some(CloseFrame {
@@ -118,6 +175,7 @@ async fn write_queue(
         })
     };
     let Inbox { mut frames, lagged } = inbox;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
         let frame = tokio::select! {
             biased;
@@ -130,6 +188,14 @@ async fn write_queue(
                 return lagging();
             }
             frame = frames.recv() => frame?,
+            _ = ping.tick() => {
+                let send = sink.send(Message::Ping(Default::default()));
+                tokio::select! {
+                    sent = send => sent.ok()?,
+                    _ = lagged.notified() => return lagging(),
+                }
+                continue;
+            }
         };
         // Whatever else is already queued goes out in the same write: under load that is one
         // syscall for many frames instead of one each.

@@ -174,3 +174,11 @@ pub fn event_offset(frame: &ServerFrame) -> u64 {
         other => panic!("expected an event, got {other:?}"),
     }
 }
+
+/// A sample's value in `/metrics` text.
+pub fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{metrics}"))
+}

@@ -1,0 +1,68 @@
+// Network failures a wall screen lives through, in a real Chromium against a real server.
+import { test, expect, type Page, type WebSocket } from "@playwright/test";
+import { startProxy } from "./proxy";
+import { startServer } from "./server";
+
+/** Every frame each of the page's sockets receives, parsed, in order. */
+function recordSockets(page: Page) {
+  const sockets: object[][] = [];
+  page.on("websocket", (socket: WebSocket) => {
+    const frames: object[] = [];
+    sockets.push(frames);
+    socket.on("framereceived", ({ payload }) => frames.push(JSON.parse(String(payload))));
+  });
+  return sockets;
+}
+
+/** The offsets of a topic the page was given: a snapshot's, then each event's. */
+function offsets(frames: any[], topic: string) {
+  return frames
+    .filter((f) => (f.type === "snapshot" || f.type === "event") && f.topic === topic)
+    .map((f) => ({ type: f.type, offset: f.offset }));
+}
+
+test("a connection blackholed past the idle timeout is noticed and replaced, and resumes with no gap", async ({
+  page,
+}) => {
+  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const proxy = await startProxy(server.url);
+  try {
+    await server.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 100 }]);
+    const sockets = recordSockets(page);
+    await page.goto(`${proxy.url}/b/demo`);
+    const status = page.locator(".connection");
+    await expect(status).toHaveAttribute("data-status", "live");
+    await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toHaveAttribute("data-value", "100");
+    await page.evaluate(() => ((window as any).samePage = true));
+
+    proxy.blackhole();
+    for (let n = 1; n <= 5; n++) {
+      await server.publish("metric:kpis", [{ op: "incr", entity_id: "signups", by: 1 }]);
+    }
+    // Nothing reaches the page, and nothing says the connection is gone: the page notices
+    // the silence itself, drops the connection and makes a new one.
+    await expect(status).toHaveAttribute("data-status", "reconnecting", { timeout: 8_000 });
+    await expect(status).toHaveAttribute("data-status", "live", { timeout: 8_000 });
+    await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toHaveAttribute("data-value", "105");
+    expect(await page.evaluate(() => (window as any).samePage)).toBe(true);
+
+    // By offset: the first socket's snapshot, then on the new socket exactly the five events
+    // it missed (a resume, not a snapshot), none twice.
+    expect(sockets).toHaveLength(2);
+    const before = offsets(sockets[0], "metric:kpis");
+    const after = offsets(sockets[1], "metric:kpis");
+    expect(before).toHaveLength(1);
+    expect(before[0].type).toBe("snapshot");
+    const start = before[0].offset;
+    expect(after).toEqual([1, 2, 3, 4, 5].map((n) => ({ type: "event", offset: start + n })));
+    expect(sockets[1].some((f: any) => f.type === "resumed" && f.topic === "metric:kpis" && f.replayed === 5)).toBe(true);
+
+    // The server dropped its end of the dead connection too: one viewer, not two.
+    await expect(page.locator(".board-header .presence")).toContainText("1 viewer", { timeout: 8_000 });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^pulseboard_idle_closed_total 1$/m);
+  } finally {
+    await proxy.close();
+    await server.stop();
+  }
+});
