@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 12] = [
     "listen",
     "site_root",
     "data_dir",
@@ -26,6 +26,8 @@ const KEYS: [&str; 10] = [
     "queue",
     "heartbeat",
     "idle_timeout",
+    "shutdown_grace",
+    "reconnect_spread",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +49,10 @@ pub struct Config {
     pub heartbeat: u64,
     /// Seconds of silence after which a connection counts as dead.
     pub idle_timeout: u64,
+    /// Seconds a stopping server allows itself before it exits regardless.
+    pub shutdown_grace: u64,
+    /// Seconds over which screens spread their reconnection after a restart.
+    pub reconnect_spread: u64,
 }
 
 #[derive(Debug)]
@@ -98,6 +104,12 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         if self.heartbeat == 0 {
             return Err(ConfigError("heartbeat must be at least 1 second".into()));
+        }
+        if self.shutdown_grace == 0 {
+            return Err(ConfigError(
+                "shutdown_grace must be at least 1 second, or screens are not told of a restart"
+                    .into(),
+            ));
         }
         if self.idle_timeout <= self.heartbeat {
             return Err(ConfigError(format!(

@@ -95,6 +95,10 @@ pub enum ServerFrame {
     /// A joined board's definition: sent on `join`, and to every viewer whenever its file
     /// changes. A frame with an older `revision` than the page holds is stale and ignored.
     Board(BoardFrame),
+    /// The server is stopping (a deploy, a restart) and is about to close this connection with
+    /// 1012: reconnect after `reconnect_in_ms`, a delay picked at random for each connection so
+    /// that clients come back spread out, then resume as after any drop.
+    Restarting { reconnect_in_ms: u64 },
     /// An operator asked every screen to reload (`POST /api/v1/screens/reload`): reload the
     /// page after a random delay below `within_ms`, so screens do not all return at once.
     Reload { within_ms: u64 },

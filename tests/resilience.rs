@@ -1,11 +1,17 @@
-//! Failures a wall screen lives through, against the real server: peers that go silent.
+//! Failures a wall screen lives through, against the real server: peers that go silent, and
+//! a server restarted under load.
 
 mod support;
 
-use pulseboard::protocol::ServerFrame;
+use futures_util::StreamExt;
+use pulseboard::protocol::{Position, ServerFrame};
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-use support::{next, sample, send, Server};
+use support::{next, sample, send, subscribe, Server};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_silent_peer_is_closed_after_the_idle_timeout_and_a_listening_one_is_kept() {
@@ -86,4 +92,171 @@ fn a_configuration_that_would_close_every_quiet_connection_is_refused() {
         stderr.contains("idle_timeout (30 s) must be longer than heartbeat (30 s)"),
         "{stderr}"
     );
+}
+
+/// What one subscriber saw of a topic across every connection it made.
+#[derive(Default, Debug)]
+struct Followed {
+    /// The offset of the first snapshot, where the subscriber's record starts.
+    start: Option<u64>,
+    /// Every event offset applied, in order of arrival.
+    offsets: Vec<u64>,
+    /// Snapshots after the first: each means a gap was papered over.
+    later_snapshots: usize,
+    /// The delays `restarting` frames gave.
+    restart_delays: Vec<u64>,
+}
+
+/// Follows a topic as a screen does: on every (re)connection it subscribes resuming from the
+/// position it holds; retries until the server is back. Stops at offset `until`.
+async fn follow(addr: String, topic: &str, until: Arc<AtomicU64>) -> Followed {
+    let mut seen = Followed::default();
+    let mut position: Option<Position> = None;
+    loop {
+        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await
+        else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        subscribe(&mut socket, topic, position).await;
+        loop {
+            let reached = position.is_some_and(|p| p.offset >= until.load(Ordering::SeqCst));
+            if reached {
+                return seen;
+            }
+            let message =
+                match tokio::time::timeout(Duration::from_millis(100), socket.next()).await {
+                    Err(_) => continue,
+                    Ok(Some(Ok(message))) => message,
+                    // Closed or failed: reconnect.
+                    Ok(_) => break,
+                };
+            let Message::Text(text) = message else {
+                continue;
+            };
+            match serde_json::from_str::<ServerFrame>(text.as_str()).unwrap() {
+                ServerFrame::Snapshot(snapshot) => {
+                    if seen.start.is_none() {
+                        seen.start = Some(snapshot.offset);
+                    } else {
+                        seen.later_snapshots += 1;
+                    }
+                    position = Some(Position {
+                        epoch: snapshot.epoch,
+                        offset: snapshot.offset,
+                    });
+                }
+                ServerFrame::Event(event) => {
+                    seen.offsets.push(event.offset);
+                    position = Some(Position {
+                        epoch: event.epoch,
+                        offset: event.offset,
+                    });
+                }
+                ServerFrame::Restarting { reconnect_in_ms } => {
+                    seen.restart_delays.push(reconnect_in_ms);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_restart_under_steady_load_loses_and_repeats_nothing_at_any_subscriber() {
+    const TOPIC: &str = "load:restart";
+    let data = TempDir::new().unwrap();
+    let settings = [
+        ("PULSEBOARD_RECONNECT_SPREAD", "1"),
+        ("PULSEBOARD_SHUTDOWN_GRACE", "3"),
+    ];
+    let server = Server::start_in(data.path(), &settings);
+    let addr = server.addr.clone();
+    server.set(TOPIC, "n", 0).await;
+
+    let until = Arc::new(AtomicU64::new(u64::MAX));
+    let followers: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(follow(addr.clone(), TOPIC, until.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A steady publisher, as a CI pipeline is: it keeps writing through the restart, and
+    // retries each write whose answer it did not get under the same Idempotency-Key, so a
+    // write that was applied just before the stop is not applied twice.
+    let publishing = Arc::new(AtomicBool::new(true));
+    let publisher = tokio::spawn({
+        let (addr, publishing) = (addr.clone(), publishing.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            let mut write = 0;
+            while publishing.load(Ordering::SeqCst) {
+                let sent = http
+                    .post(format!("http://{addr}/api/v1/topics/{TOPIC}"))
+                    .header("Idempotency-Key", format!("restart-{write}"))
+                    .json(&json!({"ops": [{"op": "incr", "entity_id": "n", "by": 1}]}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        acknowledged.push(body["offset"].as_u64().unwrap());
+                        write += 1;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acknowledged
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let stopping = std::time::Instant::now();
+    server.stop();
+    let stopped_in = stopping.elapsed();
+    // The bound: the grace, plus at most a second for the store.
+    assert!(
+        stopped_in < Duration::from_secs(4),
+        "shutdown took {stopped_in:?}"
+    );
+    let server = Server::start_in(
+        data.path(),
+        &[settings[0], settings[1], ("PULSEBOARD_LISTEN", &addr)],
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    publishing.store(false, Ordering::SeqCst);
+    let acknowledged = publisher.await.unwrap();
+    let (_, state) = server.get(&format!("/api/v1/topics/{TOPIC}")).await;
+    let last = state["offset"].as_u64().unwrap();
+    until.store(last, Ordering::SeqCst);
+
+    assert!(acknowledged.len() > 20, "too little load: {acknowledged:?}");
+    let mut distinct = acknowledged.clone();
+    distinct.dedup();
+    assert_eq!(distinct, acknowledged, "each write acknowledged once");
+    assert_eq!(
+        state["state"]["n"].as_u64().unwrap(),
+        acknowledged.len() as u64,
+        "every acknowledged increment counted once"
+    );
+    for follower in followers {
+        let seen = tokio::time::timeout(Duration::from_secs(15), follower)
+            .await
+            .expect("every subscriber catches up")
+            .unwrap();
+        let start = seen.start.unwrap();
+        let expected: Vec<u64> = (start + 1..=last).collect();
+        assert_eq!(seen.offsets, expected, "every event once, in order");
+        assert_eq!(seen.later_snapshots, 0, "resumed, never re-snapshotted");
+        assert!(acknowledged
+            .iter()
+            .all(|offset| *offset <= start || seen.offsets.contains(offset)));
+        assert_eq!(
+            seen.restart_delays.len(),
+            1,
+            "told of the restart once: {seen:?}"
+        );
+        assert!(seen.restart_delays[0] < 1_000);
+    }
 }

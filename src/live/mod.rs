@@ -216,7 +216,11 @@ impl Live {
             }
             ServerFrame::Board(frame) => return self.show_board(frame.view),
             ServerFrame::Reload { within_ms } => return Applied::Reload { within_ms },
-            ServerFrame::Resumed(_) | ServerFrame::Pong { .. } | ServerFrame::Ack(_) => {}
+            // The connection's own business (see `socket`), not the board's.
+            ServerFrame::Resumed(_)
+            | ServerFrame::Pong { .. }
+            | ServerFrame::Ack(_)
+            | ServerFrame::Restarting { .. } => {}
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
                     p.known = true;

@@ -9,6 +9,9 @@
 //! burst costs one paint. After a long gap the batch is applied in snap mode, so the board
 //! jumps to the latest state rather than animating the backlog.
 //!
+//! A server that is stopping says when to come back (`restarting`): the page's first retry
+//! waits that long instead of its own random backoff.
+//!
 //! Heartbeats: the page sends `ping` at the server's heartbeat rate (from `welcome`), and a
 //! connection it has heard nothing on (no frame, no pong) for the server's idle timeout is
 //! taken for dead, dropped without waiting for TCP to agree, and replaced. A watchdog tick
@@ -57,6 +60,7 @@ pub fn connect(live: Live, board: &str) {
         watched_at: crate::motion::now_ms(),
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+        restart_in_ms: None,
     }));
     open(&connection);
     {
@@ -84,8 +88,8 @@ struct Connection {
     handlers: Option<Handlers>,
     /// Failed attempts since the last successful open: the backoff exponent.
     failures: u32,
-    /// Raw frames received since the last animation frame.
-    pending: Vec<String>,
+    /// Frames received since the last animation frame.
+    pending: Vec<ServerFrame>,
     flush_scheduled: bool,
     /// When the last connection dropped (page clock, ms), until the page has caught up.
     lost_at: Option<f64>,
@@ -100,6 +104,9 @@ struct Connection {
     /// The server's heartbeat settings, from its welcome.
     heartbeat_ms: f64,
     idle_timeout_ms: f64,
+    /// When a stopping server said to come back, in ms from the close; used for the first
+    /// retry instead of the usual backoff.
+    restart_in_ms: Option<f64>,
 }
 
 struct Handlers {
@@ -252,7 +259,12 @@ fn retry_later(connection: &Shared) {
         // Any value unlikely to repeat identifies this timer.
         let timer = (js_sys::Math::random() * u32::MAX as f64) as u64;
         c.retry = Some(timer);
-        (js_sys::Math::random() * cap, timer)
+        // A server that said when to come back has already spread its clients out.
+        let delay = c
+            .restart_in_ms
+            .take()
+            .unwrap_or_else(|| js_sys::Math::random() * cap);
+        (delay, timer)
     };
     let connection = connection.clone();
     set_timeout(
@@ -269,10 +281,31 @@ fn retry_later(connection: &Shared) {
     );
 }
 
+/// Takes a frame off the socket. What concerns the connection itself (its heartbeat settings,
+/// a restart notice that the close right behind it must find) is handled at once; the rest
+/// waits for the next animation frame.
 fn received(connection: &Shared, text: String) {
     let mut c = connection.borrow_mut();
     c.heard_at = crate::motion::now_ms();
-    c.pending.push(text);
+    let frame = match serde_json::from_str(&text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            leptos::logging::warn!("ignoring a frame this page cannot read: {e}");
+            return;
+        }
+    };
+    match &frame {
+        ServerFrame::Welcome(welcome) => {
+            c.heartbeat_ms = welcome.heartbeat_ms as f64;
+            c.idle_timeout_ms = welcome.idle_timeout_ms as f64;
+        }
+        ServerFrame::Restarting { reconnect_in_ms } => {
+            c.restart_in_ms = Some(*reconnect_in_ms as f64);
+            return;
+        }
+        _ => {}
+    }
+    c.pending.push(frame);
     if !c.flush_scheduled {
         c.flush_scheduled = true;
         let on_frame = connection.clone();
@@ -293,23 +326,6 @@ fn flush(connection: &Shared) {
         c.flush_scheduled = false;
         (c.live, std::mem::take(&mut c.pending), c.lost_at)
     };
-    let frames: Vec<ServerFrame> = frames
-        .iter()
-        .filter_map(|text| match serde_json::from_str(text) {
-            Ok(frame) => Some(frame),
-            Err(e) => {
-                leptos::logging::warn!("ignoring a frame this page cannot read: {e}");
-                None
-            }
-        })
-        .collect();
-    if let Some(ServerFrame::Welcome(welcome)) =
-        frames.iter().find(|f| matches!(f, ServerFrame::Welcome(_)))
-    {
-        let mut c = connection.borrow_mut();
-        c.heartbeat_ms = welcome.heartbeat_ms as f64;
-        c.idle_timeout_ms = welcome.idle_timeout_ms as f64;
-    }
     let long_gap = lost_at.is_some_and(|t| crate::motion::now_ms() - t > SNAP_AFTER_GAP_MS);
     let caught_up = frames
         .iter()

@@ -20,9 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How long a stopping server waits for open requests before it exits anyway.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -33,6 +30,8 @@ pub struct AppState {
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
     pub heartbeat: socket::Heartbeat,
+    /// Clients told of a restart reconnect at a random moment within this.
+    pub reconnect_spread: Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -56,7 +55,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Opens the store, binds the listener, starts the demo feed if configured, and serves until
-/// SIGINT/SIGTERM.
+/// SIGINT/SIGTERM. Then it stops accepting, tells every socket to reconnect later (each with
+/// its own random delay) and closes it, lets open requests finish, closes the store, and is
+/// gone within `shutdown_grace` of the signal.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?);
@@ -70,31 +71,48 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         boards,
         shutdown,
         heartbeat: config.heartbeat(),
+        reconnect_spread: Duration::from_secs(config.reconnect_spread),
     };
+    let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let expiry = tokio::spawn(expire_entities(hub.clone()));
     let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
     let mut stopping = stop.subscribe();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown({
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.set(tokio::time::Instant::now());
+            let _ = stop.send(true);
+        }
     });
     let deadline = async {
         let _ = stopping.wait_for(|stop| *stop).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     tokio::select! {
         served = server => served?,
-        _ = deadline => tracing::warn!("open requests did not finish in {SHUTDOWN_GRACE:?}; exiting"),
+        _ = deadline => tracing::warn!("open requests did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
     reloading.abort();
     if let Some(demo) = demo {
         demo.abort();
     }
-    let _ = store.close().await;
+    // The store gets what is left of the grace, and at least a second; acknowledged writes
+    // are committed already, so cutting it short loses none.
+    let left = signalled
+        .get()
+        .map_or(grace, |at: &tokio::time::Instant| {
+            grace.saturating_sub(at.elapsed())
+        })
+        .max(Duration::from_secs(1));
+    if tokio::time::timeout(left, store.close()).await.is_err() {
+        tracing::warn!("the store did not close in {left:?}; exiting");
+    }
     Ok(())
 }
 

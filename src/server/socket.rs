@@ -89,6 +89,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         boards: library,
         mut shutdown,
         heartbeat,
+        reconnect_spread,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
@@ -148,7 +149,16 @@ async fn serve(socket: WebSocket, state: AppState) {
             session.hub.metrics().idle_closed.inc();
             Some(CloseFrame { code: close_code::AWAY, reason: "no heartbeat".into() })
         }
-        _ = closing => Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() }),
+        _ = closing => {
+            // Each client gets its own delay, so a restart does not bring every screen
+            // back in the same instant.
+            let spread = reconnect_spread.as_millis() as u64;
+            let frame = encode(&ServerFrame::Restarting {
+                reconnect_in_ms: fastrand::u64(0..spread.max(1)),
+            });
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(frame))).await;
+            Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
+        }
     };
     if let Some(close) = close {
         if close.code == close_code::AGAIN {
