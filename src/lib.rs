@@ -27,7 +27,8 @@
 //! - [`hub`]: topics, their history, and the fan-out of events to connections.
 //! - [`metrics`]: the figures `/metrics` reports.
 //! - [`store`]: durable topics in SQLite, written with group commit.
-//! - [`server`]: the axum router: pages, `/ws`, `/api/v1`, `/healthz`.
+//! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
+//!   `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //!
 //! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,

@@ -1,5 +1,5 @@
-//! Failures a wall screen lives through, against the real server: peers that go silent, and
-//! a server restarted under load.
+//! Failures a wall screen lives through, against the real server: peers that go silent, a
+//! server restarted under load, and networks that need the event stream.
 
 mod support;
 
@@ -260,3 +260,127 @@ async fn a_restart_under_steady_load_loses_and_repeats_nothing_at_any_subscriber
         assert!(seen.restart_delays[0] < 1_000);
     }
 }
+
+/// One Server-Sent Events stream, read message by message.
+struct EventStream {
+    response: reqwest::Response,
+    buffered: String,
+}
+
+/// A message of the stream: its id, if it had one, and its frame.
+struct SseMessage {
+    id: Option<String>,
+    frame: ServerFrame,
+}
+
+impl EventStream {
+    async fn open(server: &Server, query: &str, last_event_id: Option<&str>) -> EventStream {
+        let mut request = reqwest::Client::new().get(format!("http://{}/sse?{query}", server.addr));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        EventStream {
+            response,
+            buffered: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> SseMessage {
+        loop {
+            if let Some((message, rest)) = self.buffered.split_once("\n\n") {
+                let (message, rest) = (message.to_owned(), rest.to_owned());
+                self.buffered = rest;
+                let field = |name: &str| {
+                    message
+                        .lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .map(|value| value.trim_start().to_owned())
+                };
+                let Some(data) = field("data:") else { continue };
+                return SseMessage {
+                    id: field("id:"),
+                    frame: serde_json::from_str(&data).unwrap(),
+                };
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
+                .await
+                .expect("a message within 5 s")
+                .unwrap()
+                .expect("the stream is open");
+            self.buffered.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_resumes_exactly_from_its_last_event_id() {
+    let server = Server::start(&[]);
+    server.set("sse:a", "x", 1).await;
+    server.set("sse:b", "y", 0).await;
+    let mut stream = EventStream::open(&server, "topics=sse:a,sse:b", None).await;
+    assert!(matches!(stream.next().await.frame, ServerFrame::Welcome(_)));
+    let mut last_id = None;
+    let mut snapshots = 0;
+    while snapshots < 2 {
+        let message = stream.next().await;
+        if let ServerFrame::Snapshot(_) = message.frame {
+            snapshots += 1;
+            last_id = message.id;
+        }
+    }
+    for n in 2..=4 {
+        server.set("sse:a", "x", n).await;
+        let message = stream.next().await;
+        assert!(matches!(message.frame, ServerFrame::Event(_)));
+        last_id = message.id;
+    }
+    let last_id = last_id.unwrap();
+    assert!(
+        last_id.contains("sse:a=") && last_id.contains("sse:b="),
+        "{last_id}"
+    );
+    drop(stream);
+
+    // Missed while away: two events on one topic, one on the other.
+    server.set("sse:a", "x", 5).await;
+    server.set("sse:a", "x", 6).await;
+    server.set("sse:b", "y", 1).await;
+    let mut stream = EventStream::open(&server, "topics=sse:a,sse:b", Some(&last_id)).await;
+    let mut missed = Vec::new();
+    let mut resumed = 0;
+    while resumed < 2 {
+        match stream.next().await.frame {
+            ServerFrame::Event(event) => missed.push((event.topic, event.offset)),
+            ServerFrame::Resumed(_) => resumed += 1,
+            ServerFrame::Welcome(_) => {}
+            other => panic!("expected only the missed events, got {other:?}"),
+        }
+    }
+    missed.sort();
+    assert_eq!(
+        missed,
+        [
+            ("sse:a".into(), 5),
+            ("sse:a".into(), 6),
+            ("sse:b".into(), 2)
+        ]
+    );
+
+    let (status, body) = server.get("/sse").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("nothing_to_follow"))
+    );
+    let (status, body) = server.get("/sse?topics=sse:a&from=sse:a=oops").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_position"))
+    );
+}
+

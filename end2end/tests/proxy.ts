@@ -1,12 +1,15 @@
 // A TCP proxy between the browser and a server, for fault tests: it can blackhole the
 // connections it carries — keep them open but let nothing through either way, as a Wi-Fi
-// access point or a proxy that loses a connection without a word does.
+// access point or a proxy that loses a connection without a word does — and it can refuse
+// WebSocket handshakes, as some corporate proxies do.
 import { createConnection, createServer, type Server as NetServer, type Socket } from "node:net";
 
 export interface Proxy {
   url: string;
   /** Stops forwarding on every connection open now; connections made later pass. */
   blackhole(): void;
+  /** Answers `GET /ws` with 403 instead of passing it on, until set back to false. */
+  refuseWebSocket: boolean;
   close(): Promise<void>;
 }
 
@@ -19,7 +22,16 @@ export async function startProxy(target: string): Promise<Proxy> {
     open.add(pair);
     // Data that arrives on a blackholed connection is read and dropped, so neither end ever
     // sees a close, a reset or back-pressure: only silence.
-    client.on("data", (chunk) => pair.holed || upstream.write(chunk));
+    let first = true;
+    client.on("data", (chunk) => {
+      if (first && proxy.refuseWebSocket && chunk.toString("latin1").startsWith("GET /ws")) {
+        client.end("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        upstream.destroy();
+        return;
+      }
+      first = false;
+      pair.holed || upstream.write(chunk);
+    });
     upstream.on("data", (chunk) => pair.holed || client.write(chunk));
     const end = () => {
       open.delete(pair);
@@ -33,8 +45,9 @@ export async function startProxy(target: string): Promise<Proxy> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address() as { port: number };
-  return {
+  const proxy: Proxy = {
     url: `http://127.0.0.1:${address.port}`,
+    refuseWebSocket: false,
     blackhole() {
       for (const pair of open) pair.holed = true;
     },
@@ -46,4 +59,5 @@ export async function startProxy(target: string): Promise<Proxy> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return proxy;
 }

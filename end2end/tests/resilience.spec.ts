@@ -77,3 +77,44 @@ test("a connection blackholed past the idle timeout is noticed and replaced, and
     await server.stop();
   }
 });
+
+test("where WebSocket is refused the board follows over SSE, then goes back to WebSocket when it can", async ({
+  page,
+}) => {
+  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const proxy = await startProxy(server.url);
+  proxy.refuseWebSocket = true;
+  try {
+    await server.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 100 }]);
+    const sockets = recordSockets(page);
+    await page.goto(`${proxy.url}/b/demo`);
+    const status = page.locator(".connection");
+    const signups = page.locator('.counter[data-entity="signups"] .counter-value');
+    await expect(status).toHaveAttribute("data-transport", "sse", { timeout: 15_000 });
+    await expect(status).toHaveAttribute("data-status", "live");
+    await expect(status).toContainText("SSE");
+    await expect(signups).toHaveAttribute("data-value", "100");
+    expect(sockets.every((frames) => frames.length === 0)).toBe(true);
+    await page.evaluate(() => ((window as any).samePage = true));
+
+    // Live over the event stream, board changes included.
+    await server.publish("metric:kpis", [{ op: "incr", entity_id: "signups", by: 5 }]);
+    await expect(signups).toHaveAttribute("data-value", "105");
+    await expect(page.locator(".board-header .presence")).toContainText("1 viewer");
+
+    // The network lets WebSocket through again: the page notices on its next try.
+    proxy.refuseWebSocket = false;
+    await expect(status).toHaveAttribute("data-transport", "websocket", { timeout: 10_000 });
+    await expect(status).toHaveAttribute("data-status", "live");
+    await server.publish("metric:kpis", [{ op: "incr", entity_id: "signups", by: 1 }]);
+    await expect(signups).toHaveAttribute("data-value", "106");
+    expect(await page.evaluate(() => (window as any).samePage)).toBe(true);
+    // The switch resumed from where the stream left off rather than starting over.
+    const open = sockets.find((frames) => frames.length > 0)!;
+    expect(open.some((f: any) => f.type === "resumed" && f.topic === "metric:kpis")).toBe(true);
+    expect(open.some((f: any) => f.type === "snapshot" && f.topic === "metric:kpis")).toBe(false);
+  } finally {
+    await proxy.close();
+    await server.stop();
+  }
+});

@@ -48,6 +48,23 @@ impl ConnectionStatus {
     }
 }
 
+/// What carries the board's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    /// Server-Sent Events (`/sse`), when the network refuses WebSocket.
+    EventStream,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::EventStream => "sse",
+        }
+    }
+}
+
 /// One topic as the browser holds it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TopicView {
@@ -101,6 +118,7 @@ pub enum Applied {
 #[derive(Clone, Copy)]
 pub struct Live {
     pub status: RwSignal<ConnectionStatus>,
+    pub transport: RwSignal<Transport>,
     pub presence: RwSignal<PresenceView>,
     /// True while the page applies a backlog (a snapshot, a long reconnect): widgets jump to
     /// the new state instead of animating every step of it.
@@ -127,6 +145,7 @@ impl Live {
             .collect();
         Self {
             status: RwSignal::new(ConnectionStatus::Connecting),
+            transport: RwSignal::new(Transport::WebSocket),
             presence: RwSignal::new(PresenceView::default()),
             snap: RwSignal::new(false),
             board: RwSignal::new(board),

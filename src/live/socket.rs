@@ -1,4 +1,5 @@
-//! The browser's WebSocket connection to `/ws` (hydrate only).
+//! The browser's connection to the server (hydrate only): a WebSocket to `/ws`, or, where
+//! the network refuses WebSocket, Server-Sent Events from `/sse`.
 //!
 //! It never gives up: after a drop it retries with exponential backoff and full jitter
 //! (a random delay up to 1 s, 2 s, 4 s … capped at 30 s), and at once when the browser comes
@@ -12,13 +13,19 @@
 //! A server that is stopping says when to come back (`restarting`): the page's first retry
 //! waits that long instead of its own random backoff.
 //!
+//! Fallback: after [`SSE_AFTER_FAILURES`] WebSocket handshakes in a row fail without ever
+//! opening (a proxy that refuses the upgrade), the page follows the board over `/sse` from the
+//! positions it holds; the `EventSource` resumes by itself after drops (`Last-Event-ID`). Every
+//! two heartbeats the page tries a WebSocket again, and on the first that opens it goes back to
+//! it. The connection badge says which transport is live.
+//!
 //! Heartbeats: the page sends `ping` at the server's heartbeat rate (from `welcome`), and a
 //! connection it has heard nothing on (no frame, no pong) for the server's idle timeout is
 //! taken for dead, dropped without waiting for TCP to agree, and replaced. A watchdog tick
 //! that comes late (the tab was hidden and its timers throttled, or the machine slept) does
 //! not count the silence it slept through against the connection.
 
-use super::{Applied, ConnectionStatus, Live};
+use super::{Applied, ConnectionStatus, Live, Transport};
 use crate::protocol::{ClientFrame, ServerFrame, TopicRequest};
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -26,7 +33,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use web_sys::{CloseEvent, EventSource, MessageEvent, WebSocket};
 
 const FIRST_RETRY_CAP_MS: f64 = 1_000.0;
 const MAX_RETRY_CAP_MS: f64 = 30_000.0;
@@ -42,6 +49,8 @@ const WATCH_TICK: Duration = Duration::from_secs(1);
 /// Until the server's welcome says otherwise (Leptos.toml's defaults).
 const DEFAULT_HEARTBEAT_MS: f64 = 15_000.0;
 const DEFAULT_IDLE_TIMEOUT_MS: f64 = 45_000.0;
+/// WebSocket handshakes that fail in a row (never opening) before the page falls back to SSE.
+pub const SSE_AFTER_FAILURES: u32 = 3;
 
 /// Opens the board's connection and keeps it open for the life of the page.
 pub fn connect(live: Live, board: &str) {
@@ -61,6 +70,11 @@ pub fn connect(live: Live, board: &str) {
         heartbeat_ms: DEFAULT_HEARTBEAT_MS,
         idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
         restart_in_ms: None,
+        ws_opened: false,
+        handshake_failures: 0,
+        source: None,
+        source_handlers: None,
+        probe_scheduled: false,
     }));
     open(&connection);
     {
@@ -107,6 +121,20 @@ struct Connection {
     /// When a stopping server said to come back, in ms from the close; used for the first
     /// retry instead of the usual backoff.
     restart_in_ms: Option<f64>,
+    /// Whether the current WebSocket ever opened, and how many in a row did not.
+    ws_opened: bool,
+    handshake_failures: u32,
+    /// The event stream, while the page is on the SSE fallback.
+    source: Option<EventSource>,
+    source_handlers: Option<SourceHandlers>,
+    /// Whether a WebSocket attempt is already planned while on SSE.
+    probe_scheduled: bool,
+}
+
+struct SourceHandlers {
+    _open: Closure<dyn FnMut()>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _error: Closure<dyn FnMut()>,
 }
 
 struct Handlers {
@@ -128,7 +156,11 @@ fn socket_url() -> String {
 }
 
 fn open(connection: &Shared) {
-    connection.borrow_mut().retry = None;
+    {
+        let mut c = connection.borrow_mut();
+        c.retry = None;
+        c.ws_opened = false;
+    }
     let socket = match WebSocket::new(&socket_url()) {
         Ok(socket) => socket,
         Err(_) => return retry_later(connection),
@@ -162,7 +194,14 @@ fn open(connection: &Shared) {
 }
 
 fn opened(connection: &Shared) {
-    connection.borrow_mut().heard_at = crate::motion::now_ms();
+    {
+        let mut c = connection.borrow_mut();
+        c.heard_at = crate::motion::now_ms();
+        c.ws_opened = true;
+        c.handshake_failures = 0;
+    }
+    // A WebSocket that opens while the page is on SSE takes over from it.
+    close_source(connection);
     let c = connection.borrow();
     let Some(socket) = &c.socket else { return };
     send(
@@ -178,14 +217,33 @@ fn opened(connection: &Shared) {
         },
     );
     c.live.status.set(ConnectionStatus::Live);
+    c.live.transport.set(Transport::WebSocket);
     drop(c);
     connection.borrow_mut().failures = 0;
 }
 
 fn closed(connection: &Shared) {
-    {
+    let fall_back = {
         let mut c = connection.borrow_mut();
         c.socket = None;
+        if c.source.is_some() {
+            // A WebSocket tried while on SSE failed: SSE carries on; try again later.
+            drop(c);
+            return probe_later(connection);
+        }
+        if c.ws_opened {
+            c.handshake_failures = 0;
+        } else {
+            c.handshake_failures += 1;
+        }
+        c.handshake_failures >= SSE_AFTER_FAILURES
+    };
+    if fall_back {
+        // The stream's welcome plans the next WebSocket try.
+        return open_source(connection);
+    }
+    {
+        let mut c = connection.borrow_mut();
         c.lost_at.get_or_insert_with(crate::motion::now_ms);
         let online = window().navigator().on_line();
         c.live.status.set(if online {
@@ -199,12 +257,140 @@ fn closed(connection: &Shared) {
     retry_later(connection);
 }
 
+/// Follows the board over `/sse` from the positions the page holds.
+fn open_source(connection: &Shared) {
+    let url = {
+        let c = connection.borrow();
+        let from: Vec<String> = c
+            .live
+            .subscriptions()
+            .into_iter()
+            .filter_map(|request| {
+                let at = request.resume?;
+                Some(format!("{}={}.{}", request.topic, at.epoch, at.offset))
+            })
+            .collect();
+        format!(
+            "/sse?board={}&from={}",
+            js_sys::encode_uri_component(&c.board),
+            js_sys::encode_uri_component(&from.join(","))
+        )
+    };
+    let source = match EventSource::new(&url) {
+        Ok(source) => source,
+        Err(_) => return retry_later(connection),
+    };
+    let on_open = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            let mut c = connection.borrow_mut();
+            c.heard_at = crate::motion::now_ms();
+            c.live.status.set(ConnectionStatus::Live);
+            c.live.transport.set(Transport::EventStream);
+        })
+    };
+    let on_message = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(text) = event.data().as_string() {
+                received(&connection, text);
+            }
+        })
+    };
+    // The EventSource reconnects by itself (from its last event id) unless the server
+    // refused it outright; then the page starts over with a WebSocket.
+    let on_error = {
+        let connection = connection.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            let refused = {
+                let c = connection.borrow();
+                c.live.status.set(ConnectionStatus::Reconnecting);
+                c.source
+                    .as_ref()
+                    .is_some_and(|s| s.ready_state() == EventSource::CLOSED)
+            };
+            if refused {
+                close_source(&connection);
+                retry_later(&connection);
+            }
+        })
+    };
+    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let mut c = connection.borrow_mut();
+    c.live.status.set(ConnectionStatus::Connecting);
+    c.source = Some(source);
+    c.source_handlers = Some(SourceHandlers {
+        _open: on_open,
+        _message: on_message,
+        _error: on_error,
+    });
+}
+
+/// Leaves SSE, if the page is on it, detaching its callbacks first.
+fn close_source(connection: &Shared) {
+    let source = {
+        let mut c = connection.borrow_mut();
+        c.source_handlers = None;
+        c.source.take()
+    };
+    if let Some(source) = source {
+        source.set_onopen(None);
+        source.set_onmessage(None);
+        source.set_onerror(None);
+        source.close();
+    }
+}
+
+/// While on SSE, tries a WebSocket again after two heartbeats.
+fn probe_later(connection: &Shared) {
+    let after = {
+        let mut c = connection.borrow_mut();
+        if c.probe_scheduled {
+            return;
+        }
+        c.probe_scheduled = true;
+        2.0 * c.heartbeat_ms
+    };
+    let connection = connection.clone();
+    set_timeout(
+        move || {
+            let due = {
+                let mut c = connection.borrow_mut();
+                c.probe_scheduled = false;
+                c.source.is_some() && c.socket.is_none()
+            };
+            if due {
+                open(&connection);
+            }
+        },
+        Duration::from_millis(after as u64),
+    );
+}
+
 /// Once a tick: pings when the heartbeat is due, and drops a connection that has gone silent.
 fn watch(connection: &Shared) {
     let now = crate::motion::now_ms();
     let mut c = connection.borrow_mut();
     let slept = now - c.watched_at > 2.0 * WATCH_TICK.as_millis() as f64;
     c.watched_at = now;
+    let streaming = c
+        .source
+        .as_ref()
+        .is_some_and(|s| s.ready_state() == EventSource::OPEN);
+    if streaming {
+        // The server sends a pong every heartbeat down the stream; a stream that stays quiet
+        // past the idle timeout is opened afresh from the page's positions.
+        if !slept && now - c.heard_at > c.idle_timeout_ms {
+            drop(c);
+            close_source(connection);
+            open_source(connection);
+        } else if slept {
+            c.heard_at = now;
+        }
+        return;
+    }
     let open = c
         .socket
         .as_ref()
@@ -298,6 +484,12 @@ fn received(connection: &Shared, text: String) {
         ServerFrame::Welcome(welcome) => {
             c.heartbeat_ms = welcome.heartbeat_ms as f64;
             c.idle_timeout_ms = welcome.idle_timeout_ms as f64;
+            if c.source.is_some() {
+                // On SSE, now that the heartbeat is known: plan the next WebSocket try.
+                drop(c);
+                probe_later(connection);
+                c = connection.borrow_mut();
+            }
         }
         ServerFrame::Restarting { reconnect_in_ms } => {
             c.restart_in_ms = Some(*reconnect_in_ms as f64);
@@ -368,6 +560,16 @@ fn flush(connection: &Shared) {
     fresh.sort();
     fresh.dedup();
     dropped.retain(|topic| !live.reads(topic));
+    let on_source = connection.borrow().source.is_some();
+    if on_source {
+        // The stream cannot take requests; the server follows the board itself. A topic
+        // whose events skipped is fetched again by opening the stream afresh.
+        if !fresh.is_empty() {
+            close_source(connection);
+            open_source(connection);
+        }
+        return;
+    }
     let connection = connection.borrow();
     let Some(socket) = &connection.socket else {
         return;

@@ -93,7 +93,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -102,7 +102,7 @@ impl ApiError {
         }
     }
 
-    fn field(mut self, field: impl Into<String>) -> Self {
+    pub(super) fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
@@ -114,7 +114,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
+pub(super) fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
     check_name(topic).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_topic", e.to_string()).field(field)
     })

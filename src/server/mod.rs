@@ -2,7 +2,9 @@
 //! health check, and the listener that runs it until a shutdown signal.
 
 pub mod api;
+mod session;
 pub mod socket;
+mod sse;
 
 use crate::app::{shell, App};
 use crate::boards::library::{Library, POLL};
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let boards = state.boards.clone();
     Router::new()
         .route("/ws", get(socket::upgrade))
+        .route("/sse", get(sse::stream))
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes())

@@ -1,29 +1,23 @@
-//! `GET /ws`: one task per WebSocket connection. It decodes client frames, answers them, and
-//! writes the connection's queue to the socket. A [`Session`] owns the connection's
-//! subscriptions and board memberships and releases all of them when dropped, which happens
-//! on every way out of the task: a close, an error, a dead socket, a lagging reader, a peer
-//! silent past the idle timeout, shutdown.
+//! `GET /ws`: one task per WebSocket connection. It hands client frames to the connection's
+//! [`Session`] and writes the connection's queue to the socket, until a close, an error, a
+//! dead socket, a lagging reader, a peer silent past the idle timeout, or shutdown.
 //!
 //! Heartbeats: the server pings every `heartbeat`; anything from the peer (a frame, or the
 //! pong every WebSocket answers a ping with) counts as hearing from it. A peer that stays
 //! silent past `idle_timeout` (a laptop closed, a proxy that dropped the connection without a
 //! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
+use super::session::Session;
 use super::AppState;
-use crate::boards::library::Library;
-use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
+use crate::hub::outbox::Inbox;
 use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
-use crate::hub::{ConnectionId, Hub, PublishError};
-use crate::ops::Publish;
-use crate::protocol::{Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, ServerFrame, Welcome};
+use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, Welcome};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest frame a client may send.
@@ -93,15 +87,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
-    hub.metrics().connections.inc();
-    let mut session = Session {
-        hub,
-        library,
-        id,
-        outbox,
-        topics: HashSet::new(),
-        boards: HashSet::new(),
-    };
+    let mut session = Session::new(hub, library, id, outbox);
     let (mut sink, mut stream) = socket.split();
     session
         .reply(ServerFrame::Welcome(Welcome {
@@ -222,125 +208,6 @@ async fn write_queue(
         tokio::select! {
             sent = send => sent.ok()?,
             _ = lagged.notified() => return lagging(),
-        }
-    }
-}
-
-/// One connection's view of the hub.
-struct Session {
-    hub: Arc<Hub>,
-    library: Arc<Library>,
-    id: ConnectionId,
-    outbox: Outbox,
-    topics: HashSet<String>,
-    boards: HashSet<String>,
-}
-
-impl Session {
-    async fn handle(&mut self, text: &str) {
-        let frame = match ClientFrame::decode(text) {
-            Ok(frame) => frame,
-            Err(error) => return self.error(error).await,
-        };
-        match frame {
-            ClientFrame::Subscribe { topics } => {
-                for request in topics {
-                    // Subscribing again restarts the topic from the given position.
-                    let had = self.topics.remove(&request.topic);
-                    self.hub.unsubscribe(self.id, &request.topic);
-                    let has =
-                        self.hub
-                            .subscribe(self.id, &self.outbox, &request.topic, request.resume);
-                    if has {
-                        self.topics.insert(request.topic);
-                    }
-                    match (had, has) {
-                        (false, true) => self.hub.metrics().subscriptions.inc(),
-                        (true, false) => self.hub.metrics().subscriptions.dec(),
-                        _ => 0,
-                    };
-                }
-            }
-            ClientFrame::Unsubscribe { topics } => {
-                for topic in topics {
-                    self.hub.unsubscribe(self.id, &topic);
-                    if self.topics.remove(&topic) {
-                        self.hub.metrics().subscriptions.dec();
-                    }
-                }
-            }
-            ClientFrame::Join { board } => {
-                // Joined first, read second: a change in between reaches this page as a
-                // frame of its own, and the page keeps whichever has the higher revision.
-                self.hub.join(&board, self.id, &self.outbox);
-                if let Some(view) = self.library.get(&board) {
-                    let name = board.clone();
-                    self.reply(ServerFrame::Board(BoardFrame { name, view }))
-                        .await;
-                }
-                self.boards.insert(board);
-            }
-            ClientFrame::Leave { board } => {
-                self.hub.leave(&board, self.id);
-                self.boards.remove(&board);
-            }
-            ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
-            ClientFrame::Publish(publish) => {
-                let reference = publish.reference.clone();
-                let batch = (
-                    publish.topic,
-                    Publish {
-                        ops: publish.ops,
-                        user_id: publish.user_id,
-                        trace_id: publish.trace_id,
-                    },
-                )
-                    .into();
-                let answer = match self.hub.publish(batch, None).await {
-                    Ok((mut answer, _)) => ServerFrame::Ack(Ack {
-                        reference,
-                        published: answer.results.swap_remove(0),
-                    }),
-                    Err(e) => {
-                        let code = match e {
-                            PublishError::Refused { .. } => ErrorCode::OpRefused,
-                            PublishError::TooManyOps => ErrorCode::InvalidFrame,
-                            _ => ErrorCode::StoreUnavailable,
-                        };
-                        let mut error = ErrorFrame::new(code, e.to_string());
-                        error.reference = reference;
-                        ServerFrame::Error(error)
-                    }
-                };
-                self.reply(answer).await;
-            }
-        }
-    }
-
-    async fn reply(&self, frame: ServerFrame) {
-        self.send(encode(&frame)).await;
-    }
-
-    async fn error(&self, error: ErrorFrame) {
-        self.reply(ServerFrame::Error(error)).await;
-    }
-
-    async fn send(&self, frame: EncodedFrame) {
-        // Waiting here only slows this connection's own reading, never the hub.
-        let _ = self.outbox.push(frame).await;
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let metrics = self.hub.metrics();
-        metrics.connections.dec();
-        metrics.subscriptions.dec_by(self.topics.len() as i64);
-        for topic in &self.topics {
-            self.hub.unsubscribe(self.id, topic);
-        }
-        for board in &self.boards {
-            self.hub.leave(board, self.id);
         }
     }
 }

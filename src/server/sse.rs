@@ -1,0 +1,268 @@
+//! `GET /sse`: the frames of `/ws`, as Server-Sent Events, for networks whose proxies block
+//! WebSocket. The stream cannot carry the client's frames, so the address says what to
+//! follow, and the server does what the client would: it joins the board, subscribes to every
+//! topic the board reads, and follows the board's file as it changes.
+//!
+//! - `board=ops`: the board's definition, its presence, and its topics;
+//! - `topics=metric:kpis,feed:activity`: more topics, or topics without a board;
+//! - `from=metric:kpis=1763805600000.1291,…`: positions to resume from, as in `subscribe`.
+//!
+//! Every `snapshot` and `event` message carries `id:` with the position of every topic the
+//! stream follows, in that same form, so the `Last-Event-ID` an `EventSource` sends on its own
+//! reconnects (it takes precedence over `from`) resumes each topic exactly. A `pong` goes out
+//! every heartbeat so a client can tell a quiet stream from a dead one.
+
+use super::api::{topic_name, ApiError};
+use super::session::Session;
+use super::AppState;
+use crate::hub::outbox::{EncodedFrame, Inbox};
+use crate::hub::presence::viewer_id;
+use crate::hub::topic::encode;
+use crate::protocol::{Position, ServerFrame, TopicRequest, Welcome};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Deserialize)]
+pub struct Follow {
+    board: Option<String>,
+    topics: Option<String>,
+    from: Option<String>,
+}
+
+/// Each followed topic's position, as an event id carries it.
+type Positions = BTreeMap<String, Position>;
+
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(follow): Query<Follow>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if let Some(board) = &follow.board {
+        topic_name(board, "board")?;
+    }
+    let extra: Vec<String> = follow
+        .topics
+        .iter()
+        .flat_map(|list| list.split(','))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for topic in &extra {
+        topic_name(topic, "topics")?;
+    }
+    if follow.board.is_none() && extra.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "nothing_to_follow",
+            "name a board (board=ops), topics (topics=metric:kpis,feed:activity), or both",
+        ));
+    }
+    let last_event_id = headers.get("last-event-id").and_then(|id| id.to_str().ok());
+    let resume_from = last_event_id.or(follow.from.as_deref()).unwrap_or("");
+    let positions = parse_positions(resume_from).map_err(|message| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_position", message).field("from")
+    })?;
+
+    let AppState {
+        hub,
+        boards: library,
+        shutdown,
+        heartbeat,
+        reconnect_spread,
+        ..
+    } = state;
+    let (id, outbox, inbox) = hub.connect();
+    let mut session = Session::new(hub, library.clone(), id, outbox);
+    session
+        .reply(ServerFrame::Welcome(Welcome {
+            connection: viewer_id(id),
+            server: env!("CARGO_PKG_VERSION").into(),
+            heartbeat_ms: heartbeat.interval.as_millis() as u64,
+            idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
+        }))
+        .await;
+    let mut wanted = extra.clone();
+    if let Some(board) = &follow.board {
+        session.join(board.clone()).await;
+        let reads = library.get(board).and_then(|v| v.board).map(|b| b.topics());
+        wanted.extend(reads.unwrap_or_default());
+    }
+    let mut followed = Followed {
+        session,
+        extra,
+        positions: Positions::new(),
+    };
+    followed.follow(wanted, &positions);
+
+    let ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat.interval,
+        heartbeat.interval,
+    );
+    let streaming = Streaming {
+        followed,
+        inbox,
+        stopping: shutdown,
+        ping,
+        reconnect_spread,
+        done: false,
+    };
+    let events = futures_util::stream::unfold(streaming, |mut streaming| async move {
+        let event = streaming.next().await?;
+        Some((Ok(event), streaming))
+    });
+    Ok(Sse::new(events))
+}
+
+/// Everything one stream needs between two messages; dropping it (the client left) drops the
+/// session and with it every subscription.
+struct Streaming {
+    followed: Followed,
+    inbox: Inbox,
+    stopping: watch::Receiver<bool>,
+    ping: tokio::time::Interval,
+    reconnect_spread: Duration,
+    done: bool,
+}
+
+impl Streaming {
+    /// The next message, or `None` to end the stream.
+    async fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            // Too slow: end the stream; the client's EventSource reconnects by itself, from
+            // its last id.
+            _ = self.inbox.lagged.notified() => None,
+            _ = self.stopping.wait_for(|stop| *stop) => {
+                self.done = true;
+                let spread = self.reconnect_spread.as_millis() as u64;
+                let delay = fastrand::u64(0..spread.max(1));
+                let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
+                // `retry` is how long an EventSource waits before it reconnects.
+                Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
+            }
+            frame = self.inbox.frames.recv() => Some(self.followed.event(&frame?)),
+            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+        }
+    }
+}
+
+/// The stream's side of a [`Session`]: which topics it follows because the address named
+/// them, and where each followed topic stands.
+struct Followed {
+    session: Session,
+    extra: Vec<String>,
+    positions: Positions,
+}
+
+impl Followed {
+    /// Subscribes to `topics` not followed yet, resuming from `from` where it has them.
+    fn follow(&mut self, topics: Vec<String>, from: &Positions) {
+        let requests = topics
+            .into_iter()
+            .filter(|t| !self.session.follows(t))
+            .map(|topic| TopicRequest {
+                resume: from.get(&topic).copied(),
+                topic,
+            })
+            .collect();
+        self.session.subscribe(requests);
+    }
+
+    /// The message for one queued frame; a board frame also moves the subscriptions to the
+    /// topics the board reads now.
+    fn event(&mut self, frame: &EncodedFrame) -> Event {
+        let event = Event::default().data(frame.as_str());
+        match serde_json::from_str::<ServerFrame>(frame.as_str()) {
+            Ok(ServerFrame::Snapshot(s)) => self.moved(s.topic, s.epoch, s.offset, event),
+            Ok(ServerFrame::Event(e)) => self.moved(e.topic, e.epoch, e.offset, event),
+            Ok(ServerFrame::Board(board)) => {
+                if let Some(reads) = board.view.board.map(|b| b.topics()) {
+                    let dropped: Vec<String> = self
+                        .positions
+                        .keys()
+                        .filter(|t| !reads.contains(t) && !self.extra.contains(t))
+                        .cloned()
+                        .collect();
+                    self.session.unsubscribe(&dropped);
+                    for topic in &dropped {
+                        self.positions.remove(topic);
+                    }
+                    self.follow(reads, &Positions::new());
+                }
+                event
+            }
+            _ => event,
+        }
+    }
+
+    fn moved(&mut self, topic: String, epoch: u64, offset: u64, event: Event) -> Event {
+        self.positions.insert(topic, Position { epoch, offset });
+        event.id(format_positions(&self.positions))
+    }
+}
+
+/// `metric:kpis=1763805600000.1291,feed:activity=1763805600000.88`
+pub fn format_positions(positions: &Positions) -> String {
+    positions
+        .iter()
+        .map(|(topic, p)| format!("{topic}={}.{}", p.epoch, p.offset))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn parse_positions(text: &str) -> Result<Positions, String> {
+    let mut positions = Positions::new();
+    for item in text.split(',').filter(|i| !i.is_empty()) {
+        let parsed = item.rsplit_once('=').and_then(|(topic, at)| {
+            let (epoch, offset) = at.split_once('.')?;
+            Some((
+                topic.to_owned(),
+                Position {
+                    epoch: epoch.parse().ok()?,
+                    offset: offset.parse().ok()?,
+                },
+            ))
+        });
+        let Some((topic, position)) = parsed else {
+            return Err(format!(
+                "`{item}` is not a position: write topic=epoch.offset, e.g. metric:kpis=1763805600000.1291"
+            ));
+        };
+        positions.insert(topic, position);
+    }
+    Ok(positions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_through_an_event_id() {
+        let positions = parse_positions("metric:kpis=17.1291,feed:a-b_c.d=17.88").unwrap();
+        assert_eq!(
+            positions["feed:a-b_c.d"],
+            Position {
+                epoch: 17,
+                offset: 88
+            }
+        );
+        assert_eq!(
+            format_positions(&positions),
+            "feed:a-b_c.d=17.88,metric:kpis=17.1291"
+        );
+        assert!(parse_positions("").unwrap().is_empty());
+        assert!(parse_positions("metric:kpis=17").is_err());
+        assert!(parse_positions("metric:kpis").is_err());
+    }
+}
