@@ -1,9 +1,10 @@
 //! Failures a wall screen lives through, against the real server: peers that go silent, a
-//! server restarted under load, and networks that need the event stream.
+//! server restarted under load, networks that need the event stream, a client flooding the
+//! server with garbage.
 
 mod support;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use pulseboard::protocol::{Position, ServerFrame};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -384,3 +385,59 @@ async fn the_event_stream_resumes_exactly_from_its_last_event_id() {
     );
 }
 
+#[tokio::test]
+async fn a_flood_of_invalid_frames_from_one_client_does_not_touch_the_others() {
+    const TOPIC: &str = "flood:t";
+    let server = Server::start(&[]);
+    server.set(TOPIC, "n", 0).await;
+    let mut watcher = server.connect().await;
+    subscribe(&mut watcher, TOPIC, None).await;
+    let ServerFrame::Snapshot(snapshot) = next(&mut watcher).await else {
+        panic!("expected a snapshot")
+    };
+
+    // One client sends garbage as fast as it can: bad JSON, unknown types, oversized names.
+    let mut flooder = server.connect().await;
+    let garbage = [
+        "{".to_owned(),
+        r#"{"type": "teleport"}"#.to_owned(),
+        json!({"type": "subscribe", "topics": [{"topic": "x".repeat(500)}]}).to_string(),
+        json!({"type": "publish", "topic": TOPIC, "ops": [{"op": "explode"}]}).to_string(),
+    ];
+    let flood = tokio::spawn(async move {
+        for n in 0..4_000 {
+            let frame = garbage[n % garbage.len()].clone();
+            if flooder.send(Message::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+        flooder
+    });
+
+    // Meanwhile the watcher gets every event, in order.
+    for n in 1..=50 {
+        server.set(TOPIC, "n", n).await;
+    }
+    for n in 1..=50 {
+        let frame = next(&mut watcher).await;
+        assert_eq!(support::event_offset(&frame), snapshot.offset + n);
+    }
+    let mut flooder = flood.await.unwrap();
+
+    // The flooder was answered with errors, not dropped, and still works.
+    let mut errors = 0;
+    loop {
+        match next(&mut flooder).await {
+            ServerFrame::Error(_) => errors += 1,
+            ServerFrame::Pong { id: Some(1) } => break,
+            _ => {}
+        }
+        if errors == 1 {
+            send(&mut flooder, json!({"type": "ping", "id": 1})).await;
+        }
+    }
+    assert!(errors >= 1);
+    // Nothing of the garbage reached the topic.
+    let (_, state) = server.get(&format!("/api/v1/topics/{TOPIC}")).await;
+    assert_eq!(state["offset"].as_u64(), Some(snapshot.offset + 50));
+}
