@@ -17,8 +17,10 @@ pub struct Metrics {
     pub events_published: Counter,
     /// Event frames queued to subscribers: one per event per subscriber.
     pub frames_queued: Counter,
-    /// Connections closed because they could not keep up.
+    /// Times a connection fell behind (its queue was full) on a topic or board.
     pub slow_consumers: Counter,
+    /// Times a connection that fell behind was caught up with one coalesced frame.
+    pub catch_ups: Counter,
     /// Connections closed because the peer stayed silent past the idle timeout.
     pub idle_closed: Counter,
     /// Time from a publish arriving at the hub to its events being queued, in seconds.
@@ -34,6 +36,7 @@ impl Default for Metrics {
         let frames_queued = Counter::default();
         let slow_consumers = Counter::default();
         let idle_closed = Counter::default();
+        let catch_ups = Counter::default();
         // 50 µs to about 1.6 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         registry.register(
@@ -58,8 +61,13 @@ impl Default for Metrics {
         );
         registry.register(
             "slow_consumers",
-            "Connections closed because they could not keep up",
+            "Times a connection fell behind on a topic or board because its queue was full",
             slow_consumers.clone(),
+        );
+        registry.register(
+            "catch_ups",
+            "Times a connection that fell behind was caught up with one coalesced frame",
+            catch_ups.clone(),
         );
         registry.register(
             "idle_closed",
@@ -78,6 +86,7 @@ impl Default for Metrics {
             events_published,
             frames_queued,
             slow_consumers,
+            catch_ups,
             idle_closed,
             publish_seconds,
         }

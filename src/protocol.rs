@@ -86,6 +86,10 @@ pub enum ServerFrame {
     Welcome(Welcome),
     /// The whole state of a topic at a position; replaces anything the client held for it.
     Snapshot(Snapshot),
+    /// Sent instead of a run of events to a connection that fell behind: the latest state of
+    /// every entity that changed after `from`, up to `offset`. A client at `from` applies it
+    /// and is at `offset`; any other client asks for a snapshot (subscribes again).
+    Coalesced(Coalesced),
     /// One change to a topic, in offset order.
     Event(Event),
     /// Sent after the missed events of a resumed topic: the client is now live at `offset`.
@@ -151,6 +155,18 @@ pub struct Snapshot {
     /// Every entity of the topic: `entity_id` → payload.
     #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Object>))]
     pub state: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Coalesced {
+    pub topic: String,
+    pub epoch: u64,
+    pub from: u64,
+    pub offset: u64,
+    /// Entities changed after `from`, with their payload now.
+    pub state: BTreeMap<String, Value>,
+    /// Entities deleted after `from` (and not written again).
+    pub deleted: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -260,9 +276,6 @@ pub enum ErrorCode {
     OpRefused,
     /// The server could not store a `publish`; nothing of it applied. Retry later.
     StoreUnavailable,
-    /// The server could not keep up with this connection; it will close it, and the client
-    /// resumes on reconnect.
-    SlowConsumer,
 }
 
 impl ErrorFrame {

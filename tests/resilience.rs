@@ -441,3 +441,95 @@ async fn a_flood_of_invalid_frames_from_one_client_does_not_touch_the_others() {
     let (_, state) = server.get(&format!("/api/v1/topics/{TOPIC}")).await;
     assert_eq!(state["offset"].as_u64(), Some(snapshot.offset + 50));
 }
+
+/// Applies a topic's frames as a screen does, checking that each follows on from the
+/// position before it, until `until`; returns the state and how many frames it took.
+async fn apply_until(socket: &mut support::Socket, until: u64) -> (serde_json::Value, u64) {
+    let mut state = serde_json::Map::new();
+    let (mut position, mut frames) = (None, 0);
+    while position != Some(until) {
+        frames += 1;
+        match next(socket).await {
+            ServerFrame::Snapshot(s) => {
+                state = s.state.into_iter().collect();
+                position = Some(s.offset);
+            }
+            ServerFrame::Event(e) => {
+                assert_eq!(Some(e.offset - 1), position, "an event follows on");
+                state.insert(e.entity_id, e.payload);
+                position = Some(e.offset);
+            }
+            ServerFrame::Coalesced(c) => {
+                assert_eq!(Some(c.from), position, "coalesced from where it stood");
+                for id in c.deleted {
+                    state.remove(&id);
+                }
+                state.extend(c.state);
+                position = Some(c.offset);
+            }
+            _ => panic!("unexpected frame"),
+        }
+    }
+    (serde_json::Value::Object(state), frames)
+}
+
+#[tokio::test]
+async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coalesced() {
+    const TOPIC: &str = "slow:t";
+    const EVENTS: u64 = 20_000;
+    let server = Server::start(&[("PULSEBOARD_QUEUE", "64")]);
+    let first = server.set(TOPIC, "e0", 0).await["offset"].as_u64().unwrap();
+    let until = first + EVENTS;
+    // Subscribes, then reads nothing while the events flow.
+    let mut stuck = server.connect().await;
+    subscribe(&mut stuck, TOPIC, None).await;
+    let mut reader = server.connect().await;
+    subscribe(&mut reader, TOPIC, None).await;
+    let reading = tokio::spawn(async move { (apply_until(&mut reader, until).await, reader) });
+
+    // About 1 KiB per event, 20 MiB in all: more than a stuck socket's buffers can hide.
+    let filler = "x".repeat(1000);
+    for batch in 0..EVENTS / 500 {
+        let ops: Vec<_> = (0..500)
+            .map(|n| {
+                let id = format!("e{}", (batch * 500 + n) % 50);
+                json!({"op": "set", "entity_id": id, "payload": {"n": batch * 500 + n, "pad": filler}})
+            })
+            .collect();
+        let response = server.publish(TOPIC, json!({ "ops": ops })).await;
+        assert_eq!(response.status(), 200);
+    }
+    let (_, now) = server.get(&format!("/api/v1/topics/{TOPIC}")).await;
+    assert_eq!(now["offset"].as_u64(), Some(until));
+    // The one that reads keeps up (a 500-event batch is more than its 64-frame queue, so it
+    // too may get some of it coalesced) and ends exactly at the topic's state.
+    let ((state, _), _reader) = tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .expect("the reading subscriber keeps up")
+        .unwrap();
+    assert!(state == now["state"], "the reader's state is the topic's");
+
+    // Now the stuck one reads: what its buffers held, then one frame with the latest state
+    // of what it missed, which lands it exactly where the topic is.
+    let (state, frames) = apply_until(&mut stuck, until).await;
+    assert!(
+        state == now["state"],
+        "the stuck subscriber's state is the topic's"
+    );
+    assert!(
+        frames < EVENTS / 2,
+        "{frames} frames for {EVENTS} events: the server kept what it could not send"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sample(&metrics, "pulseboard_catch_ups_total") >= 1.0);
+    assert_eq!(
+        sample(&metrics, "pulseboard_connections"),
+        2.0,
+        "nobody was dropped"
+    );
+}

@@ -499,7 +499,28 @@ impl Hub {
             name: name.to_owned(),
             view,
         }));
-        self.boards.lock().send(name, &frame);
+        self.boards.lock().show(name, frame);
+    }
+
+    /// Sends a connection that fell behind (its queue was full) what it missed on each topic
+    /// or board listed, coalesced; returns those it still cannot take.
+    pub fn catch_up(&self, connection: ConnectionId, behind: Vec<String>) -> Vec<String> {
+        let mut still = Vec::new();
+        for key in behind {
+            let caught = match key.strip_prefix(presence::BOARD_KEY) {
+                Some(board) => self.boards.lock().catch_up(board, connection),
+                None => {
+                    let slot = self.topics.lock().get(&key).cloned();
+                    slot.is_none_or(|slot| !slot.topic.lock().catch_up(connection))
+                }
+            };
+            if caught {
+                self.metrics.catch_ups.inc();
+            } else {
+                still.push(key);
+            }
+        }
+        still
     }
 
     /// Asks every open board page to reload itself within `within`; returns how many pages

@@ -1,8 +1,10 @@
 //! Who is viewing each board. A viewer is one open page (one connection) for now; joining
 //! and leaving send every viewer of the board the new list, encoded once. The same list of
-//! viewers receives the board's new definition when its file changes.
+//! viewers receives the board's new definition when its file changes. A viewer whose queue
+//! is full when either is sent falls behind on the board, and gets the board's current
+//! definition and viewers when it catches up.
 
-use super::outbox::{EncodedFrame, Outbox};
+use super::outbox::{EncodedFrame, Outbox, Pushed};
 use super::topic::encode;
 use super::ConnectionId;
 use crate::protocol::{Presence, ServerFrame, Viewer};
@@ -16,6 +18,19 @@ struct Member {
 #[derive(Default)]
 pub struct Boards {
     boards: HashMap<String, BTreeMap<ConnectionId, Member>>,
+    /// Each board's definition as last sent to its viewers, for one that missed it.
+    shown: HashMap<String, EncodedFrame>,
+}
+
+/// How a board a connection fell behind on is listed among its topics: no topic name has a
+/// space in it.
+pub const BOARD_KEY: &str = "board ";
+
+/// Offers a frame to a viewer; a full queue marks it behind on the board.
+fn offer(member: &Member, board: &str, frame: &EncodedFrame) {
+    if member.outbox.try_push(frame.clone()) == Pushed::Full {
+        member.outbox.fall_behind(&format!("{BOARD_KEY}{board}"));
+    }
 }
 
 /// The viewer id a connection has in presence frames.
@@ -53,12 +68,28 @@ impl Boards {
         }
     }
 
-    /// Sends a frame to every viewer of a board. A viewer whose queue is full is closed as too
-    /// slow, and gets the frame again when it rejoins.
-    pub fn send(&self, board: &str, frame: &EncodedFrame) {
+    /// Sends a board's new definition to every viewer of it.
+    pub fn show(&mut self, board: &str, frame: EncodedFrame) {
         for member in self.boards.get(board).into_iter().flat_map(|m| m.values()) {
-            member.outbox.try_push(frame.clone());
+            offer(member, board, &frame);
         }
+        self.shown.insert(board.to_owned(), frame);
+    }
+
+    /// Sends a viewer that fell behind on a board its current definition and viewers. False
+    /// if its queue is still too full.
+    pub fn catch_up(&self, board: &str, connection: ConnectionId) -> bool {
+        let Some(member) = self.boards.get(board).and_then(|m| m.get(&connection)) else {
+            return true;
+        };
+        if member.outbox.room() < 2 {
+            return false;
+        }
+        let shown = self.shown.get(board).cloned();
+        for frame in shown.into_iter().chain(self.presence(board)) {
+            member.outbox.try_push(frame);
+        }
+        true
     }
 
     /// Sends a frame to every viewer of every board, once per connection; returns how many
@@ -74,9 +105,26 @@ impl Boards {
     }
 
     fn announce(&mut self, board: &str, joined: Option<ConnectionId>, left: Option<ConnectionId>) {
-        let Some(members) = self.boards.get(board) else {
+        let Some(frame) = self.presence_frame(board, joined, left) else {
             return;
         };
+        for member in self.boards[board].values() {
+            offer(member, board, &frame);
+        }
+    }
+
+    /// The board's viewers now, as a frame; `None` if nobody views it.
+    fn presence(&self, board: &str) -> Option<EncodedFrame> {
+        self.presence_frame(board, None, None)
+    }
+
+    fn presence_frame(
+        &self,
+        board: &str,
+        joined: Option<ConnectionId>,
+        left: Option<ConnectionId>,
+    ) -> Option<EncodedFrame> {
+        let members = self.boards.get(board)?;
         let mut viewers: Vec<(&String, ConnectionId)> =
             members.iter().map(|(id, m)| (&m.since, *id)).collect();
         viewers.sort();
@@ -92,9 +140,6 @@ impl Boards {
             joined: joined.map(viewer_id),
             left: left.map(viewer_id),
         }));
-        // A viewer whose queue is full misses this list; it gets the next one, which is whole.
-        for member in members.values() {
-            member.outbox.try_push(frame.clone());
-        }
+        Some(frame)
     }
 }

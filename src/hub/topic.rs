@@ -3,14 +3,22 @@
 //!
 //! All of a topic's mutations happen under one lock held by the hub, and every event is queued
 //! to subscribers while that lock is held, so each subscriber sees offsets in order.
+//!
+//! A subscriber whose queue is full falls behind: the topic stops queueing its events and
+//! only notes which entities they touched. When the connection has written its queue out it
+//! asks to catch up, and gets one `coalesced` frame with the latest state of those entities
+//! (or a snapshot, if they grew past [`MAX_COALESCED`]) instead of the run of events.
 
 use super::apply::{Change, Entities};
-use super::outbox::{EncodedFrame, Outbox};
+use super::outbox::{EncodedFrame, Outbox, Pushed};
 use super::ConnectionId;
-use crate::protocol::{Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
+use crate::protocol::{Coalesced, Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
 use crate::store::{TopicRecord, TopicWrite};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// Past this many changed entities a subscriber that fell behind gets a snapshot instead.
+pub const MAX_COALESCED: usize = 10_000;
 
 /// Who wrote a change, copied into its events.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +37,20 @@ pub struct Topic {
     /// The newest events, oldest first, each encoded once.
     history: VecDeque<(u64, EncodedFrame)>,
     history_limit: usize,
-    subscribers: HashMap<ConnectionId, Outbox>,
+    subscribers: HashMap<ConnectionId, Subscriber>,
+}
+
+struct Subscriber {
+    outbox: Outbox,
+    behind: Option<Behind>,
+}
+
+/// What a subscriber that fell behind has not been sent.
+struct Behind {
+    /// The last offset it was sent.
+    from: u64,
+    /// The entities changed since; `None` once there were too many to list.
+    changed: Option<BTreeSet<String>>,
 }
 
 /// What a new subscriber is sent before live events.
@@ -161,11 +182,67 @@ impl Topic {
             Catchup::Snapshot(frame) => vec![frame],
             Catchup::Replay(frames) => frames,
         };
-        if frames.into_iter().all(|frame| outbox.try_push(frame)) {
-            self.subscribers.insert(connection, outbox.clone());
+        if frames
+            .into_iter()
+            .all(|frame| outbox.try_push(frame) == Pushed::Queued)
+        {
+            let subscriber = Subscriber {
+                outbox: outbox.clone(),
+                behind: None,
+            };
+            self.subscribers.insert(connection, subscriber);
             true
         } else {
             false
+        }
+    }
+
+    /// Sends a subscriber that fell behind what it missed, coalesced. Returns true if it is
+    /// still behind (its queue is full again).
+    pub fn catch_up(&mut self, connection: ConnectionId) -> bool {
+        let Some(subscriber) = self.subscribers.get_mut(&connection) else {
+            return false;
+        };
+        let Some(behind) = &subscriber.behind else {
+            return false;
+        };
+        let frame = match &behind.changed {
+            Some(changed) => {
+                let (mut state, mut deleted) = (BTreeMap::new(), Vec::new());
+                for id in changed {
+                    match self.state.get(id) {
+                        Some(payload) => {
+                            state.insert(id.clone(), payload.clone());
+                        }
+                        None => deleted.push(id.clone()),
+                    }
+                }
+                encode(&ServerFrame::Coalesced(Coalesced {
+                    topic: self.name.clone(),
+                    epoch: self.epoch,
+                    from: behind.from,
+                    offset: self.offset,
+                    state,
+                    deleted,
+                }))
+            }
+            None => encode(&ServerFrame::Snapshot(Snapshot {
+                topic: self.name.clone(),
+                epoch: self.epoch,
+                offset: self.offset,
+                state: self.state.clone(),
+            })),
+        };
+        match subscriber.outbox.try_push(frame) {
+            Pushed::Queued => {
+                subscriber.behind = None;
+                false
+            }
+            Pushed::Full => true,
+            Pushed::Closed => {
+                self.subscribers.remove(&connection);
+                false
+            }
         }
     }
 
@@ -214,6 +291,7 @@ impl Topic {
                 Some(at) => self.expiries.insert(change.entity_id.clone(), at),
                 None => self.expiries.remove(&change.entity_id),
             };
+            let entity = change.entity_id.clone();
             match change.kind {
                 EventKind::Deleted => self.state.remove(&change.entity_id),
                 _ => self.state.insert(change.entity_id, change.payload),
@@ -222,9 +300,30 @@ impl Topic {
             if self.history.len() > self.history_limit {
                 self.history.pop_front();
             }
-            self.subscribers
-                .retain(|_, outbox| outbox.try_push(frame.clone()));
-            queued += self.subscribers.len() as u64;
+            let name = &self.name;
+            self.subscribers.retain(|_, subscriber| {
+                if let Some(behind) = &mut subscriber.behind {
+                    if let Some(changed) = &mut behind.changed {
+                        changed.insert(entity.clone());
+                        if changed.len() > MAX_COALESCED {
+                            behind.changed = None;
+                        }
+                    }
+                    return true;
+                }
+                match subscriber.outbox.try_push(frame.clone()) {
+                    Pushed::Queued => queued += 1,
+                    Pushed::Full => {
+                        subscriber.behind = Some(Behind {
+                            from: offset - 1,
+                            changed: Some(BTreeSet::from([entity.clone()])),
+                        });
+                        subscriber.outbox.fall_behind(name);
+                    }
+                    Pushed::Closed => return false,
+                }
+                true
+            });
         }
         queued
     }
@@ -434,7 +533,7 @@ mod tests {
         }
         let (tx, mut rx) = outbox(40);
         for _ in 0..10 {
-            assert!(tx.try_push("filler".into()));
+            assert_eq!(tx.try_push("filler".into()), Pushed::Queued);
         }
         // 30 frames of room: a 20-event replay would leave too little, so a snapshot comes.
         let from = Position {
@@ -448,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_or_closed_queue_drops_the_subscriber() {
+    fn a_closed_queue_drops_the_subscriber_and_a_full_one_falls_behind() {
         let mut topic = Topic::new("t".into(), 9, 100);
         let (slow, _slow_rx) = outbox(2);
         let (gone, gone_rx) = outbox(100);
@@ -460,7 +559,48 @@ mod tests {
         for n in 0..5 {
             set(&mut topic, "a", n);
         }
-        assert_eq!(topic.subscriber_count(), 1);
+        assert_eq!(topic.subscriber_count(), 2, "the slow one stays, behind");
         assert_eq!(offsets(&drain(&mut ok_rx)), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_subscriber_that_fell_behind_catches_up_with_the_latest_state_of_what_changed() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        set(&mut topic, "a", 0);
+        set(&mut topic, "gone", 0);
+        let (tx, mut rx) = outbox(3);
+        assert!(topic.subscribe(1, &tx, None));
+        // Room for two events after the snapshot; the rest only note what they touched.
+        for n in 1..=100 {
+            set(&mut topic, ["a", "b", "c"][n as usize % 3], n);
+        }
+        let ops = [Op::Delete {
+            entity_id: "gone".into(),
+        }];
+        let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
+        topic.apply(topic.prepare(changes, &Authorship::default(), "t"));
+        assert_eq!(
+            rx.behind.due(&rx.frames),
+            Vec::<String>::new(),
+            "not while frames wait"
+        );
+        let queued = drain(&mut rx);
+        assert_eq!(queued.len(), 3);
+        assert_eq!(offsets(&queued), [3, 4]);
+        assert_eq!(rx.behind.due(&rx.frames), ["t"]);
+
+        assert!(!topic.catch_up(1), "caught up");
+        let caught = drain(&mut rx);
+        let ServerFrame::Coalesced(coalesced) = &caught[0] else {
+            panic!("expected one coalesced frame, got {caught:?}");
+        };
+        assert_eq!((coalesced.from, coalesced.offset), (4, 103));
+        assert_eq!(coalesced.state["a"], json!(99));
+        assert_eq!(coalesced.state["b"], json!(100));
+        assert_eq!(coalesced.state["c"], json!(98));
+        assert_eq!(coalesced.deleted, ["gone"]);
+        // Live again: the next event follows on.
+        set(&mut topic, "a", 1000);
+        assert_eq!(offsets(&drain(&mut rx)), [104]);
     }
 }

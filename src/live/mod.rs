@@ -233,6 +233,32 @@ impl Live {
                     return Applied::Resync(event.topic);
                 }
             }
+            ServerFrame::Coalesced(coalesced) => {
+                let Some(view) = self.find(&coalesced.topic) else {
+                    return Applied::Ok;
+                };
+                let mut gap = false;
+                let now = self.clock.get_untracked();
+                view.maybe_update(|v| {
+                    if coalesced.offset <= v.offset && coalesced.epoch == v.epoch {
+                        return false;
+                    }
+                    if !v.loaded || coalesced.epoch != v.epoch || coalesced.from != v.offset {
+                        gap = true;
+                        return false;
+                    }
+                    v.offset = coalesced.offset;
+                    v.changed_at = Some(now);
+                    for id in &coalesced.deleted {
+                        v.entities.remove(id);
+                    }
+                    v.entities.extend(coalesced.state);
+                    true
+                });
+                if gap {
+                    return Applied::Resync(coalesced.topic);
+                }
+            }
             ServerFrame::Board(frame) => return self.show_board(frame.view),
             ServerFrame::Reload { within_ms } => return Applied::Reload { within_ms },
             // The connection's own business (see `socket`), not the board's.

@@ -12,6 +12,7 @@ use super::AppState;
 use crate::hub::outbox::Inbox;
 use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
+use crate::hub::{ConnectionId, Hub};
 use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, Welcome};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -99,6 +100,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         .await;
 
     let heard = LastHeard::new();
+    let hub = session.hub.clone();
     let reader = async {
         while let Some(Ok(message)) = stream.next().await {
             heard.now();
@@ -118,7 +120,7 @@ async fn serve(socket: WebSocket, state: AppState) {
             }
         }
     };
-    let writer = write_queue(&mut sink, inbox, heartbeat.interval);
+    let writer = write_queue(&mut sink, inbox, &hub, id, heartbeat.interval);
     let closing = async {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
@@ -147,67 +149,50 @@ async fn serve(socket: WebSocket, state: AppState) {
         }
     };
     if let Some(close) = close {
-        if close.code == close_code::AGAIN {
-            session.hub.metrics().slow_consumers.inc();
-        }
         let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
 }
 
-/// Writes queued frames, and a ping every `heartbeat`, until the socket fails or the hub
-/// reports this connection lagging; returns the close frame to send, if any. A send that
-/// cannot complete (the peer stopped reading) is abandoned when the lag is reported, so a
-/// stuck peer cannot pin the task.
+/// Writes queued frames, and a ping every `heartbeat`, until the socket fails. Each time the
+/// queue is written out, topics the connection fell behind on are caught up (see
+/// `hub::topic`). A peer that stops reading leaves this task waiting on a send with its
+/// queue full; the hub goes on without it, and the idle timeout ends it.
 async fn write_queue(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     inbox: Inbox,
+    hub: &Hub,
+    connection: ConnectionId,
     heartbeat: Duration,
 ) -> Option<CloseFrame> {
-    let lagging = || {
-        Some(CloseFrame {
-            code: close_code::AGAIN,
-            reason: "slow consumer".into(),
-        })
-    };
-    let Inbox { mut frames, lagged } = inbox;
+    let Inbox { mut frames, behind } = inbox;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
+        let due = behind.due(&frames);
+        if !due.is_empty() {
+            behind.again(hub.catch_up(connection, due));
+        }
         let frame = tokio::select! {
             biased;
-            _ = lagged.notified() => {
-                let error = encode(&ServerFrame::Error(ErrorFrame::new(
-                    ErrorCode::SlowConsumer,
-                    "this connection fell too far behind; reconnect and resume",
-                )));
-                let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(error))).await;
-                return lagging();
-            }
             frame = frames.recv() => frame?,
+            _ = behind.fell.notified() => {
+                hub.metrics().slow_consumers.inc();
+                continue;
+            }
             _ = ping.tick() => {
-                let send = sink.send(Message::Ping(Default::default()));
-                tokio::select! {
-                    sent = send => sent.ok()?,
-                    _ = lagged.notified() => return lagging(),
-                }
+                sink.send(Message::Ping(Default::default())).await.ok()?;
                 continue;
             }
         };
         // Whatever else is already queued goes out in the same write: under load that is one
         // syscall for many frames instead of one each.
-        let send = async {
-            sink.feed(Message::Text(frame)).await?;
-            for _ in 1..BATCH {
-                match frames.try_recv() {
-                    Ok(frame) => sink.feed(Message::Text(frame)).await?,
-                    Err(_) => break,
-                }
+        sink.feed(Message::Text(frame)).await.ok()?;
+        for _ in 1..BATCH {
+            match frames.try_recv() {
+                Ok(frame) => sink.feed(Message::Text(frame)).await.ok()?,
+                Err(_) => break,
             }
-            sink.flush().await
-        };
-        tokio::select! {
-            sent = send => sent.ok()?,
-            _ = lagged.notified() => return lagging(),
         }
+        sink.flush().await.ok()?;
     }
 }

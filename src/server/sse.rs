@@ -137,21 +137,30 @@ impl Streaming {
         if self.done {
             return None;
         }
-        tokio::select! {
-            biased;
-            // Too slow: end the stream; the client's EventSource reconnects by itself, from
-            // its last id.
-            _ = self.inbox.lagged.notified() => None,
-            _ = self.stopping.wait_for(|stop| *stop) => {
-                self.done = true;
-                let spread = self.reconnect_spread.as_millis() as u64;
-                let delay = fastrand::u64(0..spread.max(1));
-                let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
-                // `retry` is how long an EventSource waits before it reconnects.
-                Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
+        loop {
+            let session = &self.followed.session;
+            let due = self.inbox.behind.due(&self.inbox.frames);
+            if !due.is_empty() {
+                let still = session.hub.catch_up(session.id, due);
+                self.inbox.behind.again(still);
             }
-            frame = self.inbox.frames.recv() => Some(self.followed.event(&frame?)),
-            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+            return tokio::select! {
+                biased;
+                _ = self.stopping.wait_for(|stop| *stop) => {
+                    self.done = true;
+                    let spread = self.reconnect_spread.as_millis() as u64;
+                    let delay = fastrand::u64(0..spread.max(1));
+                    let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
+                    // `retry` is how long an EventSource waits before it reconnects.
+                    Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
+                }
+                frame = self.inbox.frames.recv() => Some(self.followed.event(&frame?)),
+                _ = self.inbox.behind.fell.notified() => {
+                    session.hub.metrics().slow_consumers.inc();
+                    continue;
+                }
+                _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+            };
         }
     }
 }
@@ -185,6 +194,7 @@ impl Followed {
         match serde_json::from_str::<ServerFrame>(frame.as_str()) {
             Ok(ServerFrame::Snapshot(s)) => self.moved(s.topic, s.epoch, s.offset, event),
             Ok(ServerFrame::Event(e)) => self.moved(e.topic, e.epoch, e.offset, event),
+            Ok(ServerFrame::Coalesced(c)) => self.moved(c.topic, c.epoch, c.offset, event),
             Ok(ServerFrame::Board(board)) => {
                 if let Some(reads) = board.view.board.map(|b| b.topics()) {
                     let dropped: Vec<String> = self
