@@ -21,6 +21,8 @@ const ACTIVITY_LENGTH: usize = 8;
 const SYSTEM: &str = "metric:system";
 /// One entity per service, payload `{"name", "state"}` (the status grid).
 const HEALTH: &str = "status:services";
+/// Entity `visitors`, a number people step by hand on the board (the manual widget).
+const OFFICE: &str = "metric:office";
 
 const TEAMS: [(&str, &str); 7] = [
     ("aurora", "Aurora"),
@@ -46,6 +48,9 @@ pub async fn run(hub: Arc<Hub>) {
     // Seeded on its own: a data dir from before these widgets has the other topics already.
     if hub.snapshot(HEALTH).is_none_or(|s| s.state.is_empty()) {
         seed_health(&hub).await;
+    }
+    if hub.snapshot(OFFICE).is_none_or(|s| s.state.is_empty()) {
+        publish(&hub, OFFICE, vec![set("visitors", json!(12))]).await;
     }
     loop {
         tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;

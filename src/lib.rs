@@ -14,10 +14,10 @@
 //!   owns its live connection, and is shown as its address asks (kiosk, theme, playlist).
 //! - [`boards`]: boards as data (title, grid, widgets and their options); on the server, board
 //!   files, their Markdown, and the directory that hot-reloads them.
-//! - [`live`]: the browser's copy of each topic and the presence list, as signals, and how
-//!   frames update them.
+//! - [`live`]: the browser's copy of each topic and the presence list, as signals, how frames
+//!   update them, and the page's own writes shown before the server confirms them.
 //! - [`widgets`]: one component per widget type (number, sparkline, leaderboard, feed, gauge,
-//!   status, text, clock, presence) and the connection status.
+//!   status, text, clock, presence, manual) and the connection status.
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):

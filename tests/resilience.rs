@@ -476,8 +476,22 @@ async fn apply_until(socket: &mut support::Socket, until: u64) -> (serde_json::V
 #[tokio::test]
 async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coalesced() {
     const TOPIC: &str = "slow:t";
-    const EVENTS: u64 = 20_000;
+    const EVENTS: u64 = 40_000;
     let server = Server::start(&[("PULSEBOARD_QUEUE", "64")]);
+    let resident_kib = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
     let first = server.set(TOPIC, "e0", 0).await["offset"].as_u64().unwrap();
     let until = first + EVENTS;
     // Subscribes, then reads nothing while the events flow.
@@ -486,10 +500,16 @@ async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coales
     let mut reader = server.connect().await;
     subscribe(&mut reader, TOPIC, None).await;
     let reading = tokio::spawn(async move { (apply_until(&mut reader, until).await, reader) });
+    let mut resident_before = 0;
 
-    // About 1 KiB per event, 20 MiB in all: more than a stuck socket's buffers can hide.
+    // About 1 KiB per event, 40 MiB in all: more than a stuck socket's buffers can hide.
     let filler = "x".repeat(1000);
     for batch in 0..EVENTS / 500 {
+        // Measured once the server has warmed up (allocator, caches, buffers all in use), so
+        // what follows is what 30 MiB more of events cost it.
+        if batch == EVENTS / 500 / 4 {
+            resident_before = resident_kib();
+        }
         let ops: Vec<_> = (0..500)
             .map(|n| {
                 let id = format!("e{}", (batch * 500 + n) % 50);
@@ -501,6 +521,12 @@ async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coales
     }
     let (_, now) = server.get(&format!("/api/v1/topics/{TOPIC}")).await;
     assert_eq!(now["offset"].as_u64(), Some(until));
+    // Had the server queued every event for the stuck subscriber, it would hold 30 MiB more.
+    let grown_kib = resident_kib().saturating_sub(resident_before);
+    assert!(
+        grown_kib < 10 * 1024,
+        "the server grew by {grown_kib} KiB while a subscriber read nothing"
+    );
     // The one that reads keeps up (a 500-event batch is more than its 64-frame queue, so it
     // too may get some of it coalesced) and ends exactly at the topic's state.
     let ((state, _), _reader) = tokio::time::timeout(Duration::from_secs(30), reading)

@@ -118,3 +118,67 @@ test("where WebSocket is refused the board follows over SSE, then goes back to W
     await server.stop();
   }
 });
+
+test("a change made on the board shows at once, is confirmed by the server, or is rolled back with a notice", async ({
+  page,
+}) => {
+  const server = await startServer();
+  try {
+    await server.publish("status:services", [
+      { op: "set", entity_id: "db", payload: { name: "Database", state: "down" } },
+      { op: "set", entity_id: "api", payload: { name: "API", state: "up" } },
+    ]);
+    await server.publish("metric:office", [{ op: "set", entity_id: "visitors", payload: 3 }]);
+    await page.goto(server.boardUrl);
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+    const read = async (topic: string) => (await (await fetch(`${server.url}/api/v1/topics/${topic}`)).json()).state;
+
+    // Acknowledging a service that is down: shown at once, then stored.
+    const db = page.locator('.status-item[data-key="db"]');
+    await expect(page.locator('.status-item[data-key="api"] .status-acknowledge')).toHaveCount(0);
+    await db.getByRole("button", { name: "Acknowledge Database" }).click();
+    await expect(db.locator(".status-acknowledged")).toBeVisible();
+    await expect.poll(async () => (await read("status:services")).db).toEqual({
+      name: "Database",
+      state: "down",
+      acknowledged: true,
+    });
+    // The publisher's next state clears it.
+    await server.publish("status:services", [
+      { op: "set", entity_id: "db", payload: { name: "Database", state: "degraded" } },
+    ]);
+    await expect(db.locator(".status-acknowledged")).toHaveCount(0);
+
+    // A manual value steps at once and the server keeps count.
+    const visitors = page.locator('.manual[data-entity="visitors"] .manual-value');
+    await expect(visitors).toHaveText("3");
+    await page.getByRole("button", { name: "Increase Visitors today" }).click();
+    await expect(visitors).toHaveText("4");
+    await expect.poll(async () => (await read("metric:office")).visitors).toBe(4);
+
+    // Someone else made it something that cannot be counted: the step shows, the server
+    // refuses it, and the page rolls it back and says so.
+    await server.publish("metric:office", [{ op: "set", entity_id: "visitors", payload: "closed" }]);
+    await expect(visitors).toHaveText("–");
+    await page.evaluate(() => {
+      const value = document.querySelector('.manual[data-entity="visitors"] .manual-value')!;
+      const shown: string[] = ((window as any).shown = []);
+      new MutationObserver(() => shown.push(value.textContent!)).observe(value, {
+        childList: true,
+        subtree: true,
+        characterData: true,
+      });
+    });
+    await page.getByRole("button", { name: "Increase Visitors today" }).click();
+    const notice = page.locator(".write-refused");
+    await expect(notice).toContainText("Changing Visitors today failed: ");
+    await expect(notice).toContainText("cannot increment a non-number");
+    await expect(visitors).toHaveText("–");
+    expect(await page.evaluate(() => (window as any).shown)).toEqual(["1", "–"]);
+    expect((await read("metric:office")).visitors).toBe("closed");
+    await notice.getByRole("button", { name: "Dismiss" }).click();
+    await expect(notice).toHaveCount(0);
+  } finally {
+    await server.stop();
+  }
+});

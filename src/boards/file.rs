@@ -18,7 +18,7 @@
 use super::markdown::to_safe_html;
 use super::{
     Board, BoardProblem, ClockOptions, FeedOptions, GaugeOptions, LeaderboardOptions,
-    NumberOptions, SparklineOptions, StatusOptions, TextOptions, Widget, WidgetKind,
+    ManualOptions, NumberOptions, SparklineOptions, StatusOptions, TextOptions, Widget, WidgetKind,
 };
 use crate::ops::MAX_SERIES_POINTS;
 use crate::protocol::check_name;
@@ -29,7 +29,8 @@ use serde::Deserialize;
 pub const MAX_COLUMNS: u8 = 12;
 /// The tallest a widget may be, in grid rows.
 pub const MAX_ROWS: u8 = 6;
-const KINDS: &str = "number, sparkline, leaderboard, feed, gauge, status, text, clock or presence";
+const KINDS: &str =
+    "number, sparkline, leaderboard, feed, gauge, status, text, clock, presence or manual";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +166,16 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
                 }
             }
             WidgetKind::Clock(clock)
+        }
+        "manual" => {
+            let manual = parse_options::<ManualOptions>(&kind, table)?;
+            if !(manual.step.is_finite() && manual.step > 0.0) {
+                return Err(format!(
+                    "(manual): `step` is {}: use a number above 0",
+                    manual.step
+                ));
+            }
+            WidgetKind::Manual(manual)
         }
         "presence" => {
             if let Some(key) = table.keys().next() {

@@ -60,6 +60,7 @@ pub enum WidgetKind {
     Text(TextOptions),
     Clock(ClockOptions),
     Presence,
+    Manual(ManualOptions),
 }
 
 impl WidgetKind {
@@ -75,6 +76,7 @@ impl WidgetKind {
             WidgetKind::Text(_) => "text",
             WidgetKind::Clock(_) => "clock",
             WidgetKind::Presence => "presence",
+            WidgetKind::Manual(_) => "manual",
         }
     }
 }
@@ -178,6 +180,9 @@ pub struct StatusOptions {
     /// Thresholds for numeric states; text states map by name (ok, warn, critical, …).
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    /// Whether a light in warning or worse can be acknowledged from the board.
+    #[serde(default)]
+    pub acknowledge: bool,
 }
 
 /// Fixed Markdown text. The server renders it once, when it reads the board file, into HTML
@@ -195,6 +200,20 @@ pub struct ClockOptions {
     /// An IANA zone such as `Europe/Paris`; the screen's own zone when absent.
     #[serde(default)]
     pub timezone: Option<String>,
+}
+
+/// A number kept by hand from the board, stepped down and up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualOptions {
+    pub entity: String,
+    /// How much one press changes it.
+    #[serde(default = "one")]
+    pub step: f64,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub decimals: u8,
 }
 
 /// From `at` upwards (until the next threshold), the value is shown at `level`.
@@ -317,6 +336,9 @@ fn five() -> usize {
 }
 fn eight() -> usize {
     8
+}
+fn one() -> f64 {
+    1.0
 }
 fn sixty() -> usize {
     60

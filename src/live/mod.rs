@@ -15,6 +15,7 @@ mod clock;
 pub mod playlist;
 #[cfg(feature = "hydrate")]
 pub mod socket;
+pub mod writes;
 
 pub use clock::wall_time;
 
@@ -127,6 +128,8 @@ pub struct Live {
     pub board: RwSignal<BoardView>,
     /// Wall time in ms, ticking once a second in the browser (see `clock`).
     pub clock: RwSignal<f64>,
+    /// The page's own writes, shown before the server confirms them.
+    pub writes: writes::Writes,
     /// The last thing said to screen readers (a polite live region): a figure crossing a
     /// threshold, a service changing state. Never every tick.
     pub announcement: RwSignal<String>,
@@ -151,6 +154,7 @@ impl Live {
             board: RwSignal::new(board),
             clock: RwSignal::new(0.0),
             announcement: RwSignal::new(String::new()),
+            writes: writes::Writes::default(),
             topics: StoredValue::new(topics),
         }
     }
@@ -206,6 +210,7 @@ impl Live {
                             changed_at: if unchanged { v.changed_at } else { Some(now) },
                         };
                     });
+                    self.writes.settle(&snapshot.topic, snapshot.offset);
                 }
             }
             ServerFrame::Event(event) => {
@@ -232,6 +237,7 @@ impl Live {
                 if gap {
                     return Applied::Resync(event.topic);
                 }
+                self.writes.settle(&event.topic, event.offset);
             }
             ServerFrame::Coalesced(coalesced) => {
                 let Some(view) = self.find(&coalesced.topic) else {
@@ -258,14 +264,14 @@ impl Live {
                 if gap {
                     return Applied::Resync(coalesced.topic);
                 }
+                self.writes.settle(&coalesced.topic, coalesced.offset);
             }
             ServerFrame::Board(frame) => return self.show_board(frame.view),
             ServerFrame::Reload { within_ms } => return Applied::Reload { within_ms },
+            ServerFrame::Ack(ack) => self.writes.confirmed(&ack),
             // The connection's own business (see `socket`), not the board's.
-            ServerFrame::Resumed(_)
-            | ServerFrame::Pong { .. }
-            | ServerFrame::Ack(_)
-            | ServerFrame::Restarting { .. } => {}
+            ServerFrame::Resumed(_) | ServerFrame::Pong { .. } | ServerFrame::Restarting { .. } => {
+            }
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
                     p.known = true;
@@ -275,6 +281,7 @@ impl Live {
                     }
                 });
             }
+            ServerFrame::Error(error) if self.writes.refused(&error) => {}
             ServerFrame::Error(error) => {
                 leptos::logging::warn!(
                     "server refused a frame: {:?}: {}",

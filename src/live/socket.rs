@@ -81,6 +81,28 @@ pub fn connect(live: Live, board: &str) {
         let connection = connection.clone();
         set_interval(move || watch(&connection), WATCH_TICK);
     }
+    {
+        // The page's own writes go out as they are made; with no socket open (down, or on
+        // SSE, which cannot carry them) they are rolled back at once.
+        let connection = connection.clone();
+        Effect::new(move |_| {
+            live.writes.outgoing.track();
+            let frames = live.writes.outgoing.with_untracked(|f| f.clone());
+            if frames.is_empty() {
+                return;
+            }
+            live.writes.outgoing.update_untracked(|f| f.clear());
+            let c = connection.borrow();
+            match c
+                .socket
+                .as_ref()
+                .filter(|s| s.ready_state() == WebSocket::OPEN)
+            {
+                Some(socket) => frames.iter().for_each(|frame| send(socket, frame)),
+                None => live.writes.lost(),
+            }
+        });
+    }
     let on_online = {
         let connection = connection.clone();
         Closure::<dyn FnMut()>::new(move || {
@@ -226,6 +248,7 @@ fn closed(connection: &Shared) {
     let fall_back = {
         let mut c = connection.borrow_mut();
         c.socket = None;
+        c.live.writes.lost();
         if c.source.is_some() {
             // A WebSocket tried while on SSE failed: SSE carries on; try again later.
             drop(c);

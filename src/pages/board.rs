@@ -8,8 +8,8 @@ use crate::boards::{BoardView, Widget, WidgetKind};
 use crate::live::Live;
 use crate::widgets::format::age;
 use crate::widgets::{
-    Clock, ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, PresenceBadge, Sparkline,
-    StatusGrid, Text,
+    Clock, ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, Manual, PresenceBadge,
+    Sparkline, StatusGrid, Text,
 };
 use leptos::prelude::*;
 use leptos::server::SharedValue;
@@ -116,6 +116,12 @@ fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
                     children=move |(_, widget)| view! { <WidgetCell live widget/> }
                 />
             </section>
+            {move || live.writes.refused.get().map(|notice| view! {
+                <div class="write-refused" role="alert">
+                    <span>{notice}</span>
+                    <button on:click=move |_| live.writes.refused.set(None)>"Dismiss"</button>
+                </div>
+            })}
             <p class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">
                 {move || live.announcement.get()}
             </p>
@@ -178,6 +184,10 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
         }
         WidgetKind::Text(options) => view! { <Text title options/> }.into_any(),
         WidgetKind::Clock(options) => view! { <Clock live title options/> }.into_any(),
+        WidgetKind::Manual(options) => {
+            let title = title.unwrap_or_else(|| options.entity.clone());
+            view! { <Manual live topic title options/> }.into_any()
+        }
     };
     view! {
         <div class="cell" class:stale=stale style=style>

@@ -1,11 +1,18 @@
 //! A status grid: one light per entity of the topic, coloured by its state, with the state
 //! written beside it so colour is never the only sign. Rows keep the topic's order (entity id),
 //! so a light that changes colour stays where the eye last found it, and pulses to say so.
+//!
+//! With `acknowledge = true`, a light in warning or worse can be acknowledged from the page:
+//! it shows as acknowledged at once and the write (`acknowledged: true` merged into the
+//! entity) goes to the server, which confirms it or has it rolled back (see `live::writes`).
+//! The publisher's next `set` of the entity clears it, as a new state should.
 
 use super::payload::{display_name, state};
-use crate::boards::StatusOptions;
+use crate::boards::{Level, StatusOptions};
 use crate::live::Live;
+use crate::ops::Op;
 use leptos::prelude::*;
+use serde_json::{json, Value};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
@@ -14,6 +21,10 @@ struct Row {
     level: Option<&'static str>,
     text: String,
     changed: bool,
+    /// Someone acknowledged this state.
+    acknowledged: bool,
+    /// It can be acknowledged from this page.
+    can_acknowledge: bool,
 }
 
 #[component]
@@ -26,27 +37,74 @@ pub fn StatusGrid(
     let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
     let options = StoredValue::new(options);
+    let topic_name = topic.clone();
+    let acknowledge = {
+        let topic = StoredValue::new(topic.clone());
+        move |id: String, name: String| {
+            let Some(payload) = view.with_untracked(|v| v.entities.get(&id).cloned()) else {
+                return;
+            };
+            let (acknowledged, op) = match &payload {
+                // A merge patch: a state the publisher changes meanwhile is not overwritten.
+                Value::Object(fields) => {
+                    let mut fields = fields.clone();
+                    fields.insert("acknowledged".into(), Value::Bool(true));
+                    let patch = Op::Patch {
+                        entity_id: id.clone(),
+                        patch: json!({"acknowledged": true}),
+                        ttl: None,
+                    };
+                    (Value::Object(fields), patch)
+                }
+                // A bare state becomes an object, keeping the state under the widget's field.
+                bare => {
+                    let field = options.with_value(|o| o.field.clone());
+                    let object = json!({ field: bare, "acknowledged": true });
+                    let set = Op::Set {
+                        entity_id: id.clone(),
+                        payload: object.clone(),
+                        ttl: None,
+                    };
+                    (object, set)
+                }
+            };
+            let ops = vec![op];
+            let topic = topic.get_value();
+            live.writes.write(
+                &topic,
+                &id,
+                ops,
+                acknowledged,
+                format!("Acknowledging {name}"),
+            );
+        }
+    };
     // A row whose state differs from the one drawn before is marked changed; a row's first
     // drawing (the page loading, a new entity) is not a change.
     let rows = Memo::new(move |before: Option<&Vec<Row>>| {
+        let shown = view.with(|v| live.writes.shown(&topic_name, v.offset, &v.entities));
         options.with_value(|options| {
-            view.with(|v| {
-                v.entities
-                    .iter()
-                    .map(|(id, payload)| {
-                        let (level, text) = state(payload, &options.field, &options.thresholds);
-                        let level = level.map(|l| l.as_str());
-                        let was = before.and_then(|rows| rows.iter().find(|row| row.id == *id));
-                        Row {
-                            changed: was.is_some_and(|was| was.level != level || was.text != text),
-                            id: id.clone(),
-                            name: display_name(id, payload),
-                            level,
-                            text,
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
+            shown
+                .iter()
+                .map(|(id, payload)| {
+                    let (level, text) = state(payload, &options.field, &options.thresholds);
+                    let acknowledged = payload.get("acknowledged") == Some(&Value::Bool(true));
+                    let was = before.and_then(|rows| rows.iter().find(|row| row.id == *id));
+                    Row {
+                        changed: was.is_some_and(|was| {
+                            was.level != level.map(Level::as_str) || was.text != text
+                        }),
+                        id: id.clone(),
+                        name: display_name(id, payload),
+                        can_acknowledge: options.acknowledge
+                            && !acknowledged
+                            && level.is_some_and(|l| l >= Level::Warn),
+                        acknowledged,
+                        level: level.map(Level::as_str),
+                        text,
+                    }
+                })
+                .collect::<Vec<_>>()
         })
     });
     {
@@ -80,18 +138,33 @@ pub fn StatusGrid(
                     // plays; whether it is marked changed is not part of the key.
                     <For
                         each=move || rows.get()
-                        key=|row| (row.id.clone(), row.name.clone(), row.level, row.text.clone())
-                        children=|Row { id, name, level, text, changed }| view! {
-                            <li
-                                class="status-item"
-                                class:changed=changed
-                                data-key=id
-                                data-level=level.unwrap_or("unknown")
-                            >
-                                <span class="status-light" aria-hidden="true"></span>
-                                <span class="status-name">{name}</span>
-                                <span class="status-state">{text}</span>
-                            </li>
+                        key=|row| {
+                            (row.id.clone(), row.name.clone(), row.level, row.text.clone(), row.acknowledged, row.can_acknowledge)
+                        }
+                        children=move |Row { id, name, level, text, changed, acknowledged, can_acknowledge }| {
+                            let (key, label) = (id.clone(), name.clone());
+                            view! {
+                                <li
+                                    class="status-item"
+                                    class:changed=changed
+                                    data-key=id
+                                    data-level=level.unwrap_or("unknown")
+                                >
+                                    <span class="status-light" aria-hidden="true"></span>
+                                    <span class="status-name">{name}</span>
+                                    <span class="status-state">{text}</span>
+                                    {acknowledged.then(|| view! { <span class="status-acknowledged">"acknowledged"</span> })}
+                                    {can_acknowledge.then(|| view! {
+                                        <button
+                                            class="status-acknowledge"
+                                            aria-label=format!("Acknowledge {label}")
+                                            on:click=move |_| acknowledge(key.clone(), label.clone())
+                                        >
+                                            "Ack"
+                                        </button>
+                                    })}
+                                </li>
+                            }
                         }
                     />
                 </ul>

@@ -1,0 +1,149 @@
+//! Writes from the page (acknowledging a status, adjusting a manual value), applied at once:
+//! each is shown as an overlay on its entity while the server decides. The server's `ack`
+//! confirms it (the overlay goes once the topic has reached the acknowledged offset, so the
+//! value never flickers back), an `error` with its reference rolls it back and says why.
+
+use crate::ops::Op;
+use crate::protocol::{Ack, ClientFrame, ErrorFrame, PublishFrame};
+use leptos::prelude::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A write sent and not yet settled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub reference: String,
+    pub topic: String,
+    pub entity: String,
+    /// The entity as the page shows it until the write settles.
+    pub payload: Value,
+    /// What the write does, for the notice if it is refused: "Acknowledging api".
+    pub what: String,
+    /// Set by the ack: the topic offset at which the server's own event carries the write.
+    pub confirmed_at: Option<u64>,
+}
+
+/// The page's writes in flight, the requests waiting for the socket, and the last refusal.
+#[derive(Clone, Copy)]
+pub struct Writes {
+    pending: RwSignal<Vec<Pending>>,
+    /// Frames for the socket to send; it drains them.
+    pub outgoing: RwSignal<Vec<ClientFrame>>,
+    /// The last write the server refused, said plainly; the board shows it until dismissed.
+    pub refused: RwSignal<Option<String>>,
+    sent: StoredValue<u64>,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes {
+            pending: RwSignal::new(Vec::new()),
+            outgoing: RwSignal::new(Vec::new()),
+            refused: RwSignal::new(None),
+            sent: StoredValue::new(0),
+        }
+    }
+}
+
+impl Writes {
+    /// Shows `payload` for the entity at once and asks the server to apply `ops`.
+    pub fn write(&self, topic: &str, entity: &str, ops: Vec<Op>, payload: Value, what: String) {
+        self.sent.update_value(|n| *n += 1);
+        let reference = format!("w{}", self.sent.get_value());
+        self.pending.update(|pending| {
+            pending.push(Pending {
+                reference: reference.clone(),
+                topic: topic.to_owned(),
+                entity: entity.to_owned(),
+                payload,
+                what,
+                confirmed_at: None,
+            })
+        });
+        self.outgoing.update(|frames| {
+            frames.push(ClientFrame::Publish(PublishFrame {
+                reference: Some(reference),
+                topic: topic.to_owned(),
+                ops,
+                user_id: None,
+                trace_id: None,
+            }))
+        });
+    }
+
+    /// The entities of a topic as the page shows them: the server's, under the page's own
+    /// writes that the topic (at `offset`) does not carry yet.
+    pub fn shown(
+        &self,
+        topic: &str,
+        offset: u64,
+        entities: &BTreeMap<String, Value>,
+    ) -> BTreeMap<String, Value> {
+        let mut shown = entities.clone();
+        self.pending.with(|pending| {
+            for write in pending.iter().filter(|w| w.topic == topic) {
+                if write.confirmed_at.is_none_or(|at| at > offset) {
+                    shown.insert(write.entity.clone(), write.payload.clone());
+                }
+            }
+        });
+        shown
+    }
+
+    pub fn confirmed(&self, ack: &Ack) {
+        let Some(reference) = &ack.reference else {
+            return;
+        };
+        self.pending.update(|pending| {
+            if let Some(write) = pending.iter_mut().find(|w| &w.reference == reference) {
+                write.confirmed_at = Some(ack.published.offset);
+            }
+        });
+    }
+
+    /// Rolls back the write an error refers to; true if it was one of the page's writes.
+    pub fn refused(&self, error: &ErrorFrame) -> bool {
+        let Some(reference) = &error.reference else {
+            return false;
+        };
+        let mut what = None;
+        self.pending.update(|pending| {
+            if let Some(at) = pending.iter().position(|w| &w.reference == reference) {
+                what = Some(pending.remove(at).what);
+            }
+        });
+        let Some(what) = what else { return false };
+        self.refused
+            .set(Some(format!("{what} failed: {}", error.message)));
+        true
+    }
+
+    /// Drops the writes a topic now carries (its offset reached their ack).
+    pub fn settle(&self, topic: &str, offset: u64) {
+        let settled = self.pending.with_untracked(|pending| {
+            pending
+                .iter()
+                .any(|w| w.topic == topic && w.confirmed_at.is_some_and(|at| at <= offset))
+        });
+        if settled {
+            self.pending.update(|pending| {
+                pending.retain(|w| w.topic != topic || w.confirmed_at.is_none_or(|at| at > offset))
+            });
+        }
+    }
+
+    /// Rolls back every write in flight: the connection they were sent on is gone, or there
+    /// is none to send them on. The board goes back to what the server has.
+    pub fn lost(&self) {
+        let lost = self
+            .pending
+            .with_untracked(|p| p.iter().any(|w| w.confirmed_at.is_none()));
+        if lost {
+            self.pending
+                .update(|p| p.retain(|w| w.confirmed_at.is_some()));
+            self.refused.set(Some(
+                "A change was not confirmed before the connection dropped; the board shows what the server has. Try again once it is live.".into(),
+            ));
+        }
+    }
+}
