@@ -69,12 +69,7 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout_and_a_listening_one_is_k
             other => panic!("unexpected {other:?}"),
         }
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert_eq!(sample(&metrics, "pulseboard_idle_closed_total"), 1.0);
     assert_eq!(sample(&metrics, "pulseboard_connections"), 1.0);
 }
@@ -546,12 +541,7 @@ async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coales
         frames < EVENTS / 2,
         "{frames} frames for {EVENTS} events: the server kept what it could not send"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(sample(&metrics, "pulseboard_catch_ups_total") >= 1.0);
     assert_eq!(
         sample(&metrics, "pulseboard_connections"),

@@ -392,19 +392,10 @@ async fn retention_is_configured_per_topic() {
     }
 }
 
-/// The value of one sample line in a Prometheus text exposition.
-
 #[tokio::test]
 async fn metrics_count_connections_subscriptions_and_events() {
     let server = Server::start(&[]);
-    let scrape = || async {
-        reqwest::get(format!("http://{}/metrics", server.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || server.metrics();
     let mut first = server.connect().await;
     let mut second = server.connect().await;
     for socket in [&mut first, &mut second] {

@@ -191,14 +191,7 @@ fn open(connection: &Shared) {
         let connection = connection.clone();
         Closure::<dyn FnMut()>::new(move || opened(&connection))
     };
-    let on_message = {
-        let connection = connection.clone();
-        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(text) = event.data().as_string() {
-                received(&connection, text);
-            }
-        })
-    };
+    let on_message = on_message(connection);
     let on_close = {
         let connection = connection.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| closed(&connection))
@@ -312,14 +305,7 @@ fn open_source(connection: &Shared) {
             c.live.transport.set(Transport::EventStream);
         })
     };
-    let on_message = {
-        let connection = connection.clone();
-        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(text) = event.data().as_string() {
-                received(&connection, text);
-            }
-        })
-    };
+    let on_message = on_message(connection);
     // The EventSource reconnects by itself (from its last event id) unless the server
     // refused it outright; then the page starts over with a WebSocket.
     let on_error = {
@@ -488,6 +474,16 @@ fn retry_later(connection: &Shared) {
         },
         Duration::from_millis(delay as u64),
     );
+}
+
+/// The message callback a WebSocket and an EventSource share: both carry the same frames.
+fn on_message(connection: &Shared) -> Closure<dyn FnMut(MessageEvent)> {
+    let connection = connection.clone();
+    Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if let Some(text) = event.data().as_string() {
+            received(&connection, text);
+        }
+    })
 }
 
 /// Takes a frame off the socket. What concerns the connection itself (its heartbeat settings,

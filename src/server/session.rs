@@ -3,13 +3,16 @@
 //! releases everything it holds when dropped, which happens on every way out of a
 //! connection: a close, an error, a dead peer, a lagging reader, shutdown.
 
+use super::socket::Heartbeat;
 use crate::boards::library::Library;
 use crate::hub::outbox::{EncodedFrame, Outbox};
+use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub, PublishError};
 use crate::ops::Publish;
 use crate::protocol::{
     Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, PublishFrame, ServerFrame, TopicRequest,
+    Welcome,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -34,6 +37,17 @@ impl Session {
             topics: HashSet::new(),
             boards: HashSet::new(),
         }
+    }
+
+    /// The first frame on every connection: its viewer id and the heartbeat it will get.
+    pub async fn welcome(&self, heartbeat: Heartbeat) {
+        self.reply(ServerFrame::Welcome(Welcome {
+            connection: viewer_id(self.id),
+            server: env!("CARGO_PKG_VERSION").into(),
+            heartbeat_ms: heartbeat.interval.as_millis() as u64,
+            idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
+        }))
+        .await;
     }
 
     /// Decodes and answers one client frame.

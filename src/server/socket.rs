@@ -10,10 +10,9 @@
 use super::session::Session;
 use super::AppState;
 use crate::hub::outbox::Inbox;
-use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub};
-use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, Welcome};
+use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -90,14 +89,7 @@ async fn serve(socket: WebSocket, state: AppState) {
     let (id, outbox, inbox) = hub.connect();
     let mut session = Session::new(hub, library, id, outbox);
     let (mut sink, mut stream) = socket.split();
-    session
-        .reply(ServerFrame::Welcome(Welcome {
-            connection: viewer_id(id),
-            server: env!("CARGO_PKG_VERSION").into(),
-            heartbeat_ms: heartbeat.interval.as_millis() as u64,
-            idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
-        }))
-        .await;
+    session.welcome(heartbeat).await;
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();

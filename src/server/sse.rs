@@ -16,9 +16,8 @@ use super::api::{topic_name, ApiError};
 use super::session::Session;
 use super::AppState;
 use crate::hub::outbox::{EncodedFrame, Inbox};
-use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
-use crate::protocol::{Position, ServerFrame, TopicRequest, Welcome};
+use crate::protocol::{Position, ServerFrame, TopicRequest};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -80,14 +79,7 @@ pub async fn stream(
     } = state;
     let (id, outbox, inbox) = hub.connect();
     let mut session = Session::new(hub, library.clone(), id, outbox);
-    session
-        .reply(ServerFrame::Welcome(Welcome {
-            connection: viewer_id(id),
-            server: env!("CARGO_PKG_VERSION").into(),
-            heartbeat_ms: heartbeat.interval.as_millis() as u64,
-            idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
-        }))
-        .await;
+    session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
         session.join(board.clone()).await;

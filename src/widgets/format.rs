@@ -14,7 +14,16 @@ pub struct NumberStyle<'a> {
 const MAX_DECIMALS: u8 = 6;
 const COMPACT_STEPS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")];
 
-impl NumberStyle<'_> {
+impl<'a> NumberStyle<'a> {
+    /// Grouped digits (never compacted), `decimals` places, and the unit.
+    pub fn plain(decimals: u8, unit: Option<&'a str>) -> Self {
+        NumberStyle {
+            decimals,
+            compact: false,
+            unit,
+        }
+    }
+
     /// `value` as the widget shows it, unit included.
     pub fn format(&self, value: f64) -> String {
         let number = if self.compact {

@@ -31,11 +31,7 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
     };
     let text = move || {
         options.with_value(|o| {
-            let style = NumberStyle {
-                decimals: o.decimals,
-                compact: false,
-                unit: o.unit.as_deref(),
-            };
+            let style = NumberStyle::plain(o.decimals, o.unit.as_deref());
             value
                 .get()
                 .map_or_else(|| "–".to_owned(), |v| style.format(v))

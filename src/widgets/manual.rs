@@ -51,14 +51,9 @@ pub fn Manual(live: Live, topic: String, title: String, options: ManualOptions) 
     });
     let text = move || {
         let value = shown.with(|p| p.as_ref().and_then(number))?;
-        Some(options.with_value(|o| {
-            NumberStyle {
-                decimals: o.decimals,
-                compact: false,
-                unit: o.unit.as_deref(),
-            }
-            .format(value)
-        }))
+        Some(
+            options.with_value(|o| NumberStyle::plain(o.decimals, o.unit.as_deref()).format(value)),
+        )
     };
     let title = StoredValue::new(title);
     let step = move |direction: f64| {

@@ -67,14 +67,9 @@ pub fn Sparkline(
     let options = StoredValue::new(options);
     let latest = move || {
         let value = values.with(|v| v.last().copied())?;
-        Some(options.with_value(|o| {
-            NumberStyle {
-                decimals: o.decimals,
-                compact: false,
-                unit: o.unit.as_deref(),
-            }
-            .format(value)
-        }))
+        Some(
+            options.with_value(|o| NumberStyle::plain(o.decimals, o.unit.as_deref()).format(value)),
+        )
     };
     // Drawn afresh for every change, so the scroll animation starts over each time; the
     // first drawing does not scroll in.
