@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "listen",
     "site_root",
     "data_dir",
@@ -28,6 +28,7 @@ const KEYS: [&str; 12] = [
     "idle_timeout",
     "shutdown_grace",
     "reconnect_spread",
+    "allowed_origins",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +54,8 @@ pub struct Config {
     pub shutdown_grace: u64,
     /// Seconds over which screens spread their reconnection after a restart.
     pub reconnect_spread: u64,
+    /// Origins besides the server's own whose pages may open a WebSocket.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -90,7 +93,18 @@ impl Config {
         for key in KEYS {
             let var = format!("PULSEBOARD_{}", key.to_uppercase());
             if let Ok(raw) = std::env::var(&var) {
-                table.insert(key.into(), env_value(&raw));
+                let value = match key {
+                    // A list in the environment is comma-separated.
+                    "allowed_origins" => toml::Value::Array(
+                        raw.split(',')
+                            .map(str::trim)
+                            .filter(|o| !o.is_empty())
+                            .map(|o| toml::Value::String(o.to_owned()))
+                            .collect(),
+                    ),
+                    _ => env_value(&raw),
+                };
+                table.insert(key.into(), value);
             }
         }
         let config: Config = toml::Value::Table(table)

@@ -34,6 +34,8 @@ pub struct AppState {
     pub heartbeat: socket::Heartbeat,
     /// Clients told of a restart reconnect at a random moment within this.
     pub reconnect_spread: Duration,
+    /// Origins besides the server's own whose pages may open `/ws`.
+    pub allowed_origins: Arc<[String]>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -75,6 +77,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         shutdown,
         heartbeat: config.heartbeat(),
         reconnect_spread: Duration::from_secs(config.reconnect_spread),
+        allowed_origins: config.allowed_origins.clone().into(),
     };
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -15,13 +15,17 @@ use crate::hub::{ConnectionId, Hub};
 use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The largest frame a client may send.
+/// The largest frame a client may send; a larger one closes the connection with 1009.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// The largest frame read at all: past this the socket drops without reading the rest, so
+/// a client cannot make the server buffer a huge frame only to refuse it.
+const MAX_READ_FRAME: usize = 1024 * 1024;
 
 /// The read buffer each connection starts with; it grows when a frame needs it.
 const READ_BUFFER: usize = 512;
@@ -68,13 +72,50 @@ impl LastHeard {
     }
 }
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
     // tungstenite reserves 128 KiB each for reading and writing by default: per idle
     // connection that dwarfs everything else. Frames here are small.
-    ws.max_message_size(MAX_CLIENT_FRAME)
+    let ws = ws
+        .max_message_size(MAX_READ_FRAME)
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| serve(socket, state))
+        .write_buffer_size(WRITE_BUFFER);
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header("origin") {
+        if !origin_allowed(origin, header("host"), &state.allowed_origins) {
+            // Another site's page is trying to use this visitor's access (cross-site
+            // WebSocket hijacking). Refused with a close code the page can read.
+            tracing::warn!(origin, "refused a WebSocket opened from another site");
+            let reason = format!("origin {origin} is not allowed; see allowed_origins");
+            return ws.on_upgrade(move |socket| refuse(socket, close_code::POLICY, reason));
+        }
+    }
+    ws.on_upgrade(move |socket| serve(socket, state))
+}
+
+/// Whether a page from `origin` may open a socket: the server's own origin (the `Host` it
+/// was reached at), or one `allowed_origins` lists (`*` lists every one).
+pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let own = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    });
+    own || allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// Closes a socket that may not be served, saying why.
+async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
+    let close = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(close)))).await;
 }
 
 async fn serve(socket: WebSocket, state: AppState) {
@@ -97,6 +138,13 @@ async fn serve(socket: WebSocket, state: AppState) {
         while let Some(Ok(message)) = stream.next().await {
             heard.now();
             match message {
+                Message::Text(text) if text.len() > MAX_CLIENT_FRAME => {
+                    return Some(CloseFrame {
+                        code: close_code::SIZE,
+                        reason: format!("frames are at most {} KiB", MAX_CLIENT_FRAME / 1024)
+                            .into(),
+                    });
+                }
                 // Boxed: the handler's state would otherwise sit inline in every idle
                 // connection's task, which is what memory per connection is made of.
                 Message::Text(text) => Box::pin(session.handle(text.as_str())).await,
@@ -111,6 +159,7 @@ async fn serve(socket: WebSocket, state: AppState) {
                 Message::Ping(_) | Message::Pong(_) => {}
             }
         }
+        None
     };
     let writer = write_queue(&mut sink, inbox, &hub, id, heartbeat.interval);
     let closing = async {
@@ -123,7 +172,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         }
     };
     let close = tokio::select! {
-        _ = reader => None,
+        close = reader => close,
         close = writer => close,
         _ = watchdog => {
             session.hub.metrics().idle_closed.inc();

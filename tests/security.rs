@@ -1,0 +1,98 @@
+//! The server's refusals, against the real binary: sockets opened from other sites, and
+//! frames over the size limit. Each refusal has its documented close code and reason, and
+//! allowed traffic keeps flowing alongside.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use pulseboard::protocol::ServerFrame;
+use serde_json::json;
+use std::time::Duration;
+use support::{next, send, Server};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Opens `/ws` as a page from `origin` would.
+async fn open_from(server: &Server, origin: Option<&str>) -> support::Socket {
+    let mut request = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// The close frame the server ends the socket with.
+async fn closed_with(socket: &mut support::Socket) -> CloseFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("the server closes within 5 s")
+            .expect("a close frame before the end")
+            .unwrap();
+        if let Message::Close(Some(close)) = message {
+            return close;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_from_another_site_is_refused_with_1008_and_the_own_site_is_served() {
+    let server = Server::start(&[("PULSEBOARD_ALLOWED_ORIGINS", "https://wall.example.com")]);
+
+    let mut hijack = open_from(&server, Some("https://evil.example")).await;
+    let close = closed_with(&mut hijack).await;
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(
+        close
+            .reason
+            .contains("origin https://evil.example is not allowed"),
+        "{}",
+        close.reason
+    );
+
+    // The server's own pages, a listed origin, and clients that send no Origin at all.
+    let own = format!("http://{}", server.addr);
+    for origin in [Some(own.as_str()), Some("https://wall.example.com"), None] {
+        let mut socket = open_from(&server, origin).await;
+        assert!(
+            matches!(next(&mut socket).await, ServerFrame::Welcome(_)),
+            "{origin:?} is served"
+        );
+        send(&mut socket, json!({"type": "ping", "id": 1})).await;
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Pong { id: Some(1) }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
+    let server = Server::start(&[]);
+    let mut bystander = server.connect().await;
+    let mut sender = server.connect().await;
+    let huge = json!({"type": "ping", "pad": "x".repeat(100 * 1024)}).to_string();
+    sender.send(Message::Text(huge.into())).await.unwrap();
+    let close = closed_with(&mut sender).await;
+    assert_eq!(u16::from(close.code), 1009);
+    assert_eq!(close.reason.as_str(), "frames are at most 64 KiB");
+
+    // A frame just under the limit is an ordinary frame, and others are untouched.
+    let mut near = server.connect().await;
+    let fits = json!({"type": "ping", "id": 2, "pad": "x".repeat(60 * 1024)}).to_string();
+    near.send(Message::Text(fits.into())).await.unwrap();
+    assert!(matches!(
+        next(&mut near).await,
+        ServerFrame::Error(_) | ServerFrame::Pong { .. }
+    ));
+    send(&mut bystander, json!({"type": "ping", "id": 3})).await;
+    assert!(matches!(
+        next(&mut bystander).await,
+        ServerFrame::Pong { id: Some(3) }
+    ));
+}
