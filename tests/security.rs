@@ -13,15 +13,22 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Opens `/ws` as a page from `origin` would.
-async fn open_from(server: &Server, origin: Option<&str>) -> support::Socket {
+/// Opens `/ws` as a page from `origin` would, through a proxy that says it was reached at
+/// `forwarded_host` if given.
+async fn open_from(
+    server: &Server,
+    origin: Option<&str>,
+    forwarded_host: Option<&str>,
+) -> support::Socket {
     let mut request = format!("ws://{}/ws", server.addr)
         .into_client_request()
         .unwrap();
+    let headers = request.headers_mut();
     if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
+        headers.insert("origin", origin.parse().unwrap());
+    }
+    if let Some(host) = forwarded_host {
+        headers.insert("x-forwarded-host", host.parse().unwrap());
     }
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
@@ -44,7 +51,7 @@ async fn closed_with(socket: &mut support::Socket) -> CloseFrame {
 async fn a_socket_from_another_site_is_refused_with_1008_and_the_own_site_is_served() {
     let server = Server::start(&[("PULSEBOARD_ALLOWED_ORIGINS", "https://wall.example.com")]);
 
-    let mut hijack = open_from(&server, Some("https://evil.example")).await;
+    let mut hijack = open_from(&server, Some("https://evil.example"), None).await;
     let close = closed_with(&mut hijack).await;
     assert_eq!(u16::from(close.code), 1008);
     assert!(
@@ -55,10 +62,16 @@ async fn a_socket_from_another_site_is_refused_with_1008_and_the_own_site_is_ser
         close.reason
     );
 
-    // The server's own pages, a listed origin, and clients that send no Origin at all.
+    // The server's own pages (directly, and behind a proxy that rewrites Host), a listed
+    // origin, and clients that send no Origin at all.
     let own = format!("http://{}", server.addr);
-    for origin in [Some(own.as_str()), Some("https://wall.example.com"), None] {
-        let mut socket = open_from(&server, origin).await;
+    for (origin, forwarded) in [
+        (Some(own.as_str()), None),
+        (Some("https://board.example.org"), Some("board.example.org")),
+        (Some("https://wall.example.com"), None),
+        (None, None),
+    ] {
+        let mut socket = open_from(&server, origin, forwarded).await;
         assert!(
             matches!(next(&mut socket).await, ServerFrame::Welcome(_)),
             "{origin:?} is served"

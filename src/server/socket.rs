@@ -85,7 +85,10 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_BUFFER);
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = header("origin") {
-        if !origin_allowed(origin, header("host"), &state.allowed_origins) {
+        // Behind a reverse proxy the address the page used arrives as X-Forwarded-Host; a
+        // browser cannot set that header on its own, so it is as good as Host here.
+        let hosts = [header("host"), header("x-forwarded-host")];
+        if !origin_allowed(origin, &hosts, &state.allowed_origins) {
             // Another site's page is trying to use this visitor's access (cross-site
             // WebSocket hijacking). Refused with a close code the page can read.
             tracing::warn!(origin, "refused a WebSocket opened from another site");
@@ -96,10 +99,10 @@ pub async fn upgrade(
     ws.on_upgrade(move |socket| serve(socket, state))
 }
 
-/// Whether a page from `origin` may open a socket: the server's own origin (the `Host` it
+/// Whether a page from `origin` may open a socket: the server's own origin (an address it
 /// was reached at), or one `allowed_origins` lists (`*` lists every one).
-pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
-    let own = host.is_some_and(|host| {
+pub fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[String]) -> bool {
+    let own = hosts.iter().flatten().any(|host| {
         origin
             .split_once("://")
             .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
