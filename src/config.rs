@@ -5,7 +5,7 @@
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
 use crate::hub::HubSettings;
-use crate::server::socket::Heartbeat;
+use crate::server::socket::{Heartbeat, Limits};
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "listen",
     "site_root",
     "data_dir",
@@ -29,6 +29,8 @@ const KEYS: [&str; 13] = [
     "shutdown_grace",
     "reconnect_spread",
     "allowed_origins",
+    "messages_per_second",
+    "max_subscriptions",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +58,10 @@ pub struct Config {
     pub reconnect_spread: u64,
     /// Origins besides the server's own whose pages may open a WebSocket.
     pub allowed_origins: Vec<String>,
+    /// Frames a client may send per second over one WebSocket.
+    pub messages_per_second: u32,
+    /// Topics one connection may follow at once.
+    pub max_subscriptions: usize,
 }
 
 #[derive(Debug)]
@@ -119,6 +125,11 @@ impl Config {
         if self.heartbeat == 0 {
             return Err(ConfigError("heartbeat must be at least 1 second".into()));
         }
+        if self.messages_per_second == 0 || self.max_subscriptions == 0 {
+            return Err(ConfigError(
+                "messages_per_second and max_subscriptions must be at least 1".into(),
+            ));
+        }
         if self.shutdown_grace == 0 {
             return Err(ConfigError(
                 "shutdown_grace must be at least 1 second, or screens are not told of a restart"
@@ -132,6 +143,14 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            messages_per_second: std::num::NonZeroU32::new(self.messages_per_second)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            max_subscriptions: self.max_subscriptions,
+        }
     }
 
     pub fn heartbeat(&self) -> Heartbeat {

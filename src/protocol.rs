@@ -276,6 +276,12 @@ pub enum ErrorCode {
     OpRefused,
     /// The server could not store a `publish`; nothing of it applied. Retry later.
     StoreUnavailable,
+    /// The connection sent frames faster than its limit; this one and those until the rate
+    /// drops are ignored. Kept up, the connection is closed with 1008.
+    RateLimited,
+    /// A `subscribe` would take the connection past its limit of topics; the topics named in
+    /// the message were not subscribed.
+    TooManySubscriptions,
 }
 
 impl ErrorFrame {

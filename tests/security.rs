@@ -109,3 +109,86 @@ async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
         ServerFrame::Pong { id: Some(3) }
     ));
 }
+
+#[tokio::test]
+async fn a_client_over_its_frame_rate_is_told_then_closed_if_it_keeps_on() {
+    let server = Server::start(&[("PULSEBOARD_MESSAGES_PER_SECOND", "10")]);
+    let mut polite = server.connect().await;
+    let mut flooder = server.connect().await;
+    let started = std::time::Instant::now();
+    let mut told = 0;
+    let close = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "still open after 12 s of flooding"
+        );
+        // About a hundred frames a second, ten times the limit; reading between them.
+        let ping = Message::Text(json!({"type": "ping"}).to_string().into());
+        let _ = flooder.send(ping).await;
+        match tokio::time::timeout(Duration::from_millis(10), flooder.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                told += usize::from(text.as_str().contains(r#""code":"rate_limited""#));
+            }
+            Ok(Some(Ok(Message::Close(Some(close))))) => break close,
+            Ok(None) | Ok(Some(Err(_))) => panic!("the socket ended without a close frame"),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        told, 1,
+        "told once per run of refused frames, not once per frame"
+    );
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "too many frames for too long");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "closed only once it was sustained"
+    );
+    // The polite client on the same server was never limited.
+    send(&mut polite, json!({"type": "ping", "id": 4})).await;
+    assert!(matches!(
+        next(&mut polite).await,
+        ServerFrame::Pong { id: Some(4) }
+    ));
+}
+
+#[tokio::test]
+async fn subscriptions_past_the_limit_are_refused_by_name() {
+    let server = Server::start(&[("PULSEBOARD_MAX_SUBSCRIPTIONS", "3")]);
+    let mut socket = server.connect().await;
+    let topics: Vec<_> = (1..=5)
+        .map(|n| json!({"topic": format!("t:{n}")}))
+        .collect();
+    send(&mut socket, json!({"type": "subscribe", "topics": topics})).await;
+    let (mut snapshots, mut refusal) = (0, None);
+    while refusal.is_none() || snapshots < 3 {
+        match next(&mut socket).await {
+            ServerFrame::Snapshot(_) => snapshots += 1,
+            ServerFrame::Error(error) => refusal = Some(error),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let refusal = refusal.unwrap();
+    assert_eq!(
+        serde_json::to_value(refusal.code).unwrap(),
+        json!("too_many_subscriptions")
+    );
+    assert!(
+        refusal.message.contains("not subscribed: t:4, t:5"),
+        "{}",
+        refusal.message
+    );
+    // Following an already-followed topic again is not a new one.
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "topics": [{"topic": "t:1"}]}),
+    )
+    .await;
+    assert!(matches!(next(&mut socket).await, ServerFrame::Snapshot(_)));
+
+    let (status, body) = server.get("/sse?topics=a:1,a:2,a:3,a:4").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("too_many_subscriptions"))
+    );
+}

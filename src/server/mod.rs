@@ -36,6 +36,7 @@ pub struct AppState {
     pub reconnect_spread: Duration,
     /// Origins besides the server's own whose pages may open `/ws`.
     pub allowed_origins: Arc<[String]>,
+    pub limits: socket::Limits,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -78,6 +79,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         heartbeat: config.heartbeat(),
         reconnect_spread: Duration::from_secs(config.reconnect_spread),
         allowed_origins: config.allowed_origins.clone().into(),
+        limits: config.limits(),
     };
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -24,10 +24,18 @@ pub struct Session {
     outbox: Outbox,
     topics: HashSet<String>,
     boards: HashSet<String>,
+    /// How many topics this connection may follow at once.
+    max_topics: usize,
 }
 
 impl Session {
-    pub fn new(hub: Arc<Hub>, library: Arc<Library>, id: ConnectionId, outbox: Outbox) -> Self {
+    pub fn new(
+        hub: Arc<Hub>,
+        library: Arc<Library>,
+        id: ConnectionId,
+        outbox: Outbox,
+        max_topics: usize,
+    ) -> Self {
         hub.metrics().connections.inc();
         Session {
             hub,
@@ -36,6 +44,7 @@ impl Session {
             outbox,
             topics: HashSet::new(),
             boards: HashSet::new(),
+            max_topics,
         }
     }
 
@@ -57,7 +66,18 @@ impl Session {
             Err(error) => return self.error(error).await,
         };
         match frame {
-            ClientFrame::Subscribe { topics } => self.subscribe(topics),
+            ClientFrame::Subscribe { topics } => {
+                let refused = self.subscribe(topics);
+                if !refused.is_empty() {
+                    let message = format!(
+                        "a connection follows at most {} topics; not subscribed: {}",
+                        self.max_topics,
+                        refused.join(", ")
+                    );
+                    self.error(ErrorFrame::new(ErrorCode::TooManySubscriptions, message))
+                        .await;
+                }
+            }
             ClientFrame::Unsubscribe { topics } => self.unsubscribe(&topics),
             ClientFrame::Join { board } => self.join(board).await,
             ClientFrame::Leave { board } => {
@@ -70,9 +90,15 @@ impl Session {
     }
 
     /// Subscribes to each topic from the position given (a snapshot without one). Subscribing
-    /// again restarts the topic from the new position.
-    pub fn subscribe(&mut self, topics: Vec<TopicRequest>) {
+    /// again restarts the topic from the new position. Returns the topics refused because the
+    /// connection follows as many as it may.
+    pub fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Vec<String> {
+        let mut refused = Vec::new();
         for request in topics {
+            if !self.topics.contains(&request.topic) && self.topics.len() >= self.max_topics {
+                refused.push(request.topic);
+                continue;
+            }
             let had = self.topics.remove(&request.topic);
             self.hub.unsubscribe(self.id, &request.topic);
             let has = self
@@ -87,6 +113,7 @@ impl Session {
                 _ => 0,
             };
         }
+        refused
     }
 
     pub fn unsubscribe(&mut self, topics: &[String]) {

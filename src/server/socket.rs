@@ -18,6 +18,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,63 @@ const BATCH: usize = 64;
 
 /// How long a closing connection may take to send its last frames.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What one client may ask of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub messages_per_second: NonZeroU32,
+    pub max_subscriptions: usize,
+}
+
+/// Refusing frames for this long without a second's pause is abuse: the connection closes.
+const SUSTAINED_ABUSE: Duration = Duration::from_secs(5);
+
+/// A connection's frame rate: a token bucket (bursts of twice the rate), and how long it has
+/// been over it.
+struct FrameRate {
+    bucket: DefaultDirectRateLimiter,
+    last_refused: Option<Instant>,
+    refusing_since: Option<Instant>,
+}
+
+/// What to do with a frame that arrived.
+enum Admit {
+    Take,
+    /// Over the limit: ignore it; `true` the first time in a run, when the client is told.
+    Ignore(bool),
+    /// Over the limit for too long.
+    Close,
+}
+
+impl FrameRate {
+    fn new(per_second: NonZeroU32) -> Self {
+        let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        FrameRate {
+            bucket: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            last_refused: None,
+            refusing_since: None,
+        }
+    }
+
+    fn admit(&mut self) -> Admit {
+        if self.bucket.check().is_ok() {
+            return Admit::Take;
+        }
+        let now = Instant::now();
+        // A second without a refused frame ends a run of them.
+        let new_run = self
+            .last_refused
+            .is_none_or(|at| now.duration_since(at) > Duration::from_secs(1));
+        self.last_refused = Some(now);
+        if new_run {
+            self.refusing_since = Some(now);
+        }
+        match self.refusing_since {
+            Some(since) if now.duration_since(since) > SUSTAINED_ABUSE => Admit::Close,
+            _ => Admit::Ignore(new_run),
+        }
+    }
+}
 
 /// How often connections are pinged, and how long one may stay silent.
 #[derive(Clone, Copy, Debug)]
@@ -128,18 +187,47 @@ async fn serve(socket: WebSocket, state: AppState) {
         mut shutdown,
         heartbeat,
         reconnect_spread,
+        limits,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(hub, library, id, outbox);
+    let mut session = Session::new(hub, library, id, outbox, limits.max_subscriptions);
     let (mut sink, mut stream) = socket.split();
     session.welcome(heartbeat).await;
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();
+    let mut rate = FrameRate::new(limits.messages_per_second);
     let reader = async {
         while let Some(Ok(message)) = stream.next().await {
             heard.now();
+            if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                match rate.admit() {
+                    Admit::Take => {}
+                    Admit::Ignore(first) => {
+                        if first {
+                            let message = format!(
+                                "more than {} frames a second: frames are ignored until the rate drops",
+                                limits.messages_per_second
+                            );
+                            session
+                                .error(ErrorFrame::new(ErrorCode::RateLimited, message))
+                                .await;
+                        }
+                        continue;
+                    }
+                    Admit::Close => {
+                        tracing::warn!(
+                            connection = id,
+                            "closed a connection that kept sending too fast"
+                        );
+                        return Some(CloseFrame {
+                            code: close_code::POLICY,
+                            reason: "too many frames for too long".into(),
+                        });
+                    }
+                }
+            }
             match message {
                 Message::Text(text) if text.len() > MAX_CLIENT_FRAME => {
                     return Some(CloseFrame {

@@ -56,6 +56,17 @@ pub async fn stream(
     for topic in &extra {
         topic_name(topic, "topics")?;
     }
+    if extra.len() > state.limits.max_subscriptions {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "too_many_subscriptions",
+            format!(
+                "a stream follows at most {} topics",
+                state.limits.max_subscriptions
+            ),
+        )
+        .field("topics"));
+    }
     if follow.board.is_none() && extra.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -75,10 +86,11 @@ pub async fn stream(
         shutdown,
         heartbeat,
         reconnect_spread,
+        limits,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(hub, library.clone(), id, outbox);
+    let mut session = Session::new(hub, library.clone(), id, outbox, limits.max_subscriptions);
     session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
@@ -176,7 +188,9 @@ impl Followed {
                 topic,
             })
             .collect();
-        self.session.subscribe(requests);
+        // A board's topics within the limit are followed; past it there is no client to tell
+        // over a stream, so they are left out, as the limit says.
+        let _refused = self.session.subscribe(requests);
     }
 
     /// The message for one queued frame; a board frame also moves the subscriptions to the
