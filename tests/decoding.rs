@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use pulseboard::hub::apply::{plan, Entities};
-use pulseboard::protocol::ClientFrame;
+use pulseboard::protocol::{ClientFrame, CLIENT_FRAME_TYPES};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -35,27 +35,21 @@ const KEYS: &[&str] = &[
     "user_id",
     "trace_id",
 ];
+/// Op names, for generated ops that are nearly right.
+const OPS: &[&str] = &["set", "patch", "incr", "delete", "append", "push", "clear"];
+/// Other strings worth trying: names that are valid, empty, climbing, or not ASCII.
+const NAMES: &[&str] = &["metric:kpis", "a", "", "../x", "ünï cödé"];
+
 /// Values the frames and ops expect, among the random ones.
-const WORDS: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "join",
-    "leave",
-    "ping",
-    "publish",
-    "set",
-    "patch",
-    "incr",
-    "delete",
-    "append",
-    "push",
-    "clear",
-    "metric:kpis",
-    "a",
-    "",
-    "../x",
-    "ünï cödé",
-];
+fn word() -> impl Strategy<Value = &'static str> {
+    let words: Vec<&'static str> = CLIENT_FRAME_TYPES
+        .iter()
+        .chain(OPS)
+        .chain(NAMES)
+        .copied()
+        .collect();
+    prop::sample::select(words)
+}
 
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -65,7 +59,7 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         any::<f64>()
             .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        prop::sample::select(WORDS).prop_map(Value::from),
+        word().prop_map(Value::from),
         ".{0,40}".prop_map(Value::from),
     ]
 }
@@ -89,7 +83,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A publish frame whose ops are each a near-miss: a real op name with random fields.
 fn publish_frame() -> impl Strategy<Value = Value> {
     let op = (
-        prop::sample::select(&WORDS[6..13]),
+        prop::sample::select(OPS),
         prop::collection::vec((prop::sample::select(KEYS), json_value()), 0..5),
     )
         .prop_map(|(name, fields)| {
@@ -116,10 +110,7 @@ fn number() -> impl Strategy<Value = Value> {
 /// Ops of the right shape with values at their edges: the planner's inputs once decoding
 /// has accepted them.
 fn well_formed_op() -> impl Strategy<Value = Value> {
-    let id = prop_oneof![
-        prop::sample::select(WORDS).prop_map(str::to_owned),
-        ".{0,300}"
-    ];
+    let id = prop_oneof![word().prop_map(str::to_owned), ".{0,300}"];
     let small = prop_oneof![
         Just(0u64),
         Just(1u64),
