@@ -281,13 +281,16 @@ impl Live {
                     }
                 });
             }
-            ServerFrame::Error(error) if self.writes.refused(&error) => {}
+            // A refused write of the page's own is rolled back and shown; anything else is
+            // for the developer console.
             ServerFrame::Error(error) => {
-                leptos::logging::warn!(
-                    "server refused a frame: {:?}: {}",
-                    error.code,
-                    error.message
-                );
+                if !self.writes.refused(&error) {
+                    leptos::logging::warn!(
+                        "server refused a frame: {:?}: {}",
+                        error.code,
+                        error.message
+                    );
+                }
             }
         }
         Applied::Ok

@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -197,11 +198,19 @@ impl Followed {
     /// topics the board reads now.
     fn event(&mut self, frame: &EncodedFrame) -> Event {
         let event = Event::default().data(frame.as_str());
-        match serde_json::from_str::<ServerFrame>(frame.as_str()) {
-            Ok(ServerFrame::Snapshot(s)) => self.moved(s.topic, s.epoch, s.offset, event),
-            Ok(ServerFrame::Event(e)) => self.moved(e.topic, e.epoch, e.offset, event),
-            Ok(ServerFrame::Coalesced(c)) => self.moved(c.topic, c.epoch, c.offset, event),
-            Ok(ServerFrame::Board(board)) => {
+        // Every stream reads the frames it is sent, so only their head is parsed (the
+        // payload is skipped, not built); a board frame, rare, is read whole.
+        let Ok(head) = serde_json::from_str::<FrameHead>(frame.as_str()) else {
+            return event;
+        };
+        match (head.kind.as_ref(), head.topic, head.epoch, head.offset) {
+            ("snapshot" | "event" | "coalesced", Some(topic), Some(epoch), Some(offset)) => {
+                self.moved(topic.into_owned(), epoch, offset, event)
+            }
+            ("board", ..) => {
+                let Ok(ServerFrame::Board(board)) = serde_json::from_str(frame.as_str()) else {
+                    return event;
+                };
                 if let Some(reads) = board.view.board.map(|b| b.topics()) {
                     let dropped: Vec<String> = self
                         .positions
@@ -225,6 +234,18 @@ impl Followed {
         self.positions.insert(topic, Position { epoch, offset });
         event.id(format_positions(&self.positions))
     }
+}
+
+/// What a stream needs of a frame to keep its positions: its type and, for the frames that
+/// move a topic, where to.
+#[derive(Deserialize)]
+struct FrameHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    topic: Option<Cow<'a, str>>,
+    epoch: Option<u64>,
+    offset: Option<u64>,
 }
 
 /// `metric:kpis=1763805600000.1291,feed:activity=1763805600000.88`
