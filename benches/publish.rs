@@ -58,6 +58,8 @@ async fn main() {
         let server = Server::start(&[
             ("PULSEBOARD_FSYNC", if fsync { "true" } else { "false" }),
             ("PULSEBOARD_DEMO", "false"),
+            // Thousands of requests a second with one key is the point here.
+            ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
         ]);
         for workload in &WORKLOADS {
             run(&server, workload, fsync, Duration::from_secs(seconds)).await;
@@ -76,8 +78,8 @@ async fn run(server: &Server, workload: &Workload, fsync: bool, length: Duration
                 client % workload.topics
             );
             let body = body(client, workload.ops_per_request);
+            let http = server.http();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();

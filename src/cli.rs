@@ -1,7 +1,10 @@
 //! The command line: `serve` runs the server; `publish`, `snapshot` and `reload` talk to a
 //! running one over its HTTP API, so scripts and cron jobs go through the same path as
-//! everyone else.
+//! everyone else; `keys` manages API keys in the data dir itself, which is how the first
+//! admin key comes to exist (and how an operator who lost every admin key gets back in).
 
+use crate::access::keyring::Keyring;
+use crate::access::scope::Scope;
 use crate::config::Config;
 use crate::ops::Op;
 use clap::{Parser, Subcommand};
@@ -53,6 +56,30 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// Manage API keys, in the data dir of the configuration (the server need not run; a
+    /// running one sees changes within a second).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a key and print its secret, which is not stored and cannot be shown again.
+    ///
+    /// Scopes: publish:<topic pattern> (publish:metric:*, publish:*), read:<board> (read:*),
+    /// admin. A share link for a TV is a key with read:<board>: /b/<board>?token=<secret>.
+    Create {
+        /// What the key is for: "CI deploys", "lobby TV".
+        #[arg(long)]
+        name: String,
+        /// One or more scopes.
+        #[arg(long = "scope", required = true, value_name = "SCOPE")]
+        scopes: Vec<Scope>,
+    },
+    /// List every key (never its secret).
+    List,
+    /// Revoke a key at once, with the sessions it logged in.
+    Revoke { id: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +87,9 @@ pub struct ServerArg {
     /// The server's base URL; defaults to the `listen` address of the configuration.
     #[arg(long, env = "PULSEBOARD_URL")]
     server: Option<String>,
+    /// The API key to send (PULSEBOARD_KEY keeps it out of the shell history).
+    #[arg(long, env = "PULSEBOARD_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 impl ServerArg {
@@ -94,12 +124,81 @@ fn parse_ops(args: &[String]) -> Result<Vec<Op>, String> {
     Ok(ops)
 }
 
+/// Runs `keys`: 0 when done, 1 for a key that does not exist, 2 when the keyring cannot be
+/// opened or written.
+pub fn run_keys(command: KeysCommand, config: &Config) -> ExitCode {
+    let keyring = match Keyring::open(&config.data_dir) {
+        Ok(keyring) => keyring,
+        Err(e) => {
+            return fail(format!(
+                "{} cannot be opened: {e}",
+                config.data_dir.display()
+            ))
+        }
+    };
+    let scopes = |record: &crate::access::keyring::KeyRecord| {
+        let scopes: Vec<String> = record.scopes.iter().map(ToString::to_string).collect();
+        scopes.join(" ")
+    };
+    match command {
+        KeysCommand::Create {
+            name,
+            scopes: wanted,
+        } => match keyring.create(&name, wanted) {
+            Ok(made) => {
+                audit_line("key_created", &made.record.id);
+                eprintln!(
+                    "key {} ({}) made with scopes: {}. Its secret, shown this once:",
+                    made.record.id,
+                    made.record.name,
+                    scopes(&made.record)
+                );
+                println!("{}", made.secret);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysCommand::List => match keyring.list() {
+            Ok(keys) => {
+                for key in keys {
+                    let state = if key.revoked_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!("{}\t{}\t{}\t{}", key.id, state, key.name, scopes(&key));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysCommand::Revoke { id } => match keyring.revoke(&id) {
+            Ok(Some(key)) => {
+                audit_line("key_revoked", &key.id);
+                println!("revoked {} ({})", key.id, key.name);
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                eprintln!("pulseboard: no key with id {id}");
+                ExitCode::FAILURE
+            }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+/// The audit line a key change made from the command line leaves, on standard error.
+fn audit_line(event: &str, id: &str) {
+    eprintln!("audit: event={event} id={id} by=cli");
+}
+
 /// Runs `publish`, `snapshot` or `reload`: 0 when the server agreed, 1 when it refused (its JSON error
 /// goes to standard error), 2 when the command could not be carried out.
 pub async fn run_client(command: Command, config: &Config) -> ExitCode {
     let http = reqwest::Client::new();
+    let key;
     let request = match command {
-        Command::Serve => unreachable!("serve is not a client command"),
+        Command::Serve | Command::Keys(_) => unreachable!("not a client command"),
         Command::Publish {
             topic,
             ops,
@@ -112,6 +211,7 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
                 Ok(ops) => ops,
                 Err(e) => return fail(e),
             };
+            key = server.key.clone();
             let body = json!({"ops": ops, "user_id": user, "trace_id": trace});
             let mut request = http
                 .post(format!("{}/api/v1/topics/{topic}", server.base(config)))
@@ -122,11 +222,18 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
             request
         }
         Command::Snapshot { topic, server } => {
+            key = server.key.clone();
             http.get(format!("{}/api/v1/topics/{topic}", server.base(config)))
         }
-        Command::Reload { within, server } => http
-            .post(format!("{}/api/v1/screens/reload", server.base(config)))
-            .json(&json!({ "within_s": within })),
+        Command::Reload { within, server } => {
+            key = server.key.clone();
+            http.post(format!("{}/api/v1/screens/reload", server.base(config)))
+                .json(&json!({ "within_s": within }))
+        }
+    };
+    let request = match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
     };
     let response = match request.send().await {
         Ok(response) => response,

@@ -5,6 +5,7 @@
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
 use crate::hub::HubSettings;
+use crate::server::limits::ClientLimits;
 use crate::server::socket::{Heartbeat, Limits};
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 20] = [
     "listen",
     "site_root",
     "data_dir",
@@ -31,7 +32,14 @@ const KEYS: [&str; 15] = [
     "allowed_origins",
     "messages_per_second",
     "max_subscriptions",
+    "requests_per_ip",
+    "requests_per_key",
+    "connections_per_ip",
+    "trust_proxy",
+    "frame_ancestors",
 ];
+/// Keys whose value is a list: in the environment, comma-separated.
+const LISTS: [&str; 2] = ["allowed_origins", "frame_ancestors"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +70,16 @@ pub struct Config {
     pub messages_per_second: u32,
     /// Topics one connection may follow at once.
     pub max_subscriptions: usize,
+    /// HTTP requests per second from one address without a key.
+    pub requests_per_ip: u32,
+    /// HTTP requests per second made with one API key.
+    pub requests_per_key: u32,
+    /// Open `/ws` and `/sse` connections per address.
+    pub connections_per_ip: usize,
+    /// Take the client's address from `X-Forwarded-For` (set only behind a proxy that sets it).
+    pub trust_proxy: bool,
+    /// Sites that may show the pages in a frame, as CSP `frame-ancestors` sources.
+    pub frame_ancestors: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -100,8 +118,7 @@ impl Config {
             let var = format!("PULSEBOARD_{}", key.to_uppercase());
             if let Ok(raw) = std::env::var(&var) {
                 let value = match key {
-                    // A list in the environment is comma-separated.
-                    "allowed_origins" => toml::Value::Array(
+                    key if LISTS.contains(&key) => toml::Value::Array(
                         raw.split(',')
                             .map(str::trim)
                             .filter(|o| !o.is_empty())
@@ -125,10 +142,15 @@ impl Config {
         if self.heartbeat == 0 {
             return Err(ConfigError("heartbeat must be at least 1 second".into()));
         }
-        if self.messages_per_second == 0 || self.max_subscriptions == 0 {
-            return Err(ConfigError(
-                "messages_per_second and max_subscriptions must be at least 1".into(),
-            ));
+        let counts = [
+            ("messages_per_second", self.messages_per_second as usize),
+            ("max_subscriptions", self.max_subscriptions),
+            ("requests_per_ip", self.requests_per_ip as usize),
+            ("requests_per_key", self.requests_per_key as usize),
+            ("connections_per_ip", self.connections_per_ip),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError(format!("{key} must be at least 1")));
         }
         if self.shutdown_grace == 0 {
             return Err(ConfigError(
@@ -150,6 +172,16 @@ impl Config {
             messages_per_second: std::num::NonZeroU32::new(self.messages_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_subscriptions: self.max_subscriptions,
+        }
+    }
+
+    pub fn client_limits(&self) -> ClientLimits {
+        let at_least_one = |n| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+        ClientLimits {
+            requests_per_ip: at_least_one(self.requests_per_ip),
+            requests_per_key: at_least_one(self.requests_per_key),
+            connections_per_ip: self.connections_per_ip,
+            trust_proxy: self.trust_proxy,
         }
     }
 

@@ -21,6 +21,7 @@
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):
+//! - [`access`]: API keys, their scopes, admin sessions, and who may read and write what.
 //! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` / `reload` against a
 //!   running server.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
@@ -48,6 +49,8 @@ pub mod pages;
 pub mod protocol;
 pub mod widgets;
 
+#[cfg(feature = "ssr")]
+pub mod access;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]

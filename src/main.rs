@@ -1,7 +1,7 @@
 //! The `pulseboard` binary: the server, and the `publish` / `snapshot` commands for scripts.
 
 use clap::Parser;
-use pulseboard::cli::{run_client, Cli, Command};
+use pulseboard::cli::{run_client, run_keys, Cli, Command};
 use pulseboard::config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
+        Command::Keys(keys) => run_keys(keys, &config),
         client => run_client(client, &config).await,
     }
 }

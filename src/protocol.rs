@@ -282,7 +282,18 @@ pub enum ErrorCode {
     /// A `subscribe` would take the connection past its limit of topics; the topics named in
     /// the message were not subscribed.
     TooManySubscriptions,
+    /// The connection has no key, and what it asked needs one (a `publish`, or topics only
+    /// private boards show). Open the socket with `?token=` or an `Authorization` header.
+    Unauthenticated,
+    /// The connection's key does not allow what it asked.
+    Forbidden,
 }
+
+/// Close code: the key the connection presented is unknown, or was revoked while it was open.
+/// Reconnecting with the same key will not help.
+pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
+/// Close code: the connection joined a private board its credentials may not read.
+pub const CLOSE_FORBIDDEN: u16 = 4403;
 
 impl ErrorFrame {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -393,6 +404,16 @@ pub fn check_name(name: &str) -> Result<(), InvalidName> {
         return refuse("only letters, digits and _ - . : are allowed");
     }
     Ok(())
+}
+
+/// Whether a topic pattern covers a topic: a pattern ending in `*` covers every topic that
+/// starts with what precedes it (`*` alone covers all), any other only the topic it names.
+/// Retention settings and API key scopes both name topics this way.
+pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => topic == pattern,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ fn pulseboard(server: &Server, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
         .args(args)
         .env("PULSEBOARD_URL", format!("http://{}", server.addr))
+        .env("PULSEBOARD_KEY", &server.key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -22,7 +22,8 @@ async fn state(server: &Server, topic: &str) -> Value {
 }
 
 async fn refused(server: &Server, topic: &str, body: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = server
+        .http()
         .post(format!("http://{}/api/v1/topics/{topic}", server.addr))
         .header("content-type", "application/json")
         .body(body.to_owned())
@@ -176,9 +177,8 @@ async fn concurrent_increments_sum_exactly() {
     let url = format!("http://{}/api/v1/topics/metric:race", server.addr);
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let url = url.clone();
+            let (url, http) = (url.clone(), server.http());
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 for _ in 0..50 {
                     let body = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 1}]});
                     let response = http.post(&url).json(&body).send().await.unwrap();
@@ -275,7 +275,8 @@ async fn bad_input_gets_its_documented_status_and_changes_nothing() {
 }
 
 async fn post(server: &Server, path: &str, key: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = server
+        .http()
         .post(format!("http://{}{path}", server.addr))
         .json(&body);
     if let Some(key) = key {

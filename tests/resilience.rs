@@ -21,7 +21,7 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout_and_a_listening_one_is_k
         ("PULSEBOARD_IDLE_TIMEOUT", "3"),
     ]);
     // The settings reach clients in the welcome, so browsers ping at the same rate.
-    let (mut listening, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+    let (mut listening, _) = tokio_tungstenite::connect_async(server.ws_url())
         .await
         .unwrap();
     let ServerFrame::Welcome(welcome) = next(&mut listening).await else {
@@ -105,12 +105,11 @@ struct Followed {
 
 /// Follows a topic as a screen does: on every (re)connection it subscribes resuming from the
 /// position it holds; retries until the server is back. Stops at offset `until`.
-async fn follow(addr: String, topic: &str, until: Arc<AtomicU64>) -> Followed {
+async fn follow(url: String, topic: &str, until: Arc<AtomicU64>) -> Followed {
     let mut seen = Followed::default();
     let mut position: Option<Position> = None;
     loop {
-        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await
-        else {
+        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(&url).await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
@@ -172,7 +171,7 @@ async fn a_restart_under_steady_load_loses_and_repeats_nothing_at_any_subscriber
 
     let until = Arc::new(AtomicU64::new(u64::MAX));
     let followers: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(follow(addr.clone(), TOPIC, until.clone())))
+        .map(|_| tokio::spawn(follow(server.ws_url(), TOPIC, until.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -181,9 +180,8 @@ async fn a_restart_under_steady_load_loses_and_repeats_nothing_at_any_subscriber
     // write that was applied just before the stop is not applied twice.
     let publishing = Arc::new(AtomicBool::new(true));
     let publisher = tokio::spawn({
-        let (addr, publishing) = (addr.clone(), publishing.clone());
+        let (addr, publishing, http) = (addr.clone(), publishing.clone(), server.http());
         async move {
-            let http = reqwest::Client::new();
             let mut acknowledged = Vec::new();
             let mut write = 0;
             while publishing.load(Ordering::SeqCst) {
@@ -271,7 +269,9 @@ struct SseMessage {
 
 impl EventStream {
     async fn open(server: &Server, query: &str, last_event_id: Option<&str>) -> EventStream {
-        let mut request = reqwest::Client::new().get(format!("http://{}/sse?{query}", server.addr));
+        let mut request = server
+            .http()
+            .get(format!("http://{}/sse?{query}", server.addr));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }

@@ -8,9 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use pulseboard::protocol::ServerFrame;
 use serde_json::json;
 use std::time::Duration;
-use support::{next, send, Server};
+use support::{closed_with, next, send, Server};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Opens `/ws` as a page from `origin` would, through a proxy that says it was reached at
@@ -20,9 +19,7 @@ async fn open_from(
     origin: Option<&str>,
     forwarded_host: Option<&str>,
 ) -> support::Socket {
-    let mut request = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
+    let mut request = server.ws_url().into_client_request().unwrap();
     let headers = request.headers_mut();
     if let Some(origin) = origin {
         headers.insert("origin", origin.parse().unwrap());
@@ -31,20 +28,6 @@ async fn open_from(
         headers.insert("x-forwarded-host", host.parse().unwrap());
     }
     tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-/// The close frame the server ends the socket with.
-async fn closed_with(socket: &mut support::Socket) -> CloseFrame {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("the server closes within 5 s")
-            .expect("a close frame before the end")
-            .unwrap();
-        if let Message::Close(Some(close)) = message {
-            return close;
-        }
-    }
 }
 
 #[tokio::test]

@@ -318,8 +318,8 @@ async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
     let publishers: Vec<_> = (0..4)
         .map(|writer| {
             let url = format!("http://{addr}/api/v1/topics/feed:kill");
+            let http = server.http();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 let mut acknowledged = Vec::new();
                 for n in 0.. {
                     let id = format!("w{writer}-{n}");

@@ -71,7 +71,11 @@ impl Adapter {
 
     pub fn url(&self, server: &str) -> String {
         match self {
-            Adapter::Pulseboard | Adapter::Broadcast => format!("ws://{server}/ws"),
+            Adapter::Pulseboard => match pulseboard_key() {
+                Some(key) => format!("ws://{server}/ws?token={key}"),
+                None => format!("ws://{server}/ws"),
+            },
+            Adapter::Broadcast => format!("ws://{server}/ws"),
             Adapter::SocketIo => format!("ws://{server}/socket.io/?EIO=4&transport=websocket"),
             Adapter::Pusher(app) => format!(
                 "ws://{server}/app/{}?protocol=7&client=pulseboard-bench&version=1.0",
@@ -130,6 +134,7 @@ impl Adapter {
         match self {
             Adapter::Pulseboard => http
                 .post(format!("http://{server}/api/v1/topics/{topic}"))
+                .bearer_auth(pulseboard_key().unwrap_or_default())
                 .json(&json!({"ops": [{"op": "set", "entity_id": "last", "payload": {"sent": sent}}]})),
             Adapter::Broadcast | Adapter::SocketIo => http
                 .post(format!("http://{server}/publish"))
@@ -207,4 +212,11 @@ pub fn stamp(frame: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
     rest[..end].parse().ok().filter(|&sent| sent > 0)
+}
+
+/// The API key a Pulseboard server is driven with: its subscribers follow topics on no board
+/// and its publisher writes, so both need one. `PULSEBOARD_KEY`, as for the CLI; set to the
+/// started server's own admin key when the tool starts one (client processes inherit it).
+pub fn pulseboard_key() -> Option<String> {
+    std::env::var("PULSEBOARD_KEY").ok()
 }

@@ -11,7 +11,9 @@
 //! benches/peers/run     # every peer and the floor, the same workloads, into BENCHMARKS.md
 //! ```
 //!
-//! Without `--server` it starts the Pulseboard binary of the same build on an empty data dir.
+//! Without `--server` it starts the Pulseboard binary of the same build on an empty data dir,
+//! with an admin key and no limits per address; a running Pulseboard server needs a key in
+//! `PULSEBOARD_KEY` and `connections_per_ip` above the subscriber count.
 //! `--protocol` picks the adapter for another server (see `adapter.rs`). Prints a Markdown
 //! table row, or with `--json` one JSON object.
 
@@ -166,7 +168,14 @@ async fn main() {
                 Adapter::Pulseboard,
                 "give --server for another protocol"
             );
-            started_server = Server::start(&[("PULSEBOARD_DEMO", "false")]);
+            // The tool's own connections and publishes are the load: the limits per address
+            // and per key would refuse them.
+            started_server = Server::start(&[
+                ("PULSEBOARD_DEMO", "false"),
+                ("PULSEBOARD_CONNECTIONS_PER_IP", "1000000"),
+                ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
+            ]);
+            std::env::set_var("PULSEBOARD_KEY", &started_server.key);
             (started_server.addr.clone(), Some(started_server.child.id()))
         }
     };

@@ -129,9 +129,12 @@ test("a change made on the board shows at once, is confirmed by the server, or i
       { op: "set", entity_id: "api", payload: { name: "API", state: "up" } },
     ]);
     await server.publish("metric:office", [{ op: "set", entity_id: "visitors", payload: 3 }]);
-    await page.goto(server.boardUrl);
+    // Writing from a board needs a key that may publish: this page is opened with one as its
+    // share link, which its socket passes on.
+    await page.goto(`${server.boardUrl}?token=${server.key}`);
     await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
-    const read = async (topic: string) => (await (await fetch(`${server.url}/api/v1/topics/${topic}`)).json()).state;
+    const read = async (topic: string) =>
+      (await (await fetch(`${server.url}/api/v1/topics/${topic}`, { headers: server.auth })).json()).state;
 
     // Acknowledging a service that is down: shown at once, then stored.
     const db = page.locator('.status-item[data-key="db"]');

@@ -221,7 +221,7 @@ test("an operator reloads every open screen with one command", async ({ page, br
     }
     const refused = await fetch(`${server.url}/api/v1/screens/reload`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...server.auth },
       body: JSON.stringify({ within_s: 9999 }),
     });
     expect(refused.status).toBe(422);
@@ -229,7 +229,7 @@ test("an operator reloads every open screen with one command", async ({ page, br
 
     const response = await fetch(`${server.url}/api/v1/screens/reload`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...server.auth },
       body: JSON.stringify({ within_s: 1 }),
     });
     expect(await response.json()).toEqual({ screens: 2, within_s: 1 });

@@ -1,5 +1,5 @@
 // Starts and stops real Pulseboard servers for the browser tests.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,10 @@ export interface Server {
   /** The server's boards directory: a copy of the repository's, which tests may edit. */
   boardsDir: string;
   port: number;
+  /** The secret of an admin key made for this server (a page opened with `?token=` of it may write). */
+  key: string;
+  /** Headers that send the admin key. */
+  auth: Record<string, string>;
   /** Applies ops to a topic through the HTTP API, failing the test on refusal. */
   publish(topic: string, ops: object[]): Promise<void>;
   /** Stops the server with SIGTERM and waits for it to exit. */
@@ -41,13 +45,21 @@ export async function startServer(
   const bin = process.env.PULSEBOARD_BIN;
   if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
   const boardsDir = options.boardsDir ?? boardsCopy();
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-"));
+  // Made with the CLI on the data dir, as an operator makes the first admin key.
+  const key = execFileSync(bin, ["keys", "create", "--name", "e2e", "--scope", "admin"], {
+    env: { ...process.env, PULSEBOARD_DATA_DIR: dataDir },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  }).trim();
+  const auth = { authorization: `Bearer ${key}` };
   const child: ChildProcess = spawn(bin, [], {
     env: {
       ...process.env,
       PULSEBOARD_LISTEN: `127.0.0.1:${options.port ?? 0}`,
       PULSEBOARD_DEMO: String(options.demo ?? false),
       PULSEBOARD_BOARDS: boardsDir,
-      PULSEBOARD_DATA_DIR: options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-")),
+      PULSEBOARD_DATA_DIR: dataDir,
       ...options.env,
     },
     stdio: ["ignore", "pipe", "inherit"],
@@ -68,10 +80,12 @@ export async function startServer(
     boardUrl: `${url}/b/demo`,
     boardsDir,
     port: Number(new URL(url).port),
+    key,
+    auth,
     async publish(topic, ops) {
       const response = await fetch(`${url}/api/v1/topics/${topic}`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...auth },
         body: JSON.stringify({ ops }),
       });
       if (!response.ok) throw new Error(`publish to ${topic}: ${response.status} ${await response.text()}`);

@@ -39,6 +39,8 @@ struct BoardFile {
     #[serde(default = "four")]
     columns: u8,
     #[serde(default)]
+    private: bool,
+    #[serde(default)]
     widget: Vec<toml::Spanned<toml::Table>>,
 }
 
@@ -95,6 +97,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Board, BoardProblem> 
         name: name.to_owned(),
         title: board.title,
         columns: board.columns,
+        private: board.private,
         widgets,
     })
 }
@@ -416,7 +419,7 @@ type = "presence"
             ("columns = 4\n", "ops.toml:1:1: missing field `title`"),
             (
                 "title = \"x\"\ncolour = \"red\"\n",
-                "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `widget`",
+                "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `private`, `widget`",
             ),
             ("title = \"x\"\ncolumns = 13\n", "ops.toml: `columns` is 13: use 1 to 12"),
             (

@@ -8,7 +8,7 @@
 //! that replace a file instead of writing it, where change notifications go missing.
 
 use super::file::{parse, valid_name};
-use super::{BoardProblem, BoardSummary, BoardView};
+use super::{Board, BoardProblem, BoardSummary, BoardView};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -149,6 +149,15 @@ impl Library {
             .read()
             .get(name)
             .map(|entry| entry.view.clone())
+    }
+
+    /// Whether any board, as last parsed, passes `test`.
+    pub fn any_board(&self, test: impl Fn(&Board) -> bool) -> bool {
+        self.entries
+            .read()
+            .values()
+            .filter_map(|entry| entry.view.board.as_ref())
+            .any(test)
     }
 
     pub fn list(&self) -> Vec<BoardSummary> {

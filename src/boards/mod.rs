@@ -20,6 +20,10 @@ pub struct Board {
     pub title: String,
     /// Grid columns at full width; narrow screens use fewer.
     pub columns: u8,
+    /// Shown only to an admin session or a key (share link) that may read it; its topics
+    /// likewise. A public board and its topics are readable by anyone who reaches the server.
+    #[serde(default)]
+    pub private: bool,
     pub widgets: Vec<Widget>,
 }
 
@@ -33,6 +37,13 @@ impl Board {
             }
         }
         topics
+    }
+
+    /// Whether any widget of the board reads `topic`.
+    pub fn reads(&self, topic: &str) -> bool {
+        self.widgets
+            .iter()
+            .any(|w| w.topic.as_deref() == Some(topic))
     }
 }
 

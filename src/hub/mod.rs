@@ -19,7 +19,7 @@ pub mod topic;
 use crate::boards::BoardView;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Op, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{BoardFrame, Position, ServerFrame, Snapshot};
+use crate::protocol::{pattern_matches, BoardFrame, Position, ServerFrame, Snapshot};
 use crate::store::{Remembered, Store, StoreError, WriteUnit};
 use apply::OpError;
 use idempotency::{Memory, Recall, REMEMBER_FOR_MS};
@@ -52,10 +52,7 @@ impl HubSettings {
     pub fn history_for(&self, topic: &str) -> usize {
         self.retention
             .iter()
-            .filter(|(pattern, _)| match pattern.strip_suffix('*') {
-                Some(prefix) => topic.starts_with(prefix),
-                None => topic == pattern,
-            })
+            .filter(|(pattern, _)| pattern_matches(pattern, topic))
             .max_by_key(|(pattern, _)| pattern.len())
             .map_or(self.history, |(_, events)| *events)
     }

@@ -174,7 +174,22 @@ fn socket_url() -> String {
         _ => "ws",
     };
     let host = location.host().unwrap_or_default();
-    format!("{scheme}://{host}/ws")
+    match token_param() {
+        Some(token) => format!("{scheme}://{host}/ws?token={token}"),
+        None => format!("{scheme}://{host}/ws"),
+    }
+}
+
+/// The page's own `token` (a share link's key), passed on to the socket: a browser cannot
+/// set headers on a WebSocket or an EventSource, and a screen opened with a share link
+/// follows its private board with that link's rights.
+fn token_param() -> Option<String> {
+    let search = window().location().search().ok()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(str::to_owned)
 }
 
 fn open(connection: &Shared) {
@@ -286,8 +301,9 @@ fn open_source(connection: &Shared) {
                 Some(format!("{}={}.{}", request.topic, at.epoch, at.offset))
             })
             .collect();
+        let token = token_param().map_or(String::new(), |token| format!("&token={token}"));
         format!(
-            "/sse?board={}&from={}",
+            "/sse?board={}&from={}{token}",
             js_sys::encode_uri_component(&c.board),
             js_sys::encode_uri_component(&from.join(","))
         )

@@ -22,6 +22,23 @@ pub fn BoardPage() -> impl IntoView {
         .get("board")
         .unwrap_or_default();
     let screen = Screen::from_query(&use_query_map().read_untracked());
+    let locked = SharedValue::new({
+        let name = name.clone();
+        move || library::locked(&name)
+    })
+    .into_inner();
+    if locked {
+        return view! {
+            <main class="page">
+                <h1>"This board is private"</h1>
+                <p>
+                    "Open it with its share link (the address with " <code>"?token=…"</code>
+                    " an admin gave you), or " <a href="/login" rel="external">"sign in"</a> "."
+                </p>
+            </main>
+        }
+        .into_any();
+    }
     let found = SharedValue::new({
         let name = name.clone();
         move || library::board(&name)

@@ -1,6 +1,7 @@
 //! The pages' view of the boards library while the server renders them (`ssr`). The router
 //! provides the [`Library`] as context; a page rendered outside it sees no boards.
 
+use crate::access::Caller;
 use crate::boards::library::Library;
 use crate::boards::{BoardSummary, BoardView};
 use leptos::prelude::*;
@@ -11,10 +12,29 @@ pub fn board(name: &str) -> Option<BoardView> {
     use_context::<Arc<Library>>()?.get(name)
 }
 
+/// The boards the caller may see.
 pub fn boards() -> Vec<BoardSummary> {
+    let caller = use_context::<Caller>().unwrap_or_default();
     use_context::<Arc<Library>>()
-        .map(|library| library.list())
+        .map(|library| {
+            let mut boards = library.list();
+            boards.retain(|board| caller.may_see(&library, &board.name));
+            boards
+        })
         .unwrap_or_default()
+}
+
+/// Whether the board is private and the caller may not see it; answers 401 if so.
+pub fn locked(name: &str) -> bool {
+    let caller = use_context::<Caller>().unwrap_or_default();
+    let locked =
+        use_context::<Arc<Library>>().is_some_and(|library| !caller.may_see(&library, name));
+    if locked {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::UNAUTHORIZED);
+        }
+    }
+    locked
 }
 
 /// Answers 404 for a board that does not exist, so scripts checking a URL see it.

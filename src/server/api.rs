@@ -4,11 +4,16 @@
 //! generated from these handlers and their types. Every refusal is JSON
 //! `{code, message, field}` with a fitting status.
 
+use super::caller::refuse;
 use super::AppState;
+use crate::access::keyring::{KeyRecord, Keyring};
+use crate::access::scope::Scope;
+use crate::access::Caller;
 use crate::hub::idempotency::MAX_KEY_LEN;
 use crate::hub::{PublishError, TopicSummary};
 use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
 use crate::protocol::{check_name, Snapshot};
+use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -32,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/boards", get(list_boards))
         .route("/boards/{board}", get(read_board))
         .route("/screens/reload", post(reload_screens))
+        .route("/keys", get(list_keys).post(create_key))
+        .route("/keys/{id}", axum::routing::delete(revoke_key))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -50,11 +57,30 @@ pub fn routes() -> Router<AppState> {
         list_boards,
         read_board,
         reload_screens,
+        list_keys,
+        create_key,
+        revoke_key,
         health
     ),
-    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest))
+    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest, KeyRequest, KeyRecord)),
+    modifiers(&BearerKeys),
+    security(("api_key" = []))
 )]
 struct ApiDoc;
+
+/// Declares the bearer API key every protected endpoint takes.
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -110,7 +136,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -132,6 +165,8 @@ pub(super) fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "applied and stored", body = Published),
         (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
+        (status = 401, description = "no API key, or one unknown or revoked", body = ApiError),
+        (status = 403, description = "the key may not publish to a topic of the request", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
         (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
@@ -140,11 +175,19 @@ pub(super) fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
 )]
 async fn publish(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     topic_name(&topic, "topic")?;
+    if !caller.may_publish(&topic) {
+        return Err(refuse(
+            &caller,
+            "/api/v1/topics",
+            &format!("publish to `{topic}`"),
+        ));
+    }
     let key = idempotency_key(&headers)?;
     let request: Publish = parse_body(body, "invalid_ops")?;
     let (mut answer, replayed) = apply(&state, (topic, request).into(), key).await?;
@@ -166,6 +209,8 @@ async fn publish(
     responses(
         (status = 200, description = "applied and stored", body = BatchPublished),
         (status = 400, description = "malformed JSON or a bad topic name", body = ApiError),
+        (status = 401, description = "no API key, or one unknown or revoked", body = ApiError),
+        (status = 403, description = "the key may not publish to a topic of the request", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
         (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
@@ -174,13 +219,21 @@ async fn publish(
 )]
 async fn publish_batch(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if caller.is_anonymous() {
+        return Err(refuse(&caller, "/api/v1/batch", "publish"));
+    }
     let key = idempotency_key(&headers)?;
     let batch: Batch = parse_body(body, "invalid_ops")?;
     for (i, write) in batch.writes.iter().enumerate() {
         topic_name(&write.topic, &format!("writes[{i}].topic"))?;
+        if !caller.may_publish(&write.topic) {
+            let what = format!("publish to `{}`", write.topic);
+            return Err(refuse(&caller, "/api/v1/batch", &what).field(format!("writes[{i}].topic")));
+        }
     }
     let (answer, replayed) = apply(&state, batch, key).await?;
     Ok(with_replay_header(Json(answer).into_response(), replayed))
@@ -289,14 +342,24 @@ async fn apply(
     responses(
         (status = 200, description = "the snapshot", body = Snapshot),
         (status = 400, description = "a bad topic name", body = ApiError),
+        (status = 401, description = "the topic is on no public board, and no key was sent", body = ApiError),
+        (status = 403, description = "the key may not read the topic", body = ApiError),
         (status = 404, description = "no such topic", body = ApiError),
     )
 )]
 async fn read_topic(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
 ) -> Result<Json<Snapshot>, ApiError> {
     topic_name(&topic, "topic")?;
+    if !caller.may_read_topic(&state.boards, &topic) {
+        return Err(refuse(
+            &caller,
+            "/api/v1/topics",
+            &format!("read `{topic}`"),
+        ));
+    }
     let snapshot = state.hub.snapshot(&topic).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -308,14 +371,17 @@ async fn read_topic(
     Ok(Json(snapshot))
 }
 
-/// Every board in the boards directory, with its title and whether its file has a problem.
+/// Every board in the boards directory the caller may see, with its title and whether its
+/// file has a problem.
 #[utoipa::path(
     get,
     path = "/api/v1/boards",
     responses((status = 200, description = "`{\"boards\": [{name, title, problem}]}`"))
 )]
-async fn list_boards(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "boards": state.boards.list() }))
+async fn list_boards(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+    let mut boards = state.boards.list();
+    boards.retain(|board| caller.may_see(&state.boards, &board.name));
+    Json(json!({ "boards": boards }))
 }
 
 /// The longest a reload may be spread over.
@@ -344,13 +410,19 @@ fn ten() -> u64 {
     responses(
         (status = 200, description = "`{\"screens\": n, \"within_s\": s}`: how many open pages were told"),
         (status = 400, description = "malformed JSON", body = ApiError),
+        (status = 401, description = "no API key", body = ApiError),
+        (status = 403, description = "the key is not an admin key", body = ApiError),
         (status = 422, description = "`within_s` out of range or an unknown field", body = ApiError),
     )
 )]
 async fn reload_screens(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.is_admin() {
+        return Err(refuse(&caller, "/api/v1/screens/reload", "reload screens"));
+    }
     let empty = body
         .as_ref()
         .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
@@ -390,13 +462,23 @@ async fn reload_screens(
     params(("board" = String, Path, description = "the board file's name without .toml")),
     responses(
         (status = 200, description = "`{\"board\": {...} | null, \"problem\": {file, line, column, message} | null}`"),
+        (status = 401, description = "the board is private, and no key was sent", body = ApiError),
+        (status = 403, description = "the key may not read the board", body = ApiError),
         (status = 404, description = "no such board", body = ApiError),
     )
 )]
 async fn read_board(
     State(state): State<AppState>,
+    caller: Caller,
     Path(board): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.may_see(&state.boards, &board) {
+        return Err(refuse(
+            &caller,
+            "/api/v1/boards",
+            &format!("read board `{board}`"),
+        ));
+    }
     let found = state.boards.get(&board).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -412,12 +494,142 @@ async fn read_board(
     ))
 }
 
-/// Every topic, with its position, size and subscriber count.
+/// Every topic the caller may read, with its position, size and subscriber count.
 #[utoipa::path(
     get,
     path = "/api/v1/topics",
     responses((status = 200, description = "`{\"topics\": [...]}`", body = [TopicSummary]))
 )]
-async fn list_topics(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "topics": state.hub.topics() }))
+async fn list_topics(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
+    let mut topics = state.hub.topics();
+    topics.retain(|topic| caller.may_read_topic(&state.boards, &topic.topic));
+    Json(json!({ "topics": topics }))
+}
+
+/// What `POST /api/v1/keys` takes.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct KeyRequest {
+    /// What the key is for: "CI deploys", "lobby TV".
+    name: String,
+    /// `publish:<topic pattern>`, `read:<board>`, `admin`.
+    #[schema(value_type = Vec<String>, example = json!(["publish:metric:*"]))]
+    scopes: Vec<Scope>,
+}
+
+fn admin_only(caller: &Caller, path: &str) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(refuse(caller, path, "manage keys"))
+    }
+}
+
+/// Runs a keyring call off the async workers: it reads and writes the SQLite file.
+async fn on_keyring<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(&Keyring) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let keyring = state.keyring.clone();
+    let done = tokio::task::spawn_blocking(move || call(&keyring))
+        .await
+        .unwrap_or_else(|e| Err(StoreError(e.to_string())));
+    done.map_err(|e| {
+        tracing::error!("keyring: {e}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the keyring could not be read or written; retry later",
+        )
+    })
+}
+
+/// Every API key, revoked ones included; never their secrets. Admin only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    responses(
+        (status = 200, description = "`{\"keys\": [...]}`", body = [KeyRecord]),
+        (status = 401, description = "no API key", body = ApiError),
+        (status = 403, description = "not an admin key", body = ApiError),
+    )
+)]
+async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin_only(&caller, "/api/v1/keys")?;
+    let keys = on_keyring(&state, Keyring::list).await?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// Makes an API key. Its `secret` is in this answer only: it is stored hashed. Admin only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    request_body = KeyRequest,
+    responses(
+        (status = 201, description = "the key, with `secret`"),
+        (status = 401, description = "no API key", body = ApiError),
+        (status = 403, description = "not an admin key", body = ApiError),
+        (status = 422, description = "an unknown scope, no scopes, or an empty name", body = ApiError),
+    )
+)]
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    admin_only(&caller, "/api/v1/keys")?;
+    let request: KeyRequest = parse_body(body, "invalid_request")?;
+    if request.name.trim().is_empty() || request.scopes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "a key needs a name and at least one scope",
+        ));
+    }
+    let made = on_keyring(&state, move |keyring| {
+        keyring.create(&request.name, request.scopes)
+    })
+    .await?;
+    let record = &made.record;
+    tracing::info!(target: "audit", event = "key_created", id = %record.id, name = %record.name,
+        scopes = ?record.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), by = caller.who());
+    let mut body = serde_json::to_value(record).unwrap_or_default();
+    body["secret"] = made.secret.into();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Revokes an API key at once, with every session it logged in. Admin only.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    params(("id" = String, Path, description = "the key's id, as listed")),
+    responses(
+        (status = 200, description = "the key as it now stands, with `revoked_ms`", body = KeyRecord),
+        (status = 401, description = "no API key", body = ApiError),
+        (status = 403, description = "not an admin key", body = ApiError),
+        (status = 404, description = "no such key", body = ApiError),
+    )
+)]
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<KeyRecord>, ApiError> {
+    admin_only(&caller, "/api/v1/keys")?;
+    let lookup = id.clone();
+    let revoked = on_keyring(&state, move |keyring| keyring.revoke(&lookup))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_key",
+                format!("no key with id `{id}`"),
+            )
+            .field("id")
+        })?;
+    tracing::info!(target: "audit", event = "key_revoked", id = %revoked.id, name = %revoked.name, by = caller.who());
+    Ok(Json(revoked))
 }

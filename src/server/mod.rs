@@ -1,11 +1,19 @@
 //! The HTTP server: the axum router that mounts the pages, the socket, the API and the
 //! health check, and the listener that runs it until a shutdown signal.
+//!
+//! - `api`: `/api/v1` and `/healthz`; `caller`: who a request comes from;
+//! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
+//! - `limits`: requests and connections per address and key; `headers`: CSP and friends.
 
 pub mod api;
+mod caller;
+mod headers;
+pub mod limits;
 mod session;
 pub mod socket;
 mod sse;
 
+use crate::access::keyring::{Keyring, REFRESH};
 use crate::app::{shell, App};
 use crate::boards::library::{Library, POLL};
 use crate::config::Config;
@@ -13,11 +21,16 @@ use crate::hub::Hub;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use axum::extract::FromRef;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos::nonce::use_nonce;
+use leptos::prelude::{provide_context, use_context};
+use leptos_axum::{generate_route_list, LeptosRoutes, ResponseOptions};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,13 +50,20 @@ pub struct AppState {
     /// Origins besides the server's own whose pages may open `/ws`.
     pub allowed_origins: Arc<[String]>,
     pub limits: socket::Limits,
+    pub keyring: Arc<Keyring>,
+    /// Requests and connections per address and key.
+    pub guard: Arc<limits::Guard>,
+    /// CSP `frame-ancestors`: who may frame the pages.
+    pub frame_ancestors: Arc<str>,
 }
 
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    // Pages read the boards while they render.
+    // Pages read the boards while they render, and check who is asking.
     let boards = state.boards.clone();
+    let keyring = state.keyring.clone();
+    let ancestors = state.frame_ancestors.clone();
     Router::new()
         .route("/ws", get(socket::upgrade))
         .route("/sse", get(sse::stream))
@@ -53,11 +73,35 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(boards.clone()),
+            move || {
+                provide_context(boards.clone());
+                page_context(&keyring, &ancestors);
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn_with_state(state.clone(), limits::requests))
+        .layer(from_fn_with_state(
+            state.frame_ancestors.clone(),
+            headers::secure,
+        ))
         .with_state(state)
+}
+
+/// For each page render: who is asking (a private board shows only to a caller who may read
+/// it; a link's `token` that is not in force counts as no credential), and the page's CSP
+/// with the nonce Leptos put on its inline scripts.
+fn page_context(keyring: &Keyring, ancestors: &str) {
+    if let Some(parts) = use_context::<Parts>() {
+        let caller = caller::identify(keyring, &parts.headers, parts.uri.query());
+        provide_context(caller.unwrap_or_default());
+    }
+    if let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>()) {
+        let policy = headers::page_policy(&nonce.to_string(), ancestors);
+        if let Ok(value) = HeaderValue::from_str(&policy) {
+            response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
 }
 
 /// Opens the store, binds the listener, starts the demo feed if configured, and serves until
@@ -70,6 +114,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let hub = Hub::open(config.hub_settings(), store.clone()).map_err(std::io::Error::other)?;
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
+    let keyring = Arc::new(Keyring::open(&config.data_dir).map_err(std::io::Error::other)?);
+    let guard = limits::Guard::new(config.client_limits());
     let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
     let state = AppState {
         leptos_options: config.leptos_options(),
@@ -80,16 +126,22 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         reconnect_spread: Duration::from_secs(config.reconnect_spread),
         allowed_origins: config.allowed_origins.clone().into(),
         limits: config.limits(),
+        keyring: keyring.clone(),
+        guard: guard.clone(),
+        frame_ancestors: headers::frame_ancestors(&config.frame_ancestors),
     };
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let expiry = tokio::spawn(expire_entities(hub.clone()));
+    let upkeep = tokio::spawn(keep_access_current(keyring, guard));
     let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown({
+    // Connection info gives the limits each client's address.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown({
         let signalled = signalled.clone();
         async move {
             shutdown_signal().await;
@@ -106,6 +158,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         _ = deadline => tracing::warn!("open requests did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
+    upkeep.abort();
     reloading.abort();
     if let Some(demo) = demo {
         demo.abort();
@@ -135,6 +188,26 @@ async fn reload_boards(boards: Arc<Library>, hub: Arc<Hub>) {
         for (name, view) in changed {
             tracing::info!(board = %name, revision = view.revision, "board file changed");
             hub.show_board(&name, view);
+        }
+    }
+}
+
+/// Re-reads the keyring every [`REFRESH`], so keys made or revoked from the command line
+/// count within a second, and lets the rate limiters forget clients gone quiet.
+async fn keep_access_current(keyring: Arc<Keyring>, guard: Arc<limits::Guard>) {
+    let mut tick = tokio::time::interval(REFRESH);
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        let reading = keyring.clone();
+        match tokio::task::spawn_blocking(move || reading.refresh()).await {
+            Ok(Err(e)) => tracing::error!("reading the keyring: {e}"),
+            Err(e) => tracing::error!("reading the keyring: {e}"),
+            Ok(Ok(())) => {}
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(60) {
+            guard.forget_idle();
         }
     }
 }

@@ -4,6 +4,7 @@
 //! connection: a close, an error, a dead peer, a lagging reader, shutdown.
 
 use super::socket::Heartbeat;
+use crate::access::Caller;
 use crate::boards::library::Library;
 use crate::hub::outbox::{EncodedFrame, Outbox};
 use crate::hub::presence::viewer_id;
@@ -26,7 +27,21 @@ pub struct Session {
     boards: HashSet<String>,
     /// How many topics this connection may follow at once.
     max_topics: usize,
+    /// Whose connection this is: what it may read and write.
+    pub caller: Caller,
 }
+
+/// Topics a `subscribe` did not take, and why.
+#[derive(Default)]
+pub struct Refused {
+    /// The connection follows as many topics as it may.
+    pub over_limit: Vec<String>,
+    /// The caller may not read them.
+    pub forbidden: Vec<String>,
+}
+
+/// A board the caller may not see: the connection is closed with this reason.
+pub struct PrivateBoard(pub String);
 
 impl Session {
     pub fn new(
@@ -35,6 +50,7 @@ impl Session {
         id: ConnectionId,
         outbox: Outbox,
         max_topics: usize,
+        caller: Caller,
     ) -> Self {
         hub.metrics().connections.inc();
         Session {
@@ -45,6 +61,7 @@ impl Session {
             topics: HashSet::new(),
             boards: HashSet::new(),
             max_topics,
+            caller,
         }
     }
 
@@ -59,27 +76,37 @@ impl Session {
         .await;
     }
 
-    /// Decodes and answers one client frame.
-    pub async fn handle(&mut self, text: &str) {
+    /// Decodes and answers one client frame. An error ends the connection.
+    pub async fn handle(&mut self, text: &str) -> Result<(), PrivateBoard> {
         let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
-            Err(error) => return self.error(error).await,
+            Err(error) => {
+                self.error(error).await;
+                return Ok(());
+            }
         };
         match frame {
             ClientFrame::Subscribe { topics } => {
                 let refused = self.subscribe(topics);
-                if !refused.is_empty() {
+                if !refused.forbidden.is_empty() {
+                    let message = format!(
+                        "not subscribed: {} (on no board this connection may read)",
+                        refused.forbidden.join(", ")
+                    );
+                    self.refuse(None, message).await;
+                }
+                if !refused.over_limit.is_empty() {
                     let message = format!(
                         "a connection follows at most {} topics; not subscribed: {}",
                         self.max_topics,
-                        refused.join(", ")
+                        refused.over_limit.join(", ")
                     );
                     self.error(ErrorFrame::new(ErrorCode::TooManySubscriptions, message))
                         .await;
                 }
             }
             ClientFrame::Unsubscribe { topics } => self.unsubscribe(&topics),
-            ClientFrame::Join { board } => self.join(board).await,
+            ClientFrame::Join { board } => return self.join(board).await,
             ClientFrame::Leave { board } => {
                 self.hub.leave(&board, self.id);
                 self.boards.remove(&board);
@@ -87,16 +114,35 @@ impl Session {
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
             ClientFrame::Publish(publish) => self.publish(publish).await,
         }
+        Ok(())
+    }
+
+    /// Answers a request the caller may not make: `unauthenticated` for a connection without
+    /// a key, `forbidden` for one whose key does not allow it. Logged for the audit.
+    async fn refuse(&self, reference: Option<String>, message: String) {
+        tracing::warn!(target: "audit", event = "denied", key = self.caller.who(), connection = self.id, reason = %message);
+        let code = if self.caller.is_anonymous() {
+            ErrorCode::Unauthenticated
+        } else {
+            ErrorCode::Forbidden
+        };
+        let mut error = ErrorFrame::new(code, message);
+        error.reference = reference;
+        self.error(error).await;
     }
 
     /// Subscribes to each topic from the position given (a snapshot without one). Subscribing
-    /// again restarts the topic from the new position. Returns the topics refused because the
-    /// connection follows as many as it may.
-    pub fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Vec<String> {
-        let mut refused = Vec::new();
+    /// again restarts the topic from the new position. Returns the topics not taken: those
+    /// the caller may not read, and those past the connection's limit.
+    pub fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
+        let mut refused = Refused::default();
         for request in topics {
+            if !self.caller.may_read_topic(&self.library, &request.topic) {
+                refused.forbidden.push(request.topic);
+                continue;
+            }
             if !self.topics.contains(&request.topic) && self.topics.len() >= self.max_topics {
-                refused.push(request.topic);
+                refused.over_limit.push(request.topic);
                 continue;
             }
             let had = self.topics.remove(&request.topic);
@@ -130,8 +176,12 @@ impl Session {
         self.topics.contains(topic)
     }
 
-    /// Joins a board's presence and sends its definition.
-    pub async fn join(&mut self, board: String) {
+    /// Joins a board's presence and sends its definition, if the caller may see it.
+    pub async fn join(&mut self, board: String) -> Result<(), PrivateBoard> {
+        if !self.caller.may_see(&self.library, &board) {
+            tracing::warn!(target: "audit", event = "denied", key = self.caller.who(), connection = self.id, board, reason = "private board");
+            return Err(PrivateBoard(format!("board {board} is private")));
+        }
         // Joined first, read second: a change in between reaches this page as a frame of its
         // own, and the page keeps whichever has the higher revision.
         self.hub.join(&board, self.id, &self.outbox);
@@ -141,10 +191,15 @@ impl Session {
                 .await;
         }
         self.boards.insert(board);
+        Ok(())
     }
 
     async fn publish(&mut self, publish: PublishFrame) {
         let reference = publish.reference.clone();
+        if !self.caller.may_publish(&publish.topic) {
+            let message = format!("may not publish to `{}`", publish.topic);
+            return self.refuse(reference, message).await;
+        }
         let batch = (
             publish.topic,
             Publish {

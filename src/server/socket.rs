@@ -7,18 +7,22 @@
 //! silent past `idle_timeout` (a laptop closed, a proxy that dropped the connection without a
 //! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
+use super::caller::identify;
+use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
+use crate::access::Caller;
 use crate::hub::outbox::Inbox;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub};
-use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame};
+use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -134,8 +138,15 @@ impl LastHeard {
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let ip = state.guard.client_ip(peer, &headers);
+    let Some(slot) = state.guard.open_connection(ip) else {
+        tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/ws", reason = "too many connections");
+        return state.guard.too_many_connections();
+    };
     // tungstenite reserves 128 KiB each for reading and writing by default: per idle
     // connection that dwarfs everything else. Frames here are small.
     let ws = ws
@@ -155,7 +166,17 @@ pub async fn upgrade(
             return ws.on_upgrade(move |socket| refuse(socket, close_code::POLICY, reason));
         }
     }
-    ws.on_upgrade(move |socket| serve(socket, state))
+    // Refused after the upgrade, with a close code: a browser cannot read the status of a
+    // failed handshake, and would take it for a network fault and keep retrying.
+    let caller = match identify(&state.keyring, &headers, uri.query()) {
+        Ok(caller) => caller,
+        Err(invalid) => {
+            tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/ws", reason = "invalid key");
+            let reason = invalid.message().to_owned();
+            return ws.on_upgrade(move |socket| refuse(socket, CLOSE_UNAUTHENTICATED, reason));
+        }
+    };
+    ws.on_upgrade(move |socket| serve(socket, state, caller, slot))
 }
 
 /// Whether a page from `origin` may open a socket: the server's own origin (an address it
@@ -180,7 +201,8 @@ async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
     let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(close)))).await;
 }
 
-async fn serve(socket: WebSocket, state: AppState) {
+/// Serves one connection; `_slot` holds its place in its address' count until it ends.
+async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: ConnectionSlot) {
     let AppState {
         hub,
         boards: library,
@@ -188,12 +210,15 @@ async fn serve(socket: WebSocket, state: AppState) {
         heartbeat,
         reconnect_spread,
         limits,
+        keyring,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(hub, library, id, outbox, limits.max_subscriptions);
+    let mut session = Session::new(hub, library, id, outbox, limits.max_subscriptions, caller);
     let (mut sink, mut stream) = socket.split();
     session.welcome(heartbeat).await;
+    // A key revoked while its connection is open stops being served within a second.
+    let key = session.caller.key().map(|key| key.id.clone());
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();
@@ -238,7 +263,14 @@ async fn serve(socket: WebSocket, state: AppState) {
                 }
                 // Boxed: the handler's state would otherwise sit inline in every idle
                 // connection's task, which is what memory per connection is made of.
-                Message::Text(text) => Box::pin(session.handle(text.as_str())).await,
+                Message::Text(text) => {
+                    if let Err(private) = Box::pin(session.handle(text.as_str())).await {
+                        return Some(CloseFrame {
+                            code: CLOSE_FORBIDDEN,
+                            reason: private.0.into(),
+                        });
+                    }
+                }
                 Message::Binary(_) => {
                     Box::pin(session.error(ErrorFrame::new(
                         ErrorCode::InvalidFrame,
@@ -262,12 +294,25 @@ async fn serve(socket: WebSocket, state: AppState) {
             tick.tick().await;
         }
     };
+    let revoked = async {
+        let Some(id) = key else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(crate::access::keyring::REFRESH);
+        while keyring.in_force(&id) {
+            tick.tick().await;
+        }
+    };
     let close = tokio::select! {
         close = reader => close,
         close = writer => close,
         _ = watchdog => {
             session.hub.metrics().idle_closed.inc();
             Some(CloseFrame { code: close_code::AWAY, reason: "no heartbeat".into() })
+        }
+        _ = revoked => {
+            tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
+            Some(CloseFrame { code: CLOSE_UNAUTHENTICATED, reason: "the key was revoked".into() })
         }
         _ = closing => {
             // Each client gets its own delay, so a restart does not bring every screen

@@ -13,19 +13,23 @@
 //! every heartbeat so a client can tell a quiet stream from a dead one.
 
 use super::api::{topic_name, ApiError};
+use super::caller::refuse;
+use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
+use crate::access::Caller;
 use crate::hub::outbox::{EncodedFrame, Inbox};
 use crate::hub::topic::encode;
 use crate::protocol::{Position, ServerFrame, TopicRequest};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
-use futures_util::Stream;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -41,11 +45,16 @@ type Positions = BTreeMap<String, Position>;
 
 pub async fn stream(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Query(follow): Query<Follow>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(board) = &follow.board {
         topic_name(board, "board")?;
+        if !caller.may_see(&state.boards, board) {
+            return Err(refuse(&caller, "/sse", &format!("read board `{board}`")));
+        }
     }
     let extra: Vec<String> = follow
         .topics
@@ -56,6 +65,9 @@ pub async fn stream(
         .collect();
     for topic in &extra {
         topic_name(topic, "topics")?;
+        if !caller.may_read_topic(&state.boards, topic) {
+            return Err(refuse(&caller, "/sse", &format!("read `{topic}`")).field("topics"));
+        }
     }
     if extra.len() > state.limits.max_subscriptions {
         return Err(ApiError::new(
@@ -81,6 +93,11 @@ pub async fn stream(
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_position", message).field("from")
     })?;
 
+    let ip = state.guard.client_ip(peer, &headers);
+    let Some(slot) = state.guard.open_connection(ip) else {
+        tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/sse", reason = "too many connections");
+        return Ok(state.guard.too_many_connections());
+    };
     let AppState {
         hub,
         boards: library,
@@ -91,11 +108,19 @@ pub async fn stream(
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(hub, library.clone(), id, outbox, limits.max_subscriptions);
+    let mut session = Session::new(
+        hub,
+        library.clone(),
+        id,
+        outbox,
+        limits.max_subscriptions,
+        caller,
+    );
     session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
-        session.join(board.clone()).await;
+        // Checked above: the caller may see it.
+        let _ = session.join(board.clone()).await;
         let reads = library.get(board).and_then(|v| v.board).map(|b| b.topics());
         wanted.extend(reads.unwrap_or_default());
     }
@@ -117,12 +142,13 @@ pub async fn stream(
         ping,
         reconnect_spread,
         done: false,
+        _slot: slot,
     };
     let events = futures_util::stream::unfold(streaming, |mut streaming| async move {
         let event = streaming.next().await?;
-        Some((Ok(event), streaming))
+        Some((Ok::<_, Infallible>(event), streaming))
     });
-    Ok(Sse::new(events))
+    Ok(Sse::new(events).into_response())
 }
 
 /// Everything one stream needs between two messages; dropping it (the client left) drops the
@@ -134,6 +160,8 @@ struct Streaming {
     ping: tokio::time::Interval,
     reconnect_spread: Duration,
     done: bool,
+    /// The stream's place in its address' count of connections.
+    _slot: ConnectionSlot,
 }
 
 impl Streaming {

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -20,6 +21,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The secret of an admin key made for this server: the helpers send it.
+    pub key: String,
     http: reqwest::Client,
     /// The data dir, when this server made its own.
     _data: Option<TempDir>,
@@ -36,6 +39,7 @@ impl Server {
 
     /// A server on the given data dir.
     pub fn start_in(data: &Path, env: &[(&str, &str)]) -> Self {
+        let key = make_key(data, "admin");
         let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
         command
             .env("PULSEBOARD_DATA_DIR", data)
@@ -64,9 +68,20 @@ impl Server {
         Self {
             child,
             addr,
-            http: reqwest::Client::new(),
+            http: client_with_key(&key),
+            key,
             _data: None,
         }
+    }
+
+    /// An HTTP client that sends the admin key.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    /// The socket's address, with the admin key as its `token`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws?token={}", self.addr, self.key)
     }
 
     /// Stops the server as an operator would (SIGTERM) and waits for it to exit.
@@ -84,7 +99,7 @@ impl Server {
     }
 
     pub async fn connect(&self) -> Socket {
-        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+        let (mut socket, _) = tokio_tungstenite::connect_async(self.ws_url())
             .await
             .expect("the socket opens");
         match next(&mut socket).await {
@@ -141,6 +156,46 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes a key in a data dir with the CLI, as an operator would; returns its secret.
+pub fn make_key(data: &Path, scope: &str) -> String {
+    let made = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
+        .args(["keys", "create", "--name", "tests", "--scope", scope])
+        .env("PULSEBOARD_DATA_DIR", data)
+        .output()
+        .expect("the CLI runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    String::from_utf8(made.stdout).unwrap().trim().to_owned()
+}
+
+/// An HTTP client that sends `key` as its bearer token.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {key}").parse().unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// The close frame the server ends the socket with.
+pub async fn closed_with(socket: &mut Socket) -> CloseFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("the server closes within 5 s")
+            .expect("a close frame before the end")
+            .unwrap();
+        if let Message::Close(Some(close)) = message {
+            return close;
+        }
     }
 }
 

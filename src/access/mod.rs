@@ -1,0 +1,82 @@
+//! Who may do what. A request is made by a [`Caller`]: anonymous, or the API key it presents
+//! (as a bearer token, a share link's `token`, or the admin session it logged in with).
+//!
+//! The rules, the same over HTTP, `/ws` and `/sse`:
+//! - anyone may read a public board and its topics;
+//! - a private board, and a topic only private boards show, need a key with `read:<board>`
+//!   (or `read:*`) or `admin`;
+//! - a write needs a key whose `publish:` scopes cover every topic it touches (a publisher
+//!   may read those topics back);
+//! - managing keys and reloading screens need `admin`.
+//!
+//! - [`scope`]: the scopes and how they match;
+//! - [`keyring`]: keys and sessions, stored hashed.
+
+pub mod keyring;
+pub mod scope;
+
+use crate::boards::library::Library;
+use crate::boards::Board;
+use keyring::KeyRecord;
+use std::sync::Arc;
+
+/// Who a request comes from.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    key: Option<Arc<KeyRecord>>,
+}
+
+impl Caller {
+    pub fn with_key(key: Arc<KeyRecord>) -> Self {
+        Caller { key: Some(key) }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.key.is_none()
+    }
+
+    /// The key's id, or `anonymous`: how audit lines name the caller.
+    pub fn who(&self) -> &str {
+        self.key.as_ref().map_or("anonymous", |key| &key.id)
+    }
+
+    pub fn key(&self) -> Option<&KeyRecord> {
+        self.key.as_deref()
+    }
+
+    fn scopes(&self) -> &[scope::Scope] {
+        self.key.as_ref().map_or(&[], |key| &key.scopes)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes().contains(&scope::Scope::Admin)
+    }
+
+    pub fn may_publish(&self, topic: &str) -> bool {
+        self.scopes().iter().any(|s| s.allows_publish(topic))
+    }
+
+    pub fn may_read_board(&self, board: &Board) -> bool {
+        !board.private || self.scopes().iter().any(|s| s.allows_board(&board.name))
+    }
+
+    /// Whether this caller may see the board at this name. No such board: nothing to hide.
+    /// A board whose file never parsed is not known to be public, so only an admin sees it.
+    pub fn may_see(&self, library: &Library, name: &str) -> bool {
+        match library.get(name) {
+            None => true,
+            Some(view) => match &view.board {
+                Some(board) => self.may_read_board(board),
+                None => self.is_admin(),
+            },
+        }
+    }
+
+    /// Whether this caller may read a topic: it is on a board the caller may read, or the
+    /// caller may write it.
+    pub fn may_read_topic(&self, library: &Library, topic: &str) -> bool {
+        self.may_publish(topic)
+            || self.is_admin()
+            || library.any_board(|board| board.reads(topic) && self.may_read_board(board))
+    }
+}

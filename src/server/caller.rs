@@ -1,0 +1,111 @@
+//! Who a request comes from: the credential it presents, checked against the keyring.
+//!
+//! A credential comes as `Authorization: Bearer pb_…` (scripts, the CLI), a `token` query
+//! parameter (a share link, and the socket of a page opened with one: browsers cannot set
+//! headers on a WebSocket), or the admin session cookie. A key that is presented but unknown
+//! or revoked is refused outright (401) rather than treated as anonymous, so a publisher
+//! with a revoked key hears about it instead of silently losing its rights. A session
+//! cookie that has ended counts as no credential: the browser still shows public boards.
+
+use super::api::ApiError;
+use super::AppState;
+use crate::access::keyring::Keyring;
+use crate::access::Caller;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+
+/// The admin session's cookie.
+pub const SESSION_COOKIE: &str = "pulseboard_session";
+
+/// A credential that was presented and is not in force.
+#[derive(Debug)]
+pub struct InvalidCredential;
+
+impl InvalidCredential {
+    pub fn message(&self) -> &'static str {
+        "the key presented is unknown or revoked"
+    }
+}
+
+impl From<InvalidCredential> for ApiError {
+    fn from(invalid: InvalidCredential) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", invalid.message())
+    }
+}
+
+/// The key presented as a bearer token or `token` parameter, if any.
+fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    bearer.or_else(|| {
+        query?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+    })
+}
+
+/// The session token in the request's cookies, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| {
+            cookie
+                .trim()
+                .strip_prefix(SESSION_COOKIE)?
+                .strip_prefix('=')
+        })
+}
+
+/// The caller a request's credentials make.
+pub fn identify(
+    keyring: &Keyring,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Caller, InvalidCredential> {
+    if let Some(secret) = presented_key(headers, query) {
+        return keyring
+            .verify(secret)
+            .map(Caller::with_key)
+            .ok_or(InvalidCredential);
+    }
+    Ok(session_token(headers)
+        .and_then(|token| keyring.session(token))
+        .map(Caller::with_key)
+        .unwrap_or_default())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        identify(&state.keyring, &parts.headers, parts.uri.query()).map_err(|invalid| {
+            tracing::warn!(target: "audit", event = "denied", path = %parts.uri.path(), reason = "invalid key");
+            invalid.into()
+        })
+    }
+}
+
+/// 401 for an anonymous caller, 403 for a key without the right, each logged.
+pub fn refuse(caller: &Caller, path: &str, what: &str) -> ApiError {
+    tracing::warn!(target: "audit", event = "denied", key = caller.who(), path, reason = what);
+    if caller.is_anonymous() {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("an API key is needed to {what}: send Authorization: Bearer pb_…"),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("key {} may not {what}", caller.who()),
+        )
+    }
+}

@@ -1,0 +1,171 @@
+//! Limits per client address and per API key, on top of the per-connection ones in
+//! `socket.rs`: HTTP requests per second (429 with `Retry-After` past them), and open
+//! connections (`/ws` and `/sse`) per address.
+//!
+//! A request with a key in force counts against its key, one without against its address:
+//! a publisher is known by its key wherever it runs from, and a wall of screens behind one
+//! office NAT is not throttled by a script next to them. Behind a reverse proxy every request
+//! comes from the proxy's address; with `trust_proxy` the address it puts last in
+//! `X-Forwarded-For` is used instead.
+
+use super::api::ApiError;
+use super::caller::identify;
+use super::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the operator set, from Leptos.toml.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLimits {
+    pub requests_per_ip: NonZeroU32,
+    pub requests_per_key: NonZeroU32,
+    pub connections_per_ip: usize,
+    pub trust_proxy: bool,
+}
+
+pub struct Guard {
+    limits: ClientLimits,
+    by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    by_key: DefaultKeyedRateLimiter<String>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Bursts of twice the rate: a page load fetches several files at once.
+fn quota(per_second: NonZeroU32) -> Quota {
+    let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+impl Guard {
+    pub fn new(limits: ClientLimits) -> Arc<Self> {
+        Arc::new(Guard {
+            limits,
+            by_ip: RateLimiter::keyed(quota(limits.requests_per_ip)),
+            by_key: RateLimiter::keyed(quota(limits.requests_per_key)),
+            open: Mutex::default(),
+        })
+    }
+
+    /// The client's address: the peer's, or with `trust_proxy` the one the proxy saw.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let forwarded = self
+            .limits
+            .trust_proxy
+            .then(|| headers.get("x-forwarded-for")?.to_str().ok())
+            .flatten()
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok());
+        forwarded.unwrap_or(peer.ip())
+    }
+
+    /// Takes one of the address' connections; `None` when it has them all open. The slot is
+    /// given back when dropped.
+    pub fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock();
+        let count = open.entry(ip).or_default();
+        if *count >= self.limits.connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            guard: self.clone(),
+            ip,
+        })
+    }
+
+    /// Forgets addresses and keys idle long enough that their buckets are full again, so
+    /// the limiters' memory follows the clients seen lately, not every one ever.
+    pub fn forget_idle(&self) {
+        self.by_ip.retain_recent();
+        self.by_key.retain_recent();
+    }
+
+    /// The refusal for an address with all its connections open.
+    pub fn too_many_connections(&self) -> Response {
+        let message = format!(
+            "this address has {} connections open, the most it may; close one or retry later",
+            self.limits.connections_per_ip
+        );
+        too_many(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                message,
+            ),
+            Duration::from_secs(5),
+        )
+    }
+}
+
+/// One open connection of an address.
+pub struct ConnectionSlot {
+    guard: Arc<Guard>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.guard.open.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn too_many(error: ApiError, wait: Duration) -> Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(seconds));
+    response
+}
+
+/// Middleware: counts each request against its key or address and answers 429 past the limit.
+pub async fn requests(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let guard = &state.guard;
+    let caller = identify(&state.keyring, request.headers(), request.uri().query());
+    let key = caller
+        .as_ref()
+        .ok()
+        .and_then(|c| c.key())
+        .map(|k| k.id.clone());
+    let ip = guard.client_ip(peer, request.headers());
+    let checked = match &key {
+        Some(id) => guard.by_key.check_key(id),
+        None => guard.by_ip.check_key(&ip),
+    };
+    if let Err(not_until) = checked {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let (whose, rate) = match &key {
+            Some(id) => (format!("key {id}"), guard.limits.requests_per_key),
+            None => (format!("address {ip}"), guard.limits.requests_per_ip),
+        };
+        tracing::warn!(target: "audit", event = "denied", client = %ip, path = %request.uri().path(), reason = "rate limited");
+        let message =
+            format!("{whose} sent more than {rate} requests a second; retry after the wait given in Retry-After");
+        return too_many(
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
+            wait,
+        );
+    }
+    next.run(request).await
+}
