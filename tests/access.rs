@@ -519,3 +519,91 @@ async fn a_body_over_one_mib_is_refused_with_413() {
         "and the next write goes through"
     );
 }
+
+#[tokio::test]
+async fn an_admin_signs_in_with_a_key_and_the_cookie_only_works_from_the_own_site() {
+    let (server, _boards) = with_boards(&[]);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let form = browser
+        .get(format!("{base}/login?next=/b/ops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    assert!(form
+        .text()
+        .await
+        .unwrap()
+        .contains("name=\"next\" value=\"/b/ops\""));
+
+    let (_, reader) = key_with(&server, &["read:ops"]).await;
+    let post = |key: &str, origin: &str| {
+        browser
+            .post(format!("{base}/login"))
+            .header("origin", origin)
+            .form(&[("key", key), ("next", "/b/ops")])
+            .send()
+    };
+    assert_eq!(
+        post(&reader, &base).await.unwrap().status(),
+        401,
+        "only admin keys sign in"
+    );
+    let cross = post(&server.key, "https://evil.example").await.unwrap();
+    assert_eq!(cross.status(), 403, "no login from another site's form");
+    assert!(cross.headers().get("set-cookie").is_none());
+    let signed_in = post(&server.key, &base).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/b/ops");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let page = browser
+        .get(format!("{base}/b/ops"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the session reads private boards");
+    let write = |origin: &str| {
+        browser
+            .post(format!("{base}/api/v1/topics/feed:ops"))
+            .header("cookie", &session)
+            .header("origin", origin)
+            .json(&json!({"ops": [{"op": "set", "entity_id": "n", "payload": 1}]}))
+            .send()
+    };
+    assert_eq!(
+        write("https://evil.example").await.unwrap().status(),
+        401,
+        "a cross-site write with the cookie is anonymous"
+    );
+    assert_eq!(write(&base).await.unwrap().status(), 200);
+
+    let out = browser
+        .post(format!("{base}/logout"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let page = browser
+        .get(format!("{base}/b/ops"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401, "the session ended");
+}

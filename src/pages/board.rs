@@ -28,12 +28,13 @@ pub fn BoardPage() -> impl IntoView {
     })
     .into_inner();
     if locked {
+        let login = format!("/login?next=/b/{name}");
         return view! {
             <main class="page">
                 <h1>"This board is private"</h1>
                 <p>
                     "Open it with its share link (the address with " <code>"?token=…"</code>
-                    " an admin gave you), or " <a href="/login" rel="external">"sign in"</a> "."
+                    " an admin gave you), or " <a href=login rel="external">"sign in"</a> "."
                 </p>
             </main>
         }

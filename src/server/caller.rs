@@ -8,12 +8,13 @@
 //! cookie that has ended counts as no credential: the browser still shows public boards.
 
 use super::api::ApiError;
+use super::login::same_site;
 use super::AppState;
 use crate::access::keyring::Keyring;
 use crate::access::Caller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 
 /// The admin session's cookie.
 pub const SESSION_COOKIE: &str = "pulseboard_session";
@@ -85,10 +86,20 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        identify(&state.keyring, &parts.headers, parts.uri.query()).map_err(|invalid| {
+        let caller = identify(&state.keyring, &parts.headers, parts.uri.query()).map_err(|invalid| {
             tracing::warn!(target: "audit", event = "denied", path = %parts.uri.path(), reason = "invalid key");
-            invalid.into()
-        })
+            ApiError::from(invalid)
+        })?;
+        // A session cookie only counts for a change made from this server's own pages:
+        // SameSite=Strict already keeps it off other sites' requests, and this holds even in
+        // a browser that ignores SameSite.
+        let by_cookie = presented_key(&parts.headers, parts.uri.query()).is_none();
+        let changes = !matches!(parts.method, Method::GET | Method::HEAD);
+        if by_cookie && changes && !same_site(&parts.headers, &state.allowed_origins) {
+            tracing::warn!(target: "audit", event = "denied", path = %parts.uri.path(), reason = "cross-site request with a session cookie");
+            return Ok(Caller::default());
+        }
+        Ok(caller)
     }
 }
 

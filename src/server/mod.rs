@@ -3,12 +3,14 @@
 //!
 //! - `api`: `/api/v1` and `/healthz`; `caller`: who a request comes from;
 //! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
-//! - `limits`: requests and connections per address and key; `headers`: CSP and friends.
+//! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
+//! - `login`: the admin session's form and cookie.
 
 pub mod api;
 mod caller;
 mod headers;
 pub mod limits;
+mod login;
 mod session;
 pub mod socket;
 mod sse;
@@ -67,6 +69,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(socket::upgrade))
         .route("/sse", get(sse::stream))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", axum::routing::post(login::logout))
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes())
