@@ -42,11 +42,14 @@ fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    bearer.or_else(|| {
-        query?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
-    })
+    // An empty one (`?token=` from a client with no key to hand) is no credential at all.
+    bearer
+        .or_else(|| {
+            query?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("token="))
+        })
+        .filter(|key| !key.is_empty())
 }
 
 /// The session token in the request's cookies, if any.
