@@ -22,8 +22,9 @@ async fn state(server: &Server, topic: &str) -> Value {
 }
 
 async fn refused(server: &Server, topic: &str, body: &str) -> (u16, Value) {
-    let response = server
-        .http()
+    // A client of its own: the server closes a connection whose body it refused unread, and
+    // a pooled connection shared with later requests would fail them.
+    let response = client_with_key(&server.key)
         .post(format!("http://{}/api/v1/topics/{topic}", server.addr))
         .header("content-type", "application/json")
         .body(body.to_owned())
