@@ -5,9 +5,14 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+/// Where the site's stylesheet is served.
+pub fn stylesheet_href(options: &LeptosOptions) -> String {
+    format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
+}
+
 /// The document around the app: head, stylesheet, and the scripts that hydrate it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    let stylesheet = stylesheet_href(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

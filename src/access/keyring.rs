@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +57,8 @@ struct Known {
     /// Sessions in force, by the digest of their token: the key that logged in, and when the
     /// session ends.
     sessions: HashMap<String, (Arc<KeyRecord>, u64)>,
+    /// The ids of the keys in force: every open connection with a key asks every second.
+    in_force: HashSet<String>,
 }
 
 pub struct Keyring {
@@ -178,14 +180,22 @@ impl Keyring {
 
     /// Whether the key with this id is in force (not revoked).
     pub fn in_force(&self, id: &str) -> bool {
-        self.known.read().keys.values().any(|key| key.id == id)
+        self.known.read().in_force.contains(id)
     }
 
     /// Starts a session for a key in force; returns its token, which goes in a cookie.
     pub fn start_session(&self, key: &KeyRecord) -> Result<String, StoreError> {
         let token = random_hex(32)?;
-        let expires = now_ms() + SESSION_LIFETIME.as_millis() as u64;
-        self.connect()?
+        let now = now_ms();
+        let expires = now + SESSION_LIFETIME.as_millis() as u64;
+        let connection = self.connect()?;
+        connection
+            .execute(
+                "DELETE FROM sessions WHERE expires_ms <= ?1",
+                params![now as i64],
+            )
+            .map_err(failed)?;
+        connection
             .execute(
                 "INSERT INTO sessions (digest, key_id, expires_ms) VALUES (?1, ?2, ?3)",
                 params![digest(&token), key.id, expires as i64],
@@ -218,17 +228,15 @@ impl Keyring {
         let _one_at_a_time = self.refreshing.lock();
         let records = self.read()?;
         let connection = self.connect()?;
-        connection
-            .execute(
-                "DELETE FROM sessions WHERE expires_ms <= ?1",
-                params![now_ms() as i64],
-            )
-            .map_err(failed)?;
+        // Only reads: this runs every second, and must not take the write lock the store's
+        // writer works under. Ended sessions are deleted when the next one starts.
         let mut statement = connection
-            .prepare("SELECT digest, key_id, expires_ms FROM sessions")
+            .prepare("SELECT digest, key_id, expires_ms FROM sessions WHERE expires_ms > ?1")
             .map_err(failed)?;
         let sessions: Vec<(String, String, i64)> = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_map(params![now_ms() as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .map_err(failed)?
             .collect::<Result<_, _>>()
             .map_err(failed)?;
@@ -238,6 +246,7 @@ impl Keyring {
             if record.revoked_ms.is_none() {
                 let record = Arc::new(record);
                 by_id.insert(record.id.clone(), record.clone());
+                known.in_force.insert(record.id.clone());
                 known.keys.insert(digest, record);
             }
         }

@@ -36,6 +36,9 @@ pub enum ConnectionStatus {
     Reconnecting,
     /// The browser reports no network; retrying when it returns.
     Offline,
+    /// The server refused this page's credentials or the board (close 4401 or 4403):
+    /// retrying would not help, so the page stops and says why.
+    Refused,
 }
 
 impl ConnectionStatus {
@@ -45,6 +48,7 @@ impl ConnectionStatus {
             Self::Live => "live",
             Self::Reconnecting => "reconnecting",
             Self::Offline => "offline",
+            Self::Refused => "refused",
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct Live {
     /// The last thing said to screen readers (a polite live region): a figure crossing a
     /// threshold, a service changing state. Never every tick.
     pub announcement: RwSignal<String>,
+    /// Why the server refused this page (its close reason), once it has.
+    pub refusal: RwSignal<Option<String>>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
@@ -154,6 +160,7 @@ impl Live {
             board: RwSignal::new(board),
             clock: RwSignal::new(0.0),
             announcement: RwSignal::new(String::new()),
+            refusal: RwSignal::new(None),
             writes: writes::Writes::default(),
             topics: StoredValue::new(topics),
         }

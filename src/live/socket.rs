@@ -26,7 +26,9 @@
 //! not count the silence it slept through against the connection.
 
 use super::{Applied, ConnectionStatus, Live, Transport};
-use crate::protocol::{ClientFrame, ServerFrame, TopicRequest};
+use crate::protocol::{
+    ClientFrame, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED,
+};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -106,7 +108,10 @@ pub fn connect(live: Live, board: &str) {
     let on_online = {
         let connection = connection.clone();
         Closure::<dyn FnMut()>::new(move || {
-            if connection.borrow().socket.is_none() {
+            let c = connection.borrow();
+            let refused = c.live.status.get_untracked() == ConnectionStatus::Refused;
+            if c.socket.is_none() && !refused {
+                drop(c);
                 open(&connection);
             }
         })
@@ -209,7 +214,13 @@ fn open(connection: &Shared) {
     let on_message = on_message(connection);
     let on_close = {
         let connection = connection.clone();
-        Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| closed(&connection))
+        Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+            if matches!(event.code(), CLOSE_UNAUTHENTICATED | CLOSE_FORBIDDEN) {
+                refused(&connection, event.reason());
+            } else {
+                closed(&connection);
+            }
+        })
     };
     socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -286,6 +297,19 @@ fn closed(connection: &Shared) {
         c.live.presence.update(|p| p.known = false);
     }
     retry_later(connection);
+}
+
+/// The server refused the page's key or the board. Reconnecting with the same link would be
+/// refused again, so the page stops and shows why; a new link (or a sign-in) and a reload
+/// bring it back.
+fn refused(connection: &Shared, reason: String) {
+    close_source(connection);
+    let mut c = connection.borrow_mut();
+    c.socket = None;
+    c.live.writes.lost();
+    c.live.status.set(ConnectionStatus::Refused);
+    c.live.refusal.set(Some(reason));
+    c.live.presence.update(|p| p.known = false);
 }
 
 /// Follows the board over `/sse` from the positions the page holds.

@@ -125,6 +125,12 @@ fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
                 <ConnectionStatusBadge live/>
             </header>
             {problem}
+            {move || live.refusal.get().map(|reason| view! {
+                <div class="board-problem board-refused" role="alert">
+                    <strong>"This screen has no access to the board any more."</strong>
+                    " " {reason} ". Open it with a new share link, or sign in, and reload."
+                </div>
+            })}
             <section class="board-grid" style=move || format!("--columns: {}", columns())>
                 // Keyed by position and definition: an edited widget is rebuilt, the others
                 // keep their state and motion.

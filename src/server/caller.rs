@@ -10,17 +10,18 @@
 use super::api::ApiError;
 use super::login::same_site;
 use super::AppState;
-use crate::access::keyring::Keyring;
 use crate::access::Caller;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 
 /// The admin session's cookie.
 pub const SESSION_COOKIE: &str = "pulseboard_session";
 
 /// A credential that was presented and is not in force.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct InvalidCredential;
 
 impl InvalidCredential {
@@ -67,20 +68,46 @@ pub fn session_token(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The caller a request's credentials make.
-pub fn identify(
-    keyring: &Keyring,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Caller, InvalidCredential> {
-    if let Some(secret) = presented_key(headers, query) {
-        return keyring
+/// Who a request comes from, worked out once by [`identify`] and kept in the request's
+/// extensions for the limits, the handlers, the socket and the pages.
+#[derive(Clone)]
+pub struct Identified(pub Result<Caller, InvalidCredential>);
+
+impl Identified {
+    /// The identity [`identify`] left on a request; anonymous if it did not run.
+    pub fn of(parts: &Parts) -> Result<Caller, InvalidCredential> {
+        parts
+            .extensions
+            .get::<Identified>()
+            .map_or(Ok(Caller::default()), |identified| identified.0.clone())
+    }
+}
+
+/// Middleware: works out the caller from the request's credentials.
+pub async fn identify(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let identified = caller_of(&state, &parts);
+    parts.extensions.insert(Identified(identified));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn caller_of(state: &AppState, parts: &Parts) -> Result<Caller, InvalidCredential> {
+    if let Some(secret) = presented_key(&parts.headers, parts.uri.query()) {
+        return state
+            .keyring
             .verify(secret)
             .map(Caller::with_key)
             .ok_or(InvalidCredential);
     }
-    Ok(session_token(headers)
-        .and_then(|token| keyring.session(token))
+    // A session cookie only counts for a change made from this server's own pages:
+    // SameSite=Strict already keeps it off other sites' requests, and this holds even in a
+    // browser that ignores SameSite.
+    let changes = !matches!(parts.method, Method::GET | Method::HEAD);
+    if changes && !same_site(&parts.headers, &state.allowed_origins) {
+        return Ok(Caller::default());
+    }
+    Ok(session_token(&parts.headers)
+        .and_then(|token| state.keyring.session(token))
         .map(Caller::with_key)
         .unwrap_or_default())
 }
@@ -88,21 +115,11 @@ pub fn identify(
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = identify(&state.keyring, &parts.headers, parts.uri.query()).map_err(|invalid| {
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Identified::of(parts).map_err(|invalid| {
             tracing::warn!(target: "audit", event = "denied", path = %parts.uri.path(), reason = "invalid key");
             ApiError::from(invalid)
-        })?;
-        // A session cookie only counts for a change made from this server's own pages:
-        // SameSite=Strict already keeps it off other sites' requests, and this holds even in
-        // a browser that ignores SameSite.
-        let by_cookie = presented_key(&parts.headers, parts.uri.query()).is_none();
-        let changes = !matches!(parts.method, Method::GET | Method::HEAD);
-        if by_cookie && changes && !same_site(&parts.headers, &state.allowed_origins) {
-            tracing::warn!(target: "audit", event = "denied", path = %parts.uri.path(), reason = "cross-site request with a session cookie");
-            return Ok(Caller::default());
-        }
-        Ok(caller)
+        })
     }
 }
 

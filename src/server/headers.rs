@@ -8,8 +8,10 @@
 //! pages in a frame (only the server's own by default).
 //!
 //! `X-Content-Type-Options: nosniff` stops a browser guessing a type the server did not send;
-//! `Referrer-Policy: no-referrer` keeps a share link's token out of the `Referer` of any link
-//! followed from a board.
+//! `Referrer-Policy: same-origin` keeps a share link's token out of the `Referer` of any link
+//! to another site followed from a board. (Not `no-referrer`: with it, browsers send
+//! `Origin: null` on the sign-in form's post, and the form could not tell its own page from
+//! a forged one.)
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
@@ -45,7 +47,7 @@ pub async fn secure(State(ancestors): State<Arc<str>>, request: Request, next: N
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = format!("default-src 'none'; frame-ancestors {ancestors}");

@@ -9,7 +9,7 @@
 //! `X-Forwarded-For` is used instead.
 
 use super::api::ApiError;
-use super::caller::identify;
+use super::caller::Identified;
 use super::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -142,12 +142,11 @@ pub async fn requests(
     next: Next,
 ) -> Response {
     let guard = &state.guard;
-    let caller = identify(&state.keyring, request.headers(), request.uri().query());
-    let key = caller
-        .as_ref()
-        .ok()
-        .and_then(|c| c.key())
-        .map(|k| k.id.clone());
+    let key = request
+        .extensions()
+        .get::<Identified>()
+        .and_then(|identified| identified.0.as_ref().ok()?.key())
+        .map(|key| key.id.clone());
     let ip = guard.client_ip(peer, request.headers());
     let checked = match &key {
         Some(id) => guard.by_key.check_key(id),

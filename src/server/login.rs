@@ -13,10 +13,13 @@
 use super::socket::origin_allowed;
 use super::AppState;
 use crate::access::keyring::SESSION_LIFETIME;
+use crate::access::Caller;
+use crate::app::stylesheet_href;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
+use leptos::config::LeptosOptions;
 use serde::Deserialize;
 
 use super::caller::{session_token, SESSION_COOKIE};
@@ -61,14 +64,20 @@ pub struct Next {
     next: String,
 }
 
-fn page(message: Option<&str>, next: &str, status: StatusCode) -> Response {
+fn page(
+    options: &LeptosOptions,
+    message: Option<&str>,
+    next: &str,
+    status: StatusCode,
+) -> Response {
+    let stylesheet = stylesheet_href(options);
     let message = message.map_or(String::new(), |m| {
         format!("<p class=\"login-error\" role=\"alert\">{m}</p>")
     });
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in · Pulseboard</title><link rel=\"stylesheet\" href=\"/pkg/pulseboard.css\"></head>\
+         <title>Sign in · Pulseboard</title><link rel=\"stylesheet\" href=\"{stylesheet}\"></head>\
          <body><main class=\"page login\"><h1>Sign in</h1>{message}\
          <form method=\"post\" action=\"/login\"><label>Admin key \
          <input name=\"key\" type=\"password\" autocomplete=\"current-password\" required></label>\
@@ -86,8 +95,13 @@ fn page(message: Option<&str>, next: &str, status: StatusCode) -> Response {
     response
 }
 
-pub async fn form(Query(next): Query<Next>) -> Response {
-    page(None, local_path(&next.next), StatusCode::OK)
+pub async fn form(State(state): State<AppState>, Query(next): Query<Next>) -> Response {
+    page(
+        &state.leptos_options,
+        None,
+        local_path(&next.next),
+        StatusCode::OK,
+    )
 }
 
 pub async fn login(
@@ -98,6 +112,7 @@ pub async fn login(
     if !same_site(&headers, &state.allowed_origins) {
         tracing::warn!(target: "audit", event = "login_refused", reason = "cross-site form");
         return page(
+            &state.leptos_options,
             Some("This form was posted from another site."),
             "/",
             StatusCode::FORBIDDEN,
@@ -106,10 +121,11 @@ pub async fn login(
     let key = state
         .keyring
         .verify(login.key.trim())
-        .filter(|key| key.scopes.contains(&crate::access::scope::Scope::Admin));
+        .filter(|key| Caller::with_key(key.clone()).is_admin());
     let Some(key) = key else {
         tracing::warn!(target: "audit", event = "login_failed", reason = "not an admin key in force");
         return page(
+            &state.leptos_options,
             Some("That is not an admin key in force."),
             local_path(&login.next),
             StatusCode::UNAUTHORIZED,
@@ -123,6 +139,7 @@ pub async fn login(
     .await;
     let Ok(Ok((token, key))) = started else {
         return page(
+            &state.leptos_options,
             Some("The session could not be stored; try again."),
             "/",
             StatusCode::SERVICE_UNAVAILABLE,

@@ -64,7 +64,6 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     // Pages read the boards while they render, and check who is asking.
     let boards = state.boards.clone();
-    let keyring = state.keyring.clone();
     let ancestors = state.frame_ancestors.clone();
     Router::new()
         .route("/ws", get(socket::upgrade))
@@ -79,12 +78,14 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(boards.clone());
-                page_context(&keyring, &ancestors);
+                page_context(&ancestors);
             },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn_with_state(state.clone(), limits::requests))
+        // Outside the limits, which count a request by its key.
+        .layer(from_fn_with_state(state.clone(), caller::identify))
         .layer(from_fn_with_state(
             state.frame_ancestors.clone(),
             headers::secure,
@@ -95,10 +96,9 @@ pub fn router(state: AppState) -> Router {
 /// For each page render: who is asking (a private board shows only to a caller who may read
 /// it; a link's `token` that is not in force counts as no credential), and the page's CSP
 /// with the nonce Leptos put on its inline scripts.
-fn page_context(keyring: &Keyring, ancestors: &str) {
+fn page_context(ancestors: &str) {
     if let Some(parts) = use_context::<Parts>() {
-        let caller = caller::identify(keyring, &parts.headers, parts.uri.query());
-        provide_context(caller.unwrap_or_default());
+        provide_context(caller::Identified::of(&parts).unwrap_or_default());
     }
     if let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>()) {
         let policy = headers::page_policy(&nonce.to_string(), ancestors);

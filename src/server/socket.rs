@@ -7,7 +7,7 @@
 //! silent past `idle_timeout` (a laptop closed, a proxy that dropped the connection without a
 //! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
-use super::caller::identify;
+use super::caller::Identified;
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
@@ -18,8 +18,9 @@ use crate::hub::{ConnectionId, Hub};
 use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::net::SocketAddr;
@@ -139,7 +140,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: Uri,
+    Extension(Identified(identified)): Extension<Identified>,
     headers: HeaderMap,
 ) -> Response {
     let ip = state.guard.client_ip(peer, &headers);
@@ -168,7 +169,7 @@ pub async fn upgrade(
     }
     // Refused after the upgrade, with a close code: a browser cannot read the status of a
     // failed handshake, and would take it for a network fault and keep retrying.
-    let caller = match identify(&state.keyring, &headers, uri.query()) {
+    let caller = match identified {
         Ok(caller) => caller,
         Err(invalid) => {
             tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/ws", reason = "invalid key");

@@ -13,6 +13,7 @@ pub fn ConnectionStatusBadge(live: Live) -> impl IntoView {
         (ConnectionStatus::Live, Transport::EventStream) => "Live · SSE",
         (ConnectionStatus::Reconnecting, _) => "Reconnecting…",
         (ConnectionStatus::Offline, _) => "Offline",
+        (ConnectionStatus::Refused, _) => "No access",
     };
     let explained = move || {
         (transport.get() == Transport::EventStream).then_some(
