@@ -607,3 +607,85 @@ async fn an_admin_signs_in_with_a_key_and_the_cookie_only_works_from_the_own_sit
         .unwrap();
     assert_eq!(page.status(), 401, "the session ended");
 }
+
+/// Waits up to two seconds for a log line holding every one of `words`.
+async fn logged(server: &Server, words: &[&str]) -> String {
+    for _ in 0..40 {
+        if let Some(line) = server.log_lines(words).pop() {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no log line with {words:?}");
+}
+
+#[tokio::test]
+async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
+    let (server, _boards) = with_boards(&[]);
+    let (id, secret) = key_with(&server, &["publish:metric:*"]).await;
+    let created = logged(&server, &["audit", "key_created", &id]).await;
+    assert!(
+        created.contains("publish:metric:*") && !created.contains(&secret),
+        "{created}"
+    );
+
+    let anonymous = reqwest::Client::new();
+    publish_with(&server, &anonymous, "metric:a").await;
+    logged(
+        &server,
+        &["audit", "denied", "anonymous", "publish to `metric:a`"],
+    )
+    .await;
+    publish_with(&server, &client_with_key(&secret), "feed:x").await;
+    logged(&server, &["audit", "denied", &id, "publish to `feed:x`"]).await;
+    publish_with(&server, &client_with_key("pb_forged"), "metric:a").await;
+    logged(&server, &["audit", "denied", "invalid key"]).await;
+
+    let login = |key: &str| {
+        anonymous
+            .post(format!("http://{}/login", server.addr))
+            .form(&[("key", key)])
+            .send()
+    };
+    login("pb_guess").await.unwrap();
+    logged(&server, &["audit", "login_failed"]).await;
+    login(&server.key).await.unwrap();
+    logged(&server, &["audit", "event=\"login\""]).await;
+
+    let url = format!("http://{}/api/v1/keys/{id}", server.addr);
+    server.http().delete(url).send().await.unwrap();
+    logged(&server, &["audit", "key_revoked", &id]).await;
+    let everything = server.log_lines(&["audit"]).join("\n");
+    assert!(!everything.contains(&secret) && !everything.contains(&server.key));
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_key_is_revoked() {
+    let (server, _boards) = with_boards(&[]);
+    let (id, link) = key_with(&server, &["read:ops"]).await;
+    let url = format!("http://{}/sse?board=ops&token={link}", server.addr);
+    let mut stream = reqwest::get(&url).await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let revoke = format!("http://{}/api/v1/keys/{id}", server.addr);
+    assert_eq!(
+        server.http().delete(revoke).send().await.unwrap().status(),
+        200
+    );
+    let mut text = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends: {text}");
+    assert!(
+        text.contains(r#""code":"unauthenticated","message":"the key was revoked""#),
+        "{text}"
+    );
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        401,
+        "and its reconnect is refused"
+    );
+}

@@ -17,10 +17,11 @@ use super::caller::refuse;
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
+use crate::access::keyring::{Keyring, REFRESH};
 use crate::access::Caller;
 use crate::hub::outbox::{EncodedFrame, Inbox};
 use crate::hub::topic::encode;
-use crate::protocol::{Position, ServerFrame, TopicRequest};
+use crate::protocol::{ErrorCode, ErrorFrame, Position, ServerFrame, TopicRequest};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -30,6 +31,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -105,6 +107,7 @@ pub async fn stream(
         heartbeat,
         reconnect_spread,
         limits,
+        keyring,
         ..
     } = state;
     let (id, outbox, inbox) = hub.connect();
@@ -143,6 +146,8 @@ pub async fn stream(
         reconnect_spread,
         done: false,
         _slot: slot,
+        keyring,
+        check_key: tokio::time::interval(REFRESH),
     };
     let events = futures_util::stream::unfold(streaming, |mut streaming| async move {
         let event = streaming.next().await?;
@@ -162,6 +167,9 @@ struct Streaming {
     done: bool,
     /// The stream's place in its address' count of connections.
     _slot: ConnectionSlot,
+    keyring: Arc<Keyring>,
+    /// When to check that the stream's key is still in force.
+    check_key: tokio::time::Interval,
 }
 
 impl Streaming {
@@ -193,6 +201,20 @@ impl Streaming {
                     continue;
                 }
                 _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+                _ = self.check_key.tick() => {
+                    let caller = &session.caller;
+                    match caller.key() {
+                        Some(key) if !self.keyring.in_force(&key.id) => {
+                            // The stream ends with the reason; the EventSource's reconnect
+                            // then gets a 401.
+                            tracing::info!(target: "audit", event = "disconnected", key = caller.who(), reason = "key revoked");
+                            self.done = true;
+                            let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
+                            Some(Event::default().data(encode(&ServerFrame::Error(refusal)).as_str()))
+                        }
+                        _ => continue,
+                    }
+                }
             };
         }
     }

@@ -24,6 +24,8 @@ pub struct Server {
     /// The secret of an admin key made for this server: the helpers send it.
     pub key: String,
     http: reqwest::Client,
+    /// Every line the server has written to standard output so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The data dir, when this server made its own.
     _data: Option<TempDir>,
 }
@@ -63,15 +65,32 @@ impl Server {
                 break addr.trim().to_owned();
             }
         };
-        // Keep draining the server's output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep reading the server's output, so it never blocks on a full pipe and tests can
+        // look at its log.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
         Self {
             child,
             addr,
             http: client_with_key(&key),
             key,
+            log,
             _data: None,
         }
+    }
+
+    /// The log lines written so far that contain every one of `words`.
+    pub fn log_lines(&self, words: &[&str]) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let matching = log
+            .iter()
+            .filter(|line| words.iter().all(|w| line.contains(w)));
+        matching.cloned().collect()
     }
 
     /// An HTTP client that sends the admin key.
