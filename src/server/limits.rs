@@ -23,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// What the operator set, from Leptos.toml.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +39,8 @@ pub struct Guard {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_key: DefaultKeyedRateLimiter<String>,
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// Told when the last open connection closes.
+    all_closed: Notify,
 }
 
 /// Bursts of twice the rate: a page load fetches several files at once.
@@ -53,6 +56,7 @@ impl Guard {
             by_ip: RateLimiter::keyed(quota(limits.requests_per_ip)),
             by_key: RateLimiter::keyed(quota(limits.requests_per_key)),
             open: Mutex::default(),
+            all_closed: Notify::new(),
         })
     }
 
@@ -81,6 +85,18 @@ impl Guard {
             guard: self.clone(),
             ip,
         })
+    }
+
+    /// Resolves once no connection is open.
+    pub async fn until_all_closed(&self) {
+        loop {
+            // Made before the check, so a close in between still wakes it.
+            let closed = self.all_closed.notified();
+            if self.open.lock().is_empty() {
+                return;
+            }
+            closed.await;
+        }
     }
 
     /// Forgets addresses and keys idle long enough that their buckets are full again, so
@@ -121,6 +137,9 @@ impl Drop for ConnectionSlot {
             if *count == 0 {
                 open.remove(&self.ip);
             }
+        }
+        if open.is_empty() {
+            self.guard.all_closed.notify_waiters();
         }
     }
 }

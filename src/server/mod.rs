@@ -139,7 +139,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let expiry = tokio::spawn(expire_entities(hub.clone()));
-    let upkeep = tokio::spawn(keep_access_current(keyring, guard));
+    let upkeep = tokio::spawn(keep_access_current(keyring, guard.clone()));
     let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
@@ -157,9 +157,18 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         let _ = stopping.wait_for(|stop| *stop).await;
         tokio::time::sleep(grace).await;
     };
+    // The HTTP server is done once its requests are; sockets and streams run in tasks of
+    // their own, still telling their clients to come back later. Exiting before they have
+    // would drop some connections without the word.
+    let connections = guard.clone();
+    let finished = async move {
+        server.await?;
+        connections.until_all_closed().await;
+        std::io::Result::Ok(())
+    };
     tokio::select! {
-        served = server => served?,
-        _ = deadline => tracing::warn!("open requests did not finish in {grace:?}; exiting"),
+        finished = finished => finished?,
+        _ = deadline => tracing::warn!("open requests and connections did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
     upkeep.abort();
