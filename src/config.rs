@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     "listen",
     "site_root",
     "data_dir",
@@ -37,6 +37,8 @@ const KEYS: [&str; 20] = [
     "connections_per_ip",
     "trust_proxy",
     "frame_ancestors",
+    "max_frame_kib",
+    "max_body_kib",
 ];
 /// Keys whose value is a list: in the environment, comma-separated.
 const LISTS: [&str; 2] = ["allowed_origins", "frame_ancestors"];
@@ -80,6 +82,10 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Sites that may show the pages in a frame, as CSP `frame-ancestors` sources.
     pub frame_ancestors: Vec<String>,
+    /// The largest WebSocket frame a client may send, in KiB.
+    pub max_frame_kib: usize,
+    /// The largest HTTP API request body, in KiB.
+    pub max_body_kib: usize,
 }
 
 #[derive(Debug)]
@@ -148,6 +154,8 @@ impl Config {
             ("requests_per_ip", self.requests_per_ip as usize),
             ("requests_per_key", self.requests_per_key as usize),
             ("connections_per_ip", self.connections_per_ip),
+            ("max_frame_kib", self.max_frame_kib),
+            ("max_body_kib", self.max_body_kib),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError(format!("{key} must be at least 1")));
@@ -172,6 +180,8 @@ impl Config {
             messages_per_second: std::num::NonZeroU32::new(self.messages_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_subscriptions: self.max_subscriptions,
+            max_frame: self.max_frame_kib * 1024,
+            max_body: self.max_body_kib * 1024,
         }
     }
 

@@ -493,15 +493,15 @@ async fn pages_carry_a_nonce_policy_and_every_answer_the_other_headers() {
 }
 
 #[tokio::test]
-async fn a_body_over_one_mib_is_refused_with_413() {
-    let server = Server::start(&[]);
-    let body = format!(
-        "{{\"ops\": [], \"pad\": \"{}\"}}",
-        "x".repeat(1024 * 1024 + 1)
-    );
+async fn body_and_frame_sizes_follow_the_configuration() {
+    let server = Server::start(&[
+        ("PULSEBOARD_MAX_BODY_KIB", "4"),
+        ("PULSEBOARD_MAX_FRAME_KIB", "2"),
+    ]);
+    let body = format!("{{\"ops\": [], \"pad\": \"{}\"}}", "x".repeat(5 * 1024));
     let url = format!("http://{}/api/v1/topics/metric:big", server.addr);
-    let response = server
-        .http()
+    // A client of its own: the refused body is not read, which can break its connection.
+    let response = client_with_key(&server.key)
         .post(url)
         .header("content-type", "application/json")
         .body(body)
@@ -516,7 +516,16 @@ async fn a_body_over_one_mib_is_refused_with_413() {
     assert_eq!(
         server.set("metric:big", "n", 1).await["offsets"],
         json!([1]),
-        "and the next write goes through"
+        "smaller bodies go through"
+    );
+
+    let mut socket = server.connect().await;
+    let frame = json!({"type": "ping", "pad": "x".repeat(3 * 1024)}).to_string();
+    send(&mut socket, serde_json::from_str(&frame).unwrap()).await;
+    let close = closed_with(&mut socket).await;
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1009, "frames are at most 2 KiB")
     );
 }
 

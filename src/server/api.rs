@@ -26,10 +26,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
-/// The largest request body the API reads.
-pub const MAX_BODY: usize = 1024 * 1024;
-
-pub fn routes() -> Router<AppState> {
+/// The API's routes; bodies over `max_body` bytes are refused with 413 unread.
+pub fn routes(max_body: usize) -> Router<AppState> {
     Router::new()
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
@@ -40,7 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/keys", get(list_keys).post(create_key))
         .route("/keys/{id}", axum::routing::delete(revoke_key))
         .route("/openapi.json", get(openapi))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
 }
 
 #[derive(OpenApi)]
@@ -168,7 +166,7 @@ pub(super) fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
         (status = 401, description = "no API key, or one unknown or revoked", body = ApiError),
         (status = 403, description = "the key may not publish to a topic of the request", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
-        (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
+        (status = 413, description = "the body is over `max_body_kib` (1 MiB by default), or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
         (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
     )
@@ -212,7 +210,7 @@ async fn publish(
         (status = 401, description = "no API key, or one unknown or revoked", body = ApiError),
         (status = 403, description = "the key may not publish to a topic of the request", body = ApiError),
         (status = 409, description = "the Idempotency-Key was used for another request, or is in flight", body = ApiError),
-        (status = 413, description = "the body is over 1 MiB, or carries over 1,000 ops", body = ApiError),
+        (status = 413, description = "the body is over `max_body_kib` (1 MiB by default), or carries over 1,000 ops", body = ApiError),
         (status = 422, description = "unknown or malformed ops, or an op that cannot apply; nothing changed", body = ApiError),
         (status = 503, description = "the store could not record the write; nothing changed", body = ApiError),
     )

@@ -72,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", axum::routing::post(login::logout))
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes(state.limits.max_body))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -28,10 +28,9 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The largest frame a client may send; a larger one closes the connection with 1009.
-pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// The largest frame read at all: past this the socket drops without reading the rest, so
-/// a client cannot make the server buffer a huge frame only to refuse it.
+/// The largest frame read at all (unless `max_frame_kib` is larger): past this the socket
+/// drops without reading the rest, so a client cannot make the server buffer a huge frame
+/// only to refuse it.
 const MAX_READ_FRAME: usize = 1024 * 1024;
 
 /// The read buffer each connection starts with; it grows when a frame needs it.
@@ -51,6 +50,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub struct Limits {
     pub messages_per_second: NonZeroU32,
     pub max_subscriptions: usize,
+    /// The largest frame a client may send, in bytes; a larger one closes with 1009.
+    pub max_frame: usize,
+    /// The largest HTTP API request body, in bytes; a larger one is a 413.
+    pub max_body: usize,
 }
 
 /// Refusing frames for this long without a second's pause is abuse: the connection closes.
@@ -151,7 +154,7 @@ pub async fn upgrade(
     // tungstenite reserves 128 KiB each for reading and writing by default: per idle
     // connection that dwarfs everything else. Frames here are small.
     let ws = ws
-        .max_message_size(MAX_READ_FRAME)
+        .max_message_size(MAX_READ_FRAME.max(state.limits.max_frame))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
@@ -255,10 +258,10 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
                 }
             }
             match message {
-                Message::Text(text) if text.len() > MAX_CLIENT_FRAME => {
+                Message::Text(text) if text.len() > limits.max_frame => {
                     return Some(CloseFrame {
                         code: close_code::SIZE,
-                        reason: format!("frames are at most {} KiB", MAX_CLIENT_FRAME / 1024)
+                        reason: format!("frames are at most {} KiB", limits.max_frame / 1024)
                             .into(),
                     });
                 }
