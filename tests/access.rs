@@ -342,6 +342,21 @@ async fn sockets_follow_the_same_rules_with_their_own_close_codes() {
         }
     }
     assert!(got_snapshot);
+    // A share link reads; it does not write.
+    send(
+        &mut screen,
+        json!({"type": "publish", "ref": "w2", "topic": "feed:ops", "ops": []}),
+    )
+    .await;
+    let refusal = loop {
+        if let ServerFrame::Error(error) = next(&mut screen).await {
+            break error;
+        }
+    };
+    assert_eq!(
+        (refusal.code, refusal.reference.as_deref()),
+        (ErrorCode::Forbidden, Some("w2"))
+    );
     let url = format!("http://{}/api/v1/keys/{id}", server.addr);
     assert_eq!(
         server.http().delete(url).send().await.unwrap().status(),
