@@ -31,8 +31,11 @@ async function openBoard(page: Page, server: Server) {
   await expect(page.locator('.counter[data-entity="signups"] .counter-value')).toBeVisible();
 }
 
-/** Resolves once `predicate` holds on some animation frame; start it before the change. */
-function onSomeFrame(page: Page, predicate: string) {
+/**
+ * Resolves once `predicate` holds on some animation frame; start it before the change. A
+ * function, not a string: Playwright polls a string with eval, which the page's CSP forbids.
+ */
+function onSomeFrame(page: Page, predicate: () => boolean | undefined) {
   return page.waitForFunction(predicate, undefined, { polling: "raf", timeout: 10_000 });
 }
 
@@ -69,10 +72,11 @@ test("the leaderboard reorders with a transform transition", async ({ page }) =>
     const charlie = page.locator('.leaderboard-row[data-key="c"]');
     await expect(charlie.locator(".rank")).toHaveText("3");
 
-    const moving = onSomeFrame(
-      page,
-      `document.querySelector('.leaderboard-row[data-key="c"]')
-         ?.getAnimations().some((a) => a.transitionProperty === "transform" && a.playState === "running")`,
+    const moving = onSomeFrame(page, () =>
+      document
+        .querySelector('.leaderboard-row[data-key="c"]')
+        ?.getAnimations()
+        .some((a) => (a as CSSTransition).transitionProperty === "transform" && a.playState === "running"),
     );
     await server.publish(LEADERS, [{ op: "incr", entity_id: "c", field: "score", by: 100 }]);
     await moving;
@@ -93,15 +97,15 @@ test("a new feed item enters with its animation and the oldest leaves", async ({
     const oldest = page.locator(".feed-item", { hasText: "Deploy 1" });
     await expect(oldest).toBeVisible();
 
-    const entering = onSomeFrame(
-      page,
-      `[...document.querySelectorAll('.feed-card.enter')].some((card) =>
-         card.textContent.includes('Fresh') &&
-         card.getAnimations().some((a) => a.animationName === 'feed-enter'))`,
+    const entering = onSomeFrame(page, () =>
+      [...document.querySelectorAll(".feed-card.enter")].some(
+        (card) =>
+          card.textContent!.includes("Fresh") &&
+          card.getAnimations().some((a) => (a as CSSAnimation).animationName === "feed-enter"),
+      ),
     );
-    const leaving = onSomeFrame(
-      page,
-      `[...document.querySelectorAll('.feed-item.leaving')].some((item) => item.textContent.includes('Deploy 1'))`,
+    const leaving = onSomeFrame(page, () =>
+      [...document.querySelectorAll(".feed-item.leaving")].some((item) => item.textContent!.includes("Deploy 1")),
     );
     await server.publish(ACTIVITY, [{ op: "push", payload: { kind: "order", text: "Fresh order" }, max: 8 }]);
     await entering;
