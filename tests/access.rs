@@ -47,6 +47,13 @@ async fn key_with(server: &Server, scopes: &[&str]) -> (String, String) {
     )
 }
 
+/// Revokes a key through the admin API.
+async fn revoke(server: &Server, id: &str) {
+    let url = format!("http://{}/api/v1/keys/{id}", server.addr);
+    let response = server.http().delete(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 async fn publish_with(server: &Server, http: &reqwest::Client, topic: &str) -> (u16, Value) {
     let body = json!({"ops": [{"op": "incr", "entity_id": "n", "by": 1}]});
     let url = format!("http://{}/api/v1/topics/{topic}", server.addr);
@@ -357,11 +364,7 @@ async fn sockets_follow_the_same_rules_with_their_own_close_codes() {
         (refusal.code, refusal.reference.as_deref()),
         (ErrorCode::Forbidden, Some("w2"))
     );
-    let url = format!("http://{}/api/v1/keys/{id}", server.addr);
-    assert_eq!(
-        server.http().delete(url).send().await.unwrap().status(),
-        200
-    );
+    revoke(&server, &id).await;
     let close = closed_with(&mut screen).await;
     assert_eq!(
         (u16::from(close.code), close.reason.as_str()),
@@ -676,8 +679,7 @@ async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
     login(&server.key).await.unwrap();
     logged(&server, &["audit", "event=\"login\""]).await;
 
-    let url = format!("http://{}/api/v1/keys/{id}", server.addr);
-    server.http().delete(url).send().await.unwrap();
+    revoke(&server, &id).await;
     logged(&server, &["audit", "key_revoked", &id]).await;
     let everything = server.log_lines(&["audit"]).join("\n");
     assert!(!everything.contains(&secret) && !everything.contains(&server.key));
@@ -690,11 +692,7 @@ async fn an_event_stream_ends_when_its_key_is_revoked() {
     let url = format!("http://{}/sse?board=ops&token={link}", server.addr);
     let mut stream = reqwest::get(&url).await.unwrap();
     assert_eq!(stream.status(), 200);
-    let revoke = format!("http://{}/api/v1/keys/{id}", server.addr);
-    assert_eq!(
-        server.http().delete(revoke).send().await.unwrap().status(),
-        200
-    );
+    revoke(&server, &id).await;
     let mut text = String::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(chunk) = stream.chunk().await.unwrap() {

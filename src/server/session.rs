@@ -4,9 +4,10 @@
 //! connection: a close, an error, a dead peer, a lagging reader, shutdown.
 
 use super::socket::Heartbeat;
+use super::AppState;
 use crate::access::Caller;
 use crate::boards::library::Library;
-use crate::hub::outbox::{EncodedFrame, Outbox};
+use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
 use crate::hub::presence::viewer_id;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub, PublishError};
@@ -44,25 +45,22 @@ pub struct Refused {
 pub struct PrivateBoard(pub String);
 
 impl Session {
-    pub fn new(
-        hub: Arc<Hub>,
-        library: Arc<Library>,
-        id: ConnectionId,
-        outbox: Outbox,
-        max_topics: usize,
-        caller: Caller,
-    ) -> Self {
-        hub.metrics().connections.inc();
-        Session {
-            hub,
-            library,
+    /// Opens a connection on the hub for `caller`: its session, and the inbox the
+    /// transport (`/ws` or `/sse`) writes out.
+    pub fn open(state: &AppState, caller: Caller) -> (Self, Inbox) {
+        let (id, outbox, inbox) = state.hub.connect();
+        state.hub.metrics().connections.inc();
+        let session = Session {
+            hub: state.hub.clone(),
+            library: state.boards.clone(),
             id,
             outbox,
             topics: HashSet::new(),
             boards: HashSet::new(),
-            max_topics,
+            max_topics: state.limits.max_subscriptions,
             caller,
-        }
+        };
+        (session, inbox)
     }
 
     /// The first frame on every connection: its viewer id and the heartbeat it will get.

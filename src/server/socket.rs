@@ -207,9 +207,9 @@ async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
 
 /// Serves one connection; `_slot` holds its place in its address' count until it ends.
 async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: ConnectionSlot) {
+    let (mut session, inbox) = Session::open(&state, caller);
+    let id = session.id;
     let AppState {
-        hub,
-        boards: library,
         mut shutdown,
         heartbeat,
         reconnect_spread,
@@ -217,8 +217,6 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
         keyring,
         ..
     } = state;
-    let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(hub, library, id, outbox, limits.max_subscriptions, caller);
     let (mut sink, mut stream) = socket.split();
     session.welcome(heartbeat).await;
     // A key revoked while its connection is open stops being served within a second.

@@ -100,25 +100,15 @@ pub async fn stream(
         tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/sse", reason = "too many connections");
         return Ok(state.guard.too_many_connections());
     };
+    let (mut session, inbox) = Session::open(&state, caller);
     let AppState {
-        hub,
         boards: library,
         shutdown,
         heartbeat,
         reconnect_spread,
-        limits,
         keyring,
         ..
     } = state;
-    let (id, outbox, inbox) = hub.connect();
-    let mut session = Session::new(
-        hub,
-        library.clone(),
-        id,
-        outbox,
-        limits.max_subscriptions,
-        caller,
-    );
     session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
