@@ -75,8 +75,15 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Board, BoardProblem> 
             message,
         }
     };
-    let board: BoardFile = toml::from_str(text)
-        .map_err(|error| problem(error.span().map(|s| s.start), error.message().to_owned()))?;
+    let board: BoardFile = toml::from_str(text).map_err(|error| {
+        let mut message = error.message().to_owned();
+        // The board's JSON (GET /api/v1/boards/{name}) spells it `widgets`: a file copied
+        // from it should say how a file spells it.
+        if message.contains("unknown field `widgets`") {
+            message.push_str("; a board file writes each widget as a [[widget]] table");
+        }
+        problem(error.span().map(|s| s.start), message)
+    })?;
     if board.title.trim().is_empty() {
         return Err(problem(None, "`title` is empty".into()));
     }
@@ -114,6 +121,11 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
     let kind = match table.remove("type") {
         Some(toml::Value::String(kind)) => kind,
         Some(_) => return Err(format!("`type` must be a string: {KINDS}")),
+        None if table.contains_key("kind") => {
+            return Err(format!(
+                "`type` is missing: a board file writes `type = \"number\"` and the options in the widget's own table, not under `kind` ({KINDS})"
+            ))
+        }
         None => return Err(format!("`type` is missing: {KINDS}")),
     };
     let text = |table: &mut toml::Table, key: &str| match table.remove(key) {
@@ -422,6 +434,15 @@ type = "presence"
                 "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `private`, `widget`",
             ),
             ("title = \"x\"\ncolumns = 13\n", "ops.toml: `columns` is 13: use 1 to 12"),
+            // The API's JSON spelling, copied into a file.
+            (
+                "title = \"x\"\nwidgets = []\n",
+                "ops.toml:2:1: unknown field `widgets`, expected one of `title`, `columns`, `private`, `widget`; a board file writes each widget as a [[widget]] table",
+            ),
+            (
+                "title = \"x\"\n[[widget]]\ntopic = \"a\"\nkind = { type = \"feed\" }\n",
+                "ops.toml:2:1: widget 1: `type` is missing: a board file writes `type = \"number\"` and the options in the widget's own table, not under `kind`",
+            ),
             (
                 "title = \"x\"\n\n[[widget]]\ntopic = \"a\"\n",
                 "ops.toml:3:1: widget 1: `type` is missing: number, sparkline",

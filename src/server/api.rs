@@ -1,10 +1,10 @@
 //! The HTTP API under `/api/v1` and the health check: publish ops to a topic or a batch of
 //! topics, read a topic's snapshot, list topics, read the boards as their files last parsed,
-//! and the OpenAPI document describing all of it,
-//! generated from these handlers and their types. Every refusal is JSON
-//! `{code, message, field}` with a fitting status.
+//! and the OpenAPI document describing all of it, generated from these handlers and their
+//! types. Every refusal is an [`ApiError`].
 
 use super::caller::refuse;
+use super::error::{parse_body, topic_name, ApiError, Code};
 use super::AppState;
 use crate::access::keyring::{KeyRecord, Keyring};
 use crate::access::scope::Scope;
@@ -12,7 +12,7 @@ use crate::access::Caller;
 use crate::hub::idempotency::MAX_KEY_LEN;
 use crate::hub::{PublishError, TopicSummary};
 use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
-use crate::protocol::{check_name, Snapshot};
+use crate::protocol::Snapshot;
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
@@ -102,55 +101,6 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// A refused request.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiError {
-    #[serde(skip)]
-    status: StatusCode,
-    /// Machine-readable: `invalid_json`, `invalid_ops`, `op_refused`, `invalid_topic`, …
-    code: &'static str,
-    /// For a person.
-    message: String,
-    /// Where the problem is: `ops[2].by`, `writes[1].topic`, `Idempotency-Key`, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub(super) fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
-        self
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(&self)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-pub(super) fn topic_name(topic: &str, field: &str) -> Result<(), ApiError> {
-    check_name(topic).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_topic", e.to_string()).field(field)
-    })
-}
-
 /// Apply a list of ops to one topic, in order, whole or not at all.
 #[utoipa::path(
     post,
@@ -187,7 +137,7 @@ async fn publish(
         ));
     }
     let key = idempotency_key(&headers)?;
-    let request: Publish = parse_body(body, "invalid_ops")?;
+    let request: Publish = parse_body(body, Code::InvalidOps)?;
     let (mut answer, replayed) = apply(&state, (topic, request).into(), key).await?;
     let published = answer.results.swap_remove(0);
     Ok(with_replay_header(
@@ -225,7 +175,7 @@ async fn publish_batch(
         return Err(refuse(&caller, "/api/v1/batch", "publish"));
     }
     let key = idempotency_key(&headers)?;
-    let batch: Batch = parse_body(body, "invalid_ops")?;
+    let batch: Batch = parse_body(body, Code::InvalidOps)?;
     for (i, write) in batch.writes.iter().enumerate() {
         topic_name(&write.topic, &format!("writes[{i}].topic"))?;
         if !caller.may_publish(&write.topic) {
@@ -237,30 +187,6 @@ async fn publish_batch(
     Ok(with_replay_header(Json(answer).into_response(), replayed))
 }
 
-/// Reads a JSON body; `invalid` is the error code for JSON that is well formed but not what
-/// the endpoint takes.
-fn parse_body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    invalid: &'static str,
-) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "unreadable_body"
-        };
-        ApiError::new(e.status(), code, e.body_text())
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        let (status, code) = if e.is_syntax() || e.is_eof() {
-            (StatusCode::BAD_REQUEST, "invalid_json")
-        } else {
-            (StatusCode::UNPROCESSABLE_ENTITY, invalid)
-        };
-        ApiError::new(status, code, e.to_string())
-    })
-}
-
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -268,7 +194,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let refuse = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
+            Code::InvalidIdempotencyKey,
             format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
         )
         .field("Idempotency-Key")
@@ -305,27 +231,30 @@ async fn apply(
             };
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "op_refused",
+                Code::OpRefused,
                 error.to_string(),
             )
             .field(at)
         }
         PublishError::KeyReused | PublishError::KeyInFlight => {
             let code = if matches!(e, PublishError::KeyReused) {
-                "idempotency_key_reused"
+                Code::IdempotencyKeyReused
             } else {
-                "idempotency_key_in_flight"
+                Code::IdempotencyKeyInFlight
             };
             ApiError::new(StatusCode::CONFLICT, code, e.to_string()).field("Idempotency-Key")
         }
-        PublishError::TooManyOps => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_ops", e.to_string()).field("ops")
-        }
+        PublishError::TooManyOps => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::TooManyOps,
+            e.to_string(),
+        )
+        .field("ops"),
         PublishError::Store(e) => {
             tracing::error!("write failed: {e}");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
+                Code::StoreUnavailable,
                 "the write could not be stored; nothing was applied; retry later",
             )
         }
@@ -361,7 +290,7 @@ async fn read_topic(
     let snapshot = state.hub.snapshot(&topic).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_topic",
+            Code::UnknownTopic,
             format!("no topic named `{topic}`"),
         )
         .field("topic")
@@ -427,12 +356,12 @@ async fn reload_screens(
     let request = if empty {
         ReloadRequest { within_s: ten() }
     } else {
-        parse_body::<ReloadRequest>(body, "invalid_request")?
+        parse_body::<ReloadRequest>(body, Code::InvalidRequest)?
     };
     if request.within_s > MAX_RELOAD_SPREAD_S {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            Code::InvalidRequest,
             format!(
                 "within_s is {}: use 0 to {MAX_RELOAD_SPREAD_S}",
                 request.within_s
@@ -480,7 +409,7 @@ async fn read_board(
     let found = state.boards.get(&board).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_board",
+            Code::UnknownBoard,
             format!(
                 "no board named `{board}`: its file would be {board}.toml in the boards directory"
             ),
@@ -536,7 +465,7 @@ async fn on_keyring<T: Send + 'static>(
         tracing::error!("keyring: {e}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
+            Code::StoreUnavailable,
             "the keyring could not be read or written; retry later",
         )
     })
@@ -579,11 +508,11 @@ async fn create_key(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     admin_only(&caller, "/api/v1/keys")?;
-    let request: KeyRequest = parse_body(body, "invalid_request")?;
+    let request: KeyRequest = parse_body(body, Code::InvalidRequest)?;
     if request.name.trim().is_empty() || request.scopes.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
+            Code::InvalidRequest,
             "a key needs a name and at least one scope",
         ));
     }
@@ -623,7 +552,7 @@ async fn revoke_key(
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "unknown_key",
+                Code::UnknownKey,
                 format!("no key with id `{id}`"),
             )
             .field("id")

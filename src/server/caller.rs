@@ -7,7 +7,7 @@
 //! with a revoked key hears about it instead of silently losing its rights. A session
 //! cookie that has ended counts as no credential: the browser still shows public boards.
 
-use super::api::ApiError;
+use super::error::{ApiError, Code};
 use super::login::same_site;
 use super::AppState;
 use crate::access::Caller;
@@ -32,7 +32,11 @@ impl InvalidCredential {
 
 impl From<InvalidCredential> for ApiError {
     fn from(invalid: InvalidCredential) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", invalid.message())
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::InvalidKey,
+            invalid.message(),
+        )
     }
 }
 
@@ -129,13 +133,13 @@ pub fn refuse(caller: &Caller, path: &str, what: &str) -> ApiError {
     if caller.is_anonymous() {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            Code::Unauthenticated,
             format!("an API key is needed to {what}: send Authorization: Bearer pb_…"),
         )
     } else {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Code::Forbidden,
             format!("key {} may not {what}", caller.who()),
         )
     }

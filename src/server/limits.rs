@@ -8,8 +8,8 @@
 //! comes from the proxy's address; with `trust_proxy` the address it puts last in
 //! `X-Forwarded-For` is used instead.
 
-use super::api::ApiError;
 use super::caller::Identified;
+use super::error::{ApiError, Code};
 use super::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -115,7 +115,7 @@ impl Guard {
         too_many(
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                Code::TooManyConnections,
                 message,
             ),
             Duration::from_secs(5),
@@ -181,7 +181,7 @@ pub async fn requests(
         let message =
             format!("{whose} sent more than {rate} requests a second; retry after the wait given in Retry-After");
         return too_many(
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::RateLimited, message),
             wait,
         );
     }

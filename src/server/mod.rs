@@ -4,10 +4,14 @@
 //! - `api`: `/api/v1` and `/healthz`; `caller`: who a request comes from;
 //! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
+//! - `bodies`: request bodies refused on their declared size, and read out after a refusal;
+//! - `error`: the JSON refusal every handler answers with, and its closed list of codes;
 //! - `login`: the admin session's form and cookie.
 
 pub mod api;
+mod bodies;
 mod caller;
+mod error;
 mod headers;
 pub mod limits;
 mod login;
@@ -86,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), limits::requests))
         // Outside the limits, which count a request by its key.
         .layer(from_fn_with_state(state.clone(), caller::identify))
+        // Outside every early refusal, so each leaves the connection usable.
+        .layer(from_fn_with_state(state.limits.max_body, bodies::read_out))
         .layer(from_fn_with_state(
             state.frame_ancestors.clone(),
             headers::secure,

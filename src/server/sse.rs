@@ -12,8 +12,8 @@
 //! reconnects (it takes precedence over `from`) resumes each topic exactly. A `pong` goes out
 //! every heartbeat so a client can tell a quiet stream from a dead one.
 
-use super::api::{topic_name, ApiError};
 use super::caller::refuse;
+use super::error::{topic_name, ApiError, Code};
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
@@ -74,7 +74,7 @@ pub async fn stream(
     if extra.len() > state.limits.max_subscriptions {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "too_many_subscriptions",
+            Code::TooManySubscriptions,
             format!(
                 "a stream follows at most {} topics",
                 state.limits.max_subscriptions
@@ -85,14 +85,14 @@ pub async fn stream(
     if follow.board.is_none() && extra.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "nothing_to_follow",
+            Code::NothingToFollow,
             "name a board (board=ops), topics (topics=metric:kpis,feed:activity), or both",
         ));
     }
     let last_event_id = headers.get("last-event-id").and_then(|id| id.to_str().ok());
     let resume_from = last_event_id.or(follow.from.as_deref()).unwrap_or("");
     let positions = parse_positions(resume_from).map_err(|message| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_position", message).field("from")
+        ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidPosition, message).field("from")
     })?;
 
     let ip = state.guard.client_ip(peer, &headers);
