@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use topic::{encode, Authorship, Prepared, Topic};
+use topic::{encode, Authorship, Prepared, Sent, Topic};
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -499,21 +499,27 @@ impl Hub {
         self.boards.lock().show(name, frame);
     }
 
-    /// Sends a connection that fell behind (its queue was full) what it missed on each topic
-    /// or board listed, coalesced; returns those it still cannot take.
-    pub fn catch_up(&self, connection: ConnectionId, behind: Vec<String>) -> Vec<String> {
+    /// Sends a connection what it has pending on each topic or board listed, now that its
+    /// queue is written out: the rest of a replay, or what it missed while its queue was
+    /// full, coalesced. Returns those it still cannot take.
+    pub fn send_pending(&self, connection: ConnectionId, waiting: Vec<String>) -> Vec<String> {
         let mut still = Vec::new();
-        for key in behind {
+        for key in waiting {
             let caught = match key.strip_prefix(presence::BOARD_KEY) {
                 Some(board) => self.boards.lock().catch_up(board, connection),
                 None => {
                     let slot = self.topics.lock().get(&key).cloned();
-                    slot.is_none_or(|slot| !slot.topic.lock().catch_up(connection))
+                    match slot.map(|slot| slot.topic.lock().send_pending(connection)) {
+                        Some(Sent::More) => false,
+                        Some(Sent::Coalesced) => {
+                            self.metrics.catch_ups.inc();
+                            true
+                        }
+                        _ => true,
+                    }
                 }
             };
-            if caught {
-                self.metrics.catch_ups.inc();
-            } else {
+            if !caught {
                 still.push(key);
             }
         }

@@ -1,4 +1,5 @@
-//! A connection's bounded outgoing queue of encoded frames, and the topics it fell behind on.
+//! A connection's bounded outgoing queue of encoded frames, and the topics with more to send
+//! once it is written out.
 //!
 //! The hub pushes into it without waiting (`try_push`), so one slow reader can never stall a
 //! publisher or the other subscribers. When the queue is full, a topic stops queueing events
@@ -21,19 +22,20 @@ pub type EncodedFrame = Utf8Bytes;
 #[derive(Clone, Debug)]
 pub struct Outbox {
     frames: mpsc::Sender<EncodedFrame>,
-    behind: Arc<Behind>,
+    waiting: Arc<Waiting>,
 }
 
 /// The receiving side, held by the connection's task.
 #[derive(Debug)]
 pub struct Inbox {
     pub frames: mpsc::Receiver<EncodedFrame>,
-    pub behind: Arc<Behind>,
+    pub waiting: Arc<Waiting>,
 }
 
-/// The topics a connection fell behind on, waiting for it to catch up.
+/// The topics with frames for a connection that its queue could not take yet: a replay
+/// longer than the queue, or a topic it fell behind on.
 #[derive(Debug, Default)]
-pub struct Behind {
+pub struct Waiting {
     topics: Mutex<BTreeSet<String>>,
     /// Set with `topics`, so the writer checks a flag, not a lock, after each write.
     any: AtomicBool,
@@ -54,13 +56,16 @@ pub enum Pushed {
 /// Creates a queue holding at most `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let behind = Arc::new(Behind::default());
+    let waiting = Arc::new(Waiting::default());
     (
         Outbox {
             frames: tx,
-            behind: behind.clone(),
+            waiting: waiting.clone(),
         },
-        Inbox { frames: rx, behind },
+        Inbox {
+            frames: rx,
+            waiting,
+        },
     )
 }
 
@@ -76,9 +81,17 @@ impl Outbox {
 
     /// Notes that `topic` stopped queueing for this connection until it catches up.
     pub fn fall_behind(&self, topic: &str) {
-        self.behind.topics.lock().insert(topic.to_owned());
-        self.behind.any.store(true, Ordering::Release);
-        self.behind.fell.notify_one();
+        self.waiting.topics.lock().insert(topic.to_owned());
+        self.waiting.any.store(true, Ordering::Release);
+        self.waiting.fell.notify_one();
+    }
+
+    /// Notes that `topic` has more to send once the queue is written out (a replay longer
+    /// than the queue). Unlike falling behind, nothing was missed: no wake-up is needed, as
+    /// the frames already queued bring the connection back to its queue.
+    pub fn send_later(&self, topic: &str) {
+        self.waiting.topics.lock().insert(topic.to_owned());
+        self.waiting.any.store(true, Ordering::Release);
     }
 
     /// How many frames the queue can take right now.
@@ -92,7 +105,7 @@ impl Outbox {
     }
 }
 
-impl Behind {
+impl Waiting {
     /// The topics to catch up on, if the queue is written out and there are any; they are no
     /// longer listed (a topic that cannot catch up yet is listed again with [`Self::again`]).
     pub fn due(&self, frames: &mpsc::Receiver<EncodedFrame>) -> Vec<String> {

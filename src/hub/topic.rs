@@ -4,6 +4,11 @@
 //! All of a topic's mutations happen under one lock held by the hub, and every event is queued
 //! to subscribers while that lock is held, so each subscriber sees offsets in order.
 //!
+//! A subscriber resuming from a position still in history is sent the events it missed,
+//! streamed from the history as its queue drains, then a `resumed` frame: the queue bounds
+//! the memory a catch-up takes, the history bounds how far back one can reach. Live events
+//! that arrive meanwhile join the history and so the same stream.
+//!
 //! A subscriber whose queue is full falls behind: the topic stops queueing its events and
 //! only notes which entities they touched. When the connection has written its queue out it
 //! asks to catch up, and gets one `coalesced` frame with the latest state of those entities
@@ -42,24 +47,43 @@ pub struct Topic {
 
 struct Subscriber {
     outbox: Outbox,
-    behind: Option<Behind>,
+    /// `None` while live: each event is queued as it is applied.
+    pending: Option<Pending>,
 }
 
-/// What a subscriber that fell behind has not been sent.
-struct Behind {
-    /// The last offset it was sent.
-    from: u64,
-    /// The entities changed since; `None` once there were too many to list.
-    changed: Option<BTreeSet<String>>,
+/// What a subscriber has not been sent yet, to be sent as its queue drains.
+enum Pending {
+    /// It resumed from `from`: the events after it are streamed from the history, starting
+    /// at `next`, then a `resumed` frame.
+    Replay { from: u64, next: u64 },
+    /// Its queue was full after `from`: the entities changed since, coalesced into one frame;
+    /// `None` once there were too many to list (a snapshot instead).
+    Lagging {
+        from: u64,
+        changed: Option<BTreeSet<String>>,
+    },
 }
 
-/// What a new subscriber is sent before live events.
-#[derive(Debug)]
-pub enum Catchup {
+/// Where a new subscriber starts.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Start {
     /// The whole state: no position was given, or its events are no longer in history.
-    Snapshot(EncodedFrame),
-    /// Exactly the events after the given position, then a `resumed` frame.
-    Replay(Vec<EncodedFrame>),
+    Snapshot,
+    /// The events after this offset, from the history.
+    Replay(u64),
+}
+
+/// What [`Topic::send_pending`] did for a subscriber.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Nothing was pending.
+    Nothing,
+    /// It has more pending than its queue could take now: ask again once it drains.
+    More,
+    /// It is live again after a replay.
+    Replayed,
+    /// It is live again after one coalesced frame (or snapshot) in place of what it missed.
+    Coalesced,
 }
 
 impl Topic {
@@ -137,111 +161,142 @@ impl Topic {
         self.subscribers.len()
     }
 
-    /// Decides what a subscriber resuming from `resume` must be sent. Replays longer than
-    /// `max_replay` become a snapshot: it is smaller, and a board snaps to it anyway.
-    pub fn catchup(&self, resume: Option<Position>, max_replay: usize) -> Catchup {
-        let snapshot = || Catchup::Snapshot(encode(&ServerFrame::Snapshot(self.snapshot())));
+    /// Where a subscriber resuming from `resume` starts: a replay if every event after it is
+    /// still in the history, a snapshot otherwise.
+    pub(crate) fn start(&self, resume: Option<Position>) -> Start {
         let Some(from) = resume else {
-            return snapshot();
+            return Start::Snapshot;
         };
         if from.epoch != self.epoch || from.offset > self.offset {
-            return snapshot();
+            return Start::Snapshot;
         }
-        let missed = (self.offset - from.offset) as usize;
         let oldest_kept = self.history.front().map_or(self.offset + 1, |(o, _)| *o);
-        if missed > max_replay || (missed > 0 && oldest_kept > from.offset + 1) {
-            return snapshot();
+        if from.offset < self.offset && oldest_kept > from.offset + 1 {
+            return Start::Snapshot;
         }
-        let mut frames: Vec<EncodedFrame> = self
-            .history
-            .iter()
-            .skip(self.history.len() - missed)
-            .map(|(_, frame)| frame.clone())
-            .collect();
-        frames.push(encode(&ServerFrame::Resumed(Resumed {
-            topic: self.name.clone(),
-            epoch: self.epoch,
-            offset: self.offset,
-            replayed: missed as u64,
-        })));
-        Catchup::Replay(frames)
+        Start::Replay(from.offset)
     }
 
-    /// Adds a subscriber and queues its catch-up frames. A replay may fill at most half of
-    /// the room left in the queue (several topics may be catching up at once, and live events
-    /// follow); a longer one becomes a snapshot. Returns false, subscribing nothing, when the
-    /// queue has no room even for that.
+    /// Adds a subscriber and queues its first frames: a snapshot, or as much of its replay
+    /// as the queue takes now (the rest streams as it drains). Returns false, subscribing
+    /// nothing, when the queue has no room for a snapshot.
     pub fn subscribe(
         &mut self,
         connection: ConnectionId,
         outbox: &Outbox,
         resume: Option<Position>,
     ) -> bool {
-        let max_replay = (outbox.room() / 2).saturating_sub(1);
-        let frames = match self.catchup(resume, max_replay) {
-            Catchup::Snapshot(frame) => vec![frame],
-            Catchup::Replay(frames) => frames,
+        let pending = match self.start(resume) {
+            Start::Snapshot => {
+                let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
+                if outbox.try_push(frame) != Pushed::Queued {
+                    return false;
+                }
+                None
+            }
+            Start::Replay(from) => Some(Pending::Replay {
+                from,
+                next: from + 1,
+            }),
         };
-        if frames
-            .into_iter()
-            .all(|frame| outbox.try_push(frame) == Pushed::Queued)
-        {
-            let subscriber = Subscriber {
-                outbox: outbox.clone(),
-                behind: None,
-            };
-            self.subscribers.insert(connection, subscriber);
-            true
-        } else {
-            false
+        let replaying = pending.is_some();
+        let subscriber = Subscriber {
+            outbox: outbox.clone(),
+            pending,
+        };
+        self.subscribers.insert(connection, subscriber);
+        if replaying && self.send_pending(connection) == Sent::More {
+            outbox.send_later(&self.name);
         }
+        true
     }
 
-    /// Sends a subscriber that fell behind what it missed, coalesced. Returns true if it is
-    /// still behind (its queue is full again).
-    pub fn catch_up(&mut self, connection: ConnectionId) -> bool {
+    /// Sends a subscriber what it has pending, as far as its queue takes it: the next part
+    /// of its replay, or one frame with what it missed while its queue was full.
+    pub(crate) fn send_pending(&mut self, connection: ConnectionId) -> Sent {
         let Some(subscriber) = self.subscribers.get_mut(&connection) else {
-            return false;
+            return Sent::Nothing;
         };
-        let Some(behind) = &subscriber.behind else {
-            return false;
-        };
-        let frame = match &behind.changed {
-            Some(changed) => {
-                let (mut state, mut deleted) = (BTreeMap::new(), Vec::new());
-                for id in changed {
-                    match self.state.get(id) {
-                        Some(payload) => {
-                            state.insert(id.clone(), payload.clone());
-                        }
-                        None => deleted.push(id.clone()),
-                    }
+        let (pushed, done) = match &mut subscriber.pending {
+            None => return Sent::Nothing,
+            Some(Pending::Replay { from, next }) => {
+                let oldest = self.history.front().map_or(self.offset + 1, |(o, _)| *o);
+                if *next < oldest {
+                    // The history moved past the replay while the queue drained (events came
+                    // faster than it was read): the rest is gone, so a snapshot instead.
+                    let from = *next - 1;
+                    subscriber.pending = Some(Pending::Lagging {
+                        from,
+                        changed: None,
+                    });
+                    return self.send_pending(connection);
                 }
-                encode(&ServerFrame::Coalesced(Coalesced {
-                    topic: self.name.clone(),
-                    epoch: self.epoch,
-                    from: behind.from,
-                    offset: self.offset,
-                    state,
-                    deleted,
-                }))
+                // Half of the room left: live events of other topics follow meanwhile.
+                let budget = (subscriber.outbox.room() / 2).max(1);
+                let start = (*next - oldest) as usize;
+                let mut pushed = Pushed::Queued;
+                for (offset, frame) in self.history.range(start..).take(budget) {
+                    pushed = subscriber.outbox.try_push(frame.clone());
+                    if pushed != Pushed::Queued {
+                        break;
+                    }
+                    *next = offset + 1;
+                }
+                if pushed == Pushed::Queued {
+                    if *next <= self.offset {
+                        return Sent::More;
+                    }
+                    pushed = subscriber
+                        .outbox
+                        .try_push(encode(&ServerFrame::Resumed(Resumed {
+                            topic: self.name.clone(),
+                            epoch: self.epoch,
+                            offset: self.offset,
+                            replayed: self.offset - *from,
+                        })));
+                }
+                (pushed, Sent::Replayed)
             }
-            None => encode(&ServerFrame::Snapshot(Snapshot {
-                topic: self.name.clone(),
-                epoch: self.epoch,
-                offset: self.offset,
-                state: self.state.clone(),
-            })),
+            Some(Pending::Lagging { from, changed }) => {
+                let frame = match changed {
+                    Some(changed) => {
+                        let (mut state, mut deleted) = (BTreeMap::new(), Vec::new());
+                        for id in changed.iter() {
+                            match self.state.get(id) {
+                                Some(payload) => {
+                                    state.insert(id.clone(), payload.clone());
+                                }
+                                None => deleted.push(id.clone()),
+                            }
+                        }
+                        encode(&ServerFrame::Coalesced(Coalesced {
+                            topic: self.name.clone(),
+                            epoch: self.epoch,
+                            from: *from,
+                            offset: self.offset,
+                            state,
+                            deleted,
+                        }))
+                    }
+                    None => encode(&ServerFrame::Snapshot(Snapshot {
+                        topic: self.name.clone(),
+                        epoch: self.epoch,
+                        offset: self.offset,
+                        state: self.state.clone(),
+                    })),
+                };
+                (subscriber.outbox.try_push(frame), Sent::Coalesced)
+            }
         };
-        match subscriber.outbox.try_push(frame) {
+        match pushed {
             Pushed::Queued => {
-                subscriber.behind = None;
-                false
+                subscriber.pending = None;
+                done
             }
-            Pushed::Full => true,
+            Pushed::Full => Sent::More,
             Pushed::Closed => {
                 self.subscribers.remove(&connection);
-                false
+                Sent::Nothing
             }
         }
     }
@@ -300,21 +355,35 @@ impl Topic {
             if self.history.len() > self.history_limit {
                 self.history.pop_front();
             }
-            let name = &self.name;
+            let (name, oldest) = (&self.name, self.history.front().map_or(offset, |(o, _)| *o));
             self.subscribers.retain(|_, subscriber| {
-                if let Some(behind) = &mut subscriber.behind {
-                    if let Some(changed) = &mut behind.changed {
-                        changed.insert(entity.clone());
-                        if changed.len() > MAX_COALESCED {
-                            behind.changed = None;
+                match &mut subscriber.pending {
+                    // The event is in the history, where the replay will reach it; unless
+                    // the history has already let go of where the replay stands.
+                    Some(Pending::Replay { next, .. }) => {
+                        if *next < oldest {
+                            subscriber.pending = Some(Pending::Lagging {
+                                from: *next - 1,
+                                changed: None,
+                            });
                         }
+                        return true;
                     }
-                    return true;
+                    Some(Pending::Lagging { changed, .. }) => {
+                        if let Some(list) = changed {
+                            list.insert(entity.clone());
+                            if list.len() > MAX_COALESCED {
+                                *changed = None;
+                            }
+                        }
+                        return true;
+                    }
+                    None => {}
                 }
                 match subscriber.outbox.try_push(frame.clone()) {
                     Pushed::Queued => queued += 1,
                     Pushed::Full => {
-                        subscriber.behind = Some(Behind {
+                        subscriber.pending = Some(Pending::Lagging {
                             from: offset - 1,
                             changed: Some(BTreeSet::from([entity.clone()])),
                         });
@@ -462,18 +531,24 @@ mod tests {
         ));
     }
 
+    fn at(offset: u64) -> Option<Position> {
+        Some(Position { epoch: 9, offset })
+    }
+
     #[test]
     fn resume_at_the_head_replays_nothing() {
         let mut topic = Topic::new("t".into(), 9, 100);
         set(&mut topic, "a", 1);
-        let from = Position {
-            epoch: 9,
-            offset: 1,
-        };
-        match topic.catchup(Some(from), 100) {
-            Catchup::Replay(frames) => assert_eq!(frames.len(), 1, "only the resumed frame"),
-            other => panic!("expected a replay, got {other:?}"),
-        }
+        let (tx, mut rx) = outbox(10);
+        assert!(topic.subscribe(1, &tx, at(1)));
+        let frames = drain(&mut rx);
+        assert!(
+            matches!(
+                &frames[..],
+                [ServerFrame::Resumed(Resumed { replayed: 0, .. })]
+            ),
+            "only the resumed frame: {frames:?}"
+        );
     }
 
     #[test]
@@ -483,67 +558,101 @@ mod tests {
             set(&mut topic, "a", n);
         }
         // Events 8, 9 and 10 are kept: resuming from 7 works, from 6 needs a snapshot.
-        assert!(matches!(
-            topic.catchup(
-                Some(Position {
-                    epoch: 9,
-                    offset: 7
-                }),
-                100
-            ),
-            Catchup::Replay(_)
-        ));
-        for stale in [
-            Position {
-                epoch: 9,
-                offset: 6,
-            },
-            Position {
+        assert_eq!(topic.start(at(7)), Start::Replay(7));
+        let stale = [
+            at(6),
+            Some(Position {
                 epoch: 8,
                 offset: 7,
-            },
-            Position {
-                epoch: 9,
-                offset: 11,
-            },
-        ] {
-            assert!(
-                matches!(topic.catchup(Some(stale), 100), Catchup::Snapshot(_)),
-                "{stale:?}"
-            );
+            }),
+            at(11),
+            None,
+        ];
+        for resume in stale {
+            assert_eq!(topic.start(resume), Start::Snapshot, "{resume:?}");
         }
-        // A replay longer than the caller allows also becomes a snapshot.
+    }
+
+    /// Drains the queue, then asks for what is pending, as a connection's writer does, until
+    /// nothing is; every drain holds at most the queue's capacity.
+    fn stream_to_the_end(topic: &mut Topic, rx: &mut Inbox, capacity: usize) -> Vec<ServerFrame> {
+        let mut frames = Vec::new();
+        loop {
+            let part = drain(rx);
+            assert!(part.len() <= capacity, "{} frames queued", part.len());
+            frames.extend(part);
+            if rx.waiting.due(&rx.frames).is_empty() {
+                return frames;
+            }
+            if topic.send_pending(1) == Sent::More {
+                rx.waiting.again(vec!["t".into()]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_resume_as_long_as_the_history_streams_through_a_small_queue() {
+        let mut topic = Topic::new("t".into(), 9, 1000);
+        for n in 0..1000 {
+            set(&mut topic, "a", n);
+        }
+        let (tx, mut rx) = outbox(8);
+        assert!(topic.subscribe(1, &tx, at(1)));
+        let frames = stream_to_the_end(&mut topic, &mut rx, 8);
+        assert_eq!(offsets(&frames), (2..=1000).collect::<Vec<_>>());
         assert!(matches!(
-            topic.catchup(
-                Some(Position {
-                    epoch: 9,
-                    offset: 7
-                }),
-                2
-            ),
-            Catchup::Snapshot(_)
+            frames.last(),
+            Some(ServerFrame::Resumed(Resumed {
+                offset: 1000,
+                replayed: 999,
+                ..
+            }))
+        ));
+        set(&mut topic, "a", 1);
+        assert_eq!(offsets(&drain(&mut rx)), [1001], "live after the replay");
+    }
+
+    #[test]
+    fn events_published_during_a_replay_join_it_in_order() {
+        let mut topic = Topic::new("t".into(), 9, 100);
+        for n in 0..50 {
+            set(&mut topic, "a", n);
+        }
+        let (tx, mut rx) = outbox(4);
+        assert!(topic.subscribe(1, &tx, at(10)));
+        let mut frames = drain(&mut rx);
+        for n in 0..20 {
+            set(&mut topic, "b", n);
+        }
+        frames.extend(stream_to_the_end(&mut topic, &mut rx, 4));
+        assert_eq!(offsets(&frames), (11..=70).collect::<Vec<_>>());
+        assert!(matches!(
+            frames.last(),
+            Some(ServerFrame::Resumed(Resumed { replayed: 60, .. }))
         ));
     }
 
     #[test]
-    fn a_replay_never_takes_more_than_half_the_room_left() {
-        let mut topic = Topic::new("t".into(), 9, 100);
-        for n in 0..30 {
+    fn a_replay_the_history_outruns_becomes_a_snapshot() {
+        let mut topic = Topic::new("t".into(), 9, 10);
+        for n in 0..10 {
             set(&mut topic, "a", n);
         }
-        let (tx, mut rx) = outbox(40);
-        for _ in 0..10 {
-            assert_eq!(tx.try_push("filler".into()), Pushed::Queued);
+        let (tx, mut rx) = outbox(4);
+        assert!(topic.subscribe(1, &tx, at(1)));
+        // Twenty more events while the first part is still queued: the history no longer
+        // has where the replay stands.
+        for n in 0..20 {
+            set(&mut topic, "a", n);
         }
-        // 30 frames of room: a 20-event replay would leave too little, so a snapshot comes.
-        let from = Position {
-            epoch: 9,
-            offset: 10,
+        let frames = stream_to_the_end(&mut topic, &mut rx, 4);
+        let Some(ServerFrame::Snapshot(snapshot)) = frames.last() else {
+            panic!("expected a snapshot last, got {frames:?}");
         };
-        assert!(topic.subscribe(1, &tx, Some(from)));
-        let frames: Vec<_> = std::iter::from_fn(|| rx.frames.try_recv().ok()).collect();
-        assert_eq!(frames.len(), 11);
-        assert!(frames[10].as_str().contains(r#""type":"snapshot""#));
+        assert_eq!(snapshot.offset, 30);
+        assert!(!frames.iter().any(|f| matches!(f, ServerFrame::Resumed(_))));
+        set(&mut topic, "a", 1);
+        assert_eq!(offsets(&drain(&mut rx)), [31], "live after the snapshot");
     }
 
     #[test]
@@ -580,16 +689,16 @@ mod tests {
         let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
         topic.apply(topic.prepare(changes, &Authorship::default(), "t"));
         assert_eq!(
-            rx.behind.due(&rx.frames),
+            rx.waiting.due(&rx.frames),
             Vec::<String>::new(),
             "not while frames wait"
         );
         let queued = drain(&mut rx);
         assert_eq!(queued.len(), 3);
         assert_eq!(offsets(&queued), [3, 4]);
-        assert_eq!(rx.behind.due(&rx.frames), ["t"]);
+        assert_eq!(rx.waiting.due(&rx.frames), ["t"]);
 
-        assert!(!topic.catch_up(1), "caught up");
+        assert_eq!(topic.send_pending(1), Sent::Coalesced);
         let caught = drain(&mut rx);
         let ServerFrame::Coalesced(coalesced) = &caught[0] else {
             panic!("expected one coalesced frame, got {caught:?}");

@@ -21,6 +21,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::net::SocketAddr;
@@ -197,12 +198,37 @@ pub fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[String]) 
 }
 
 /// Closes a socket that may not be served, saying why.
-async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
+async fn refuse(socket: WebSocket, code: u16, reason: String) {
     let close = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(close)))).await;
+    let (mut sink, mut stream) = socket.split();
+    close_with(&mut sink, &mut stream, close).await;
+}
+
+/// Ends a connection as RFC 6455 asks: the close frame, then whatever the peer still sends
+/// is read and dropped until its own close arrives (or [`CLOSE_WAIT`] passes), and only then
+/// does the TCP connection go. Dropping it with the peer's frames unread would make the
+/// kernel answer them with a reset, which can destroy the close frame, and its reason,
+/// before the peer has read it.
+async fn close_with(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    close: CloseFrame,
+) {
+    let said = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
+    if !matches!(said, Ok(Ok(()))) {
+        return;
+    }
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
 }
 
 /// Serves one connection; `_slot` holds its place in its address' count until it ends.
@@ -328,33 +354,36 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
         }
     };
     if let Some(close) = close {
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
+        close_with(&mut sink, &mut stream, close).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
 }
 
 /// Writes queued frames, and a ping every `heartbeat`, until the socket fails. Each time the
-/// queue is written out, topics the connection fell behind on are caught up (see
-/// `hub::topic`). A peer that stops reading leaves this task waiting on a send with its
+/// queue is written out, topics with more for it send the next part (the rest of a replay,
+/// or a coalesced catch-up after it fell behind; see `hub::topic`). A peer that stops reading leaves this task waiting on a send with its
 /// queue full; the hub goes on without it, and the idle timeout ends it.
 async fn write_queue(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<WebSocket, Message>,
     inbox: Inbox,
     hub: &Hub,
     connection: ConnectionId,
     heartbeat: Duration,
 ) -> Option<CloseFrame> {
-    let Inbox { mut frames, behind } = inbox;
+    let Inbox {
+        mut frames,
+        waiting,
+    } = inbox;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
-        let due = behind.due(&frames);
+        let due = waiting.due(&frames);
         if !due.is_empty() {
-            behind.again(hub.catch_up(connection, due));
+            waiting.again(hub.send_pending(connection, due));
         }
         let frame = tokio::select! {
             biased;
             frame = frames.recv() => frame?,
-            _ = behind.fell.notified() => {
+            _ = waiting.fell.notified() => {
                 hub.metrics().slow_consumers.inc();
                 continue;
             }

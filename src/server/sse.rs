@@ -170,10 +170,10 @@ impl Streaming {
         }
         loop {
             let session = &self.followed.session;
-            let due = self.inbox.behind.due(&self.inbox.frames);
+            let due = self.inbox.waiting.due(&self.inbox.frames);
             if !due.is_empty() {
-                let still = session.hub.catch_up(session.id, due);
-                self.inbox.behind.again(still);
+                let still = session.hub.send_pending(session.id, due);
+                self.inbox.waiting.again(still);
             }
             return tokio::select! {
                 biased;
@@ -186,7 +186,7 @@ impl Streaming {
                     Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
                 }
                 frame = self.inbox.frames.recv() => Some(self.followed.event(&frame?)),
-                _ = self.inbox.behind.fell.notified() => {
+                _ = self.inbox.waiting.fell.notified() => {
                     session.hub.metrics().slow_consumers.inc();
                     continue;
                 }

@@ -1,0 +1,371 @@
+//! What a client written from the documentation alone met in its first week, each tried as
+//! that client tried it: a resume from as far back as the history reaches, a pooled
+//! keep-alive connection that goes on after a refusal, a body too large for the server, and
+//! the close a flooding client is owed.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use pulseboard::protocol::{Position, ServerFrame};
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::{next, subscribe, Server, Socket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Writes `events` events to `topic` in requests of up to 1,000 ops and half a MiB;
+/// returns the head.
+async fn write_events(server: &Server, topic: &str, events: usize, payload: &Value) -> Position {
+    let per_request = (512 * 1024 / payload.to_string().len()).clamp(1, 1000);
+    let mut head = None;
+    for start in (0..events).step_by(per_request) {
+        let ops: Vec<Value> = (start..events.min(start + per_request))
+            .map(|n| json!({"op": "set", "entity_id": format!("e{}", n % 50), "payload": payload}))
+            .collect();
+        let answer = server.publish(topic, json!({ "ops": ops })).await;
+        assert_eq!(answer.status(), 200);
+        let answer: Value = answer.json().await.unwrap();
+        head = Some(Position {
+            epoch: answer["epoch"].as_u64().unwrap(),
+            offset: answer["offset"].as_u64().unwrap(),
+        });
+    }
+    head.expect("at least one event")
+}
+
+/// Reads a replay to its end: the offsets of its events, and the `resumed` frame's
+/// `replayed`. Fails on a snapshot: the events were all still in the history.
+async fn read_replay(socket: &mut Socket) -> (Vec<u64>, u64) {
+    let mut offsets = Vec::new();
+    loop {
+        match next(socket).await {
+            ServerFrame::Event(event) => offsets.push(event.offset),
+            ServerFrame::Resumed(resumed) => return (offsets, resumed.replayed),
+            ServerFrame::Snapshot(snapshot) => panic!(
+                "a snapshot at {} after {} replayed events, though history held them all",
+                snapshot.offset,
+                offsets.len()
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_resume_as_far_back_as_the_history_replays_every_event_whatever_the_queue() {
+    for queue in ["1024", "16"] {
+        // The defaults: history 1024, queue 1024; then a queue much shorter than the replay.
+        let server = Server::start(&[("PULSEBOARD_QUEUE", queue)]);
+        let head = write_events(&server, "feed:busy", 1500, &json!(1)).await;
+        let from = head.offset - 1023;
+        let mut socket = server.connect().await;
+        subscribe(
+            &mut socket,
+            "feed:busy",
+            Some(Position {
+                offset: from,
+                ..head
+            }),
+        )
+        .await;
+        let (offsets, replayed) = read_replay(&mut socket).await;
+        assert_eq!(
+            offsets,
+            (from + 1..=head.offset).collect::<Vec<_>>(),
+            "queue {queue}"
+        );
+        assert_eq!(replayed, 1023);
+        // Live from there on.
+        let after = write_events(&server, "feed:busy", 1, &json!(2)).await;
+        assert!(
+            matches!(next(&mut socket).await, ServerFrame::Event(e) if e.offset == after.offset)
+        );
+    }
+}
+
+#[tokio::test]
+async fn screens_replaying_a_long_history_through_a_short_queue_hold_no_copy_of_it() {
+    let server = Server::start(&[("PULSEBOARD_QUEUE", "16"), ("PULSEBOARD_HISTORY", "1024")]);
+    // About 8 MiB of history: 1,024 events of 8 KiB.
+    let payload = json!("x".repeat(8 * 1024));
+    let head = write_events(&server, "feed:big", 1024, &payload).await;
+    let before = resident_kib(server.child.id());
+    let mut screens = Vec::new();
+    for _ in 0..8 {
+        let mut socket = server.connect().await;
+        subscribe(
+            &mut socket,
+            "feed:big",
+            Some(Position { offset: 1, ..head }),
+        )
+        .await;
+        screens.push(socket);
+    }
+    // Nobody reads for a while: each replay waits in its queue, not in a copy of its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = resident_kib(server.child.id()).saturating_sub(before);
+    assert!(
+        held < 16 * 1024,
+        "8 screens replaying 8 MiB each made the server grow by {held} KiB"
+    );
+    for socket in &mut screens {
+        let (offsets, replayed) = read_replay(socket).await;
+        assert_eq!(offsets, (2..=head.offset).collect::<Vec<_>>());
+        assert_eq!(replayed, head.offset - 1);
+    }
+}
+
+/// One answer read off a raw connection.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, written and read byte by byte as a pooled client's
+/// would be, so each test decides when the body goes out.
+struct Connection {
+    stream: TcpStream,
+    read: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(server: &Server) -> Self {
+        Connection {
+            stream: TcpStream::connect(&server.addr).await.unwrap(),
+            read: Vec::new(),
+        }
+    }
+
+    /// Sends a POST of `body` to `path`: its head first, the body in a second write.
+    async fn post(&mut self, path: &str, key: &str, body: &str) {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes()).await.unwrap();
+        self.stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.stream.write_all(body.as_bytes()).await.unwrap();
+    }
+
+    /// The next answer; `None` if the server closed the connection instead.
+    async fn answer(&mut self) -> Option<Answer> {
+        let within = Duration::from_secs(5);
+        let end_of_head = loop {
+            if let Some(at) = self.read.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            if !self.fill(within).await {
+                return None;
+            }
+        };
+        let head = String::from_utf8(self.read[..end_of_head].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        let start = end_of_head + 4;
+        while self.read.len() < start + length {
+            assert!(self.fill(within).await, "the body was cut off");
+        }
+        let body = serde_json::from_slice(&self.read[start..start + length]).unwrap_or_default();
+        self.read.drain(..start + length);
+        Some(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Reads more; false once the server has closed its end.
+    async fn fill(&mut self, within: Duration) -> bool {
+        let mut buffer = [0u8; 4096];
+        match tokio::time::timeout(within, self.stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                self.read.extend_from_slice(&buffer[..n]);
+                true
+            }
+            Err(_) => panic!("no answer within {within:?}"),
+        }
+    }
+}
+
+const ONE_OP: &str = r#"{"ops": [{"op": "incr", "entity_id": "n", "by": 1}]}"#;
+
+#[tokio::test]
+async fn after_a_429_the_retry_on_the_same_connection_is_served() {
+    // One request a second per key, bursts of two.
+    let server = Server::start(&[("PULSEBOARD_REQUESTS_PER_KEY", "1")]);
+    let mut connection = Connection::open(&server).await;
+    let refused = loop {
+        connection
+            .post("/api/v1/topics/metric:n", &server.key, ONE_OP)
+            .await;
+        let answer = connection.answer().await.expect("an answer");
+        if answer.status == 429 {
+            break answer;
+        }
+        assert_eq!(answer.status, 200);
+    };
+    assert_eq!(refused.body["code"], "rate_limited");
+    assert_eq!(
+        refused.header("connection"),
+        None,
+        "the connection stays open"
+    );
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    // The retry Retry-After asked for, on the same connection.
+    connection
+        .post("/api/v1/topics/metric:n", &server.key, ONE_OP)
+        .await;
+    let retried = connection.answer().await.expect("the retry is answered");
+    assert_eq!(retried.status, 200, "{}", retried.body);
+}
+
+#[tokio::test]
+async fn after_a_401_for_an_unknown_key_the_next_request_on_the_same_connection_is_served() {
+    let server = Server::start(&[]);
+    let mut connection = Connection::open(&server).await;
+    connection
+        .post("/api/v1/topics/metric:n", "pb_unknown", ONE_OP)
+        .await;
+    let refused = connection.answer().await.expect("an answer");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["code"], "invalid_key");
+    assert_eq!(
+        refused.header("connection"),
+        None,
+        "the connection stays open"
+    );
+    connection
+        .post("/api/v1/topics/metric:n", &server.key, ONE_OP)
+        .await;
+    let next = connection
+        .answer()
+        .await
+        .expect("the next request is answered");
+    assert_eq!(next.status, 200, "{}", next.body);
+}
+
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_before_any_of_it_is_sent() {
+    let server = Server::start(&[]);
+    let mut connection = Connection::open(&server).await;
+    let head = format!(
+        "POST /api/v1/topics/metric:n HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        server.key,
+        2 * 1024 * 1024
+    );
+    connection.stream.write_all(head.as_bytes()).await.unwrap();
+    // Not a byte of the body: the answer comes anyway, and says the connection ends.
+    let refused = connection
+        .answer()
+        .await
+        .expect("an answer before the body");
+    assert_eq!(refused.status, 413);
+    assert_eq!(refused.body["code"], "body_too_large");
+    assert_eq!(refused.header("connection"), Some("close"));
+
+    // A chunked body has no declared length: it is refused once it passes the limit.
+    let mut connection = Connection::open(&server).await;
+    let head = format!(
+        "POST /api/v1/topics/metric:n HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.key
+    );
+    connection.stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+    for _ in 0..32 {
+        if connection.stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let refused = connection.answer().await.expect("an answer");
+    assert_eq!(refused.status, 413);
+    assert_eq!(refused.body["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn every_flooding_client_reads_its_close_frame_and_the_reason() {
+    // One frame a second, bursts of two: a flood is refused at once and closed after 5 s.
+    let server = Server::start(&[("PULSEBOARD_MESSAGES_PER_SECOND", "1")]);
+    let mut flooders = Vec::new();
+    for _ in 0..20 {
+        let (socket, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .unwrap();
+        flooders.push(tokio::spawn(flood_until_closed(socket)));
+    }
+    let mut closes = Vec::new();
+    for flooder in flooders {
+        closes.push(flooder.await.unwrap());
+    }
+    let seen: Vec<String> = closes.iter().map(|c| format!("{c:?}")).collect();
+    let right = closes
+        .iter()
+        .filter(|c| matches!(c, Some((1008, reason)) if reason == "too many frames for too long"))
+        .count();
+    assert_eq!(right, 20, "20 of 20 read 1008 and its reason: {seen:?}");
+}
+
+/// Sends a frame every 2 ms and reads what comes back a tenth of a second late, as a busy
+/// client does, until the server closes the connection. Like many clients (asyncio's, for
+/// one), it gives up on the connection as soon as a send fails. Returns the close frame's
+/// code and reason, or `None` if the connection failed under it before it read one.
+async fn flood_until_closed(socket: Socket) -> Option<(u16, String)> {
+    let (mut sink, mut stream) = socket.split();
+    let flood = async {
+        let frame = json!({"type": "ping"}).to_string();
+        while sink.send(Message::Text(frame.clone().into())).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let read = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match stream.next().await {
+                Some(Ok(Message::Close(Some(close)))) => {
+                    return Some((u16::from(close.code), close.reason.to_string()))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    };
+    let closed = async {
+        tokio::select! {
+            close = read => close,
+            () = flood => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), closed)
+        .await
+        .expect("closed within 15 s")
+}
