@@ -7,8 +7,8 @@
 //!
 //! ```sh
 //! cargo bench --features ssr --bench fanout -- --subscribers 1000 --rate 100 --seconds 10
-//! cargo bench --profile dev --features ssr --bench fanout -- --smoke   # a few seconds
-//! benches/peers/run     # every peer and the floor, the same workloads, into BENCHMARKS.md
+//! benches/peers/run           # every peer and the floor, the same workloads, into BENCHMARKS.md
+//! benches/peers/run --quick   # Pulseboard and the floor, a few seconds: the test command runs it
 //! ```
 //!
 //! Without `--server` it starts the Pulseboard binary of the same build on an empty data dir,
@@ -94,12 +94,7 @@ impl Options {
                 "--json" => options.json = true,
                 "--child" => options.child = Some(0),
                 "--first" => options.child = Some(value().parse().expect("an index")),
-                "--smoke" => {
-                    options.subscribers = 200;
-                    options.rate = 50;
-                    options.seconds = 2;
-                    options.require_delivery = true;
-                }
+                "--require-delivery" => options.require_delivery = true,
                 // cargo bench passes --bench to every bench target.
                 "--bench" => {}
                 other => panic!("unknown option {other}"),

@@ -3,6 +3,11 @@ time, each freshly started on loopback and driven by the same load tool (benches
 Writes the tables (with Pulseboard's ratio to each) into BENCHMARKS.md between the
 `peers:begin` / `peers:end` markers, the raw figures to docs/benchmarks/peers.json, and the
 plots to docs/benchmarks/*.svg. Started by benches/peers/run, which installs everything.
+
+A server that fails to start, or a load that fails against it, fails the run: the exit code
+is non-zero and no target is stated as met without the figures that show it. `--quick` runs
+Pulseboard and the floor only, briefly, on debug builds: the test command uses it so the
+comparison's own wiring cannot rot unseen.
 """
 
 import argparse
@@ -17,16 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "benchmarks"
 PUSHER_APP = ("bench", "bench-key", "bench-secret")
 
-# (name in the tables, load tool adapter, port)
+# (name in the tables, load tool adapter, port). Pulseboard's port is unused: the load tool
+# starts Pulseboard itself, with the key and the limits its load needs.
 SERVERS = [
     ("Pulseboard", "pulseboard", 4100),
     ("floor (bare tokio)", "broadcast", 4101),
@@ -42,7 +43,8 @@ WORKLOADS = [
     ("10k subscribers, 10 events/s", 10000, 10, 10, []),
 ]
 IDLE = ("19k idle connections", 19000, ["--idle", "--processes", "2"])
-QUICK = [("1k subscribers, 100 events/s (quick)", 1000, 100, 3, [])]
+QUICK = [("200 subscribers, 50 events/s (quick)", 200, 50, 2, ["--require-delivery"])]
+QUICK_SERVERS = ("Pulseboard", "floor (bare tokio)")
 
 
 def server_command(name, port, args, data_dir):
@@ -50,15 +52,6 @@ def server_command(name, port, args, data_dir):
     host = "127.0.0.1"
     env = dict(os.environ)
     node = ROOT / "benches" / "peers" / "node"
-    if name == "Pulseboard":
-        env.update(
-            PULSEBOARD_LISTEN=f"{host}:{port}",
-            PULSEBOARD_DATA_DIR=data_dir,
-            PULSEBOARD_DEMO="false",
-            RUST_LOG="warn",
-        )
-        # Started in its data dir: no Leptos.toml there, so it runs on its built-in defaults.
-        return [args.pulseboard], env, data_dir
     if name.startswith("floor"):
         return [args.floor, "--listen", f"{host}:{port}"], env, ROOT
     if name == "Sockudo":
@@ -104,8 +97,34 @@ def wait_for_port(port, process, seconds=30):
     raise RuntimeError(f"nothing listens on port {port} after {seconds} s")
 
 
+def run_tool(name, tool):
+    """Runs the load tool; its JSON result, or an error saying why there is none."""
+    print(f"  {name}: {' '.join(tool[1:])}", flush=True)
+    done = subprocess.run(tool, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-3:]
+        print(f"    failed: {' | '.join(tail)}", flush=True)
+        return {"error": tail[-1] if tail else f"exit {done.returncode}"}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not result.get("connected"):
+        error = f"none of {result.get('subscribers')} subscribers connected"
+        print(f"    failed: {error}", flush=True)
+        return {"error": error}
+    print(f"    {summary(result)}", flush=True)
+    return result
+
+
 def run_one(name, adapter, port, subscribers, flags, args):
     """Starts the server, runs the load tool once against it, stops the server."""
+    tool = [args.fanout, "--protocol", adapter, "--subscribers", str(subscribers), "--json"]
+    tool += flags
+    if name == "Pulseboard":
+        # The tool starts the server binary of its own build, on an empty data dir, with an
+        # admin key and no limits per address or key in the way of its load.
+        try:
+            return run_tool(name, tool)
+        except subprocess.TimeoutExpired as error:
+            return {"error": str(error)}
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return {"error": f"port {port} is taken by another process: stop it and run again"}
@@ -119,20 +138,10 @@ def run_one(name, adapter, port, subscribers, flags, args):
         try:
             wait_for_port(port, server)
             time.sleep(0.5)
-            tool = [args.fanout, "--protocol", adapter, "--server", f"127.0.0.1:{port}"]
-            tool += ["--server-pid", str(server.pid), "--subscribers", str(subscribers)]
-            tool += ["--json"] + flags
+            tool += ["--server", f"127.0.0.1:{port}", "--server-pid", str(server.pid)]
             if adapter == "pusher":
                 tool += ["--pusher-app", ":".join(PUSHER_APP)]
-            print(f"  {name}: {' '.join(tool[1:])}", flush=True)
-            done = subprocess.run(tool, capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                tail = done.stderr.strip().splitlines()[-3:]
-                print(f"    failed: {' | '.join(tail)}", flush=True)
-                return {"error": tail[-1] if tail else f"exit {done.returncode}"}
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"    {summary(result)}", flush=True)
-            return result
+            return run_tool(name, tool)
         except (RuntimeError, subprocess.TimeoutExpired) as error:
             print(f"    failed: {error}", flush=True)
             return {"error": str(error)}
@@ -215,6 +224,11 @@ def table(rows, idle=False):
 
 def plot(slug, title, rows):
     """Three panels: delivered msgs/s, p50/p99 latency (log), KiB per idle connection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [(name, result) for name, result in rows if "error" not in result]
     names = [name for name, _ in rows]
     plt.rcParams["svg.fonttype"] = "none"
@@ -260,38 +274,58 @@ LABELS = {
 
 
 def targets(results):
-    """The issue's targets, each stated as met or not from this run's figures."""
+    """The issue's targets, each stated as met or not from this run's figures; a target whose
+    figures are missing (a server failed) is not met."""
     lines = []
     for title, rows in results["workloads"]:
         ours = rows[0][1]
+        if "error" in ours:
+            lines.append(f"- {title}: **not met**: Pulseboard failed ({ours['error']})")
+            continue
+        failed = [n for n, r in rows[1:] if "error" in r]
         peers = [(n, r) for n, r in rows[1:] if "error" not in r and not n.startswith("floor")]
-        behind = []
+        behind, missing = [], []
         for name, result in peers:
             for key, higher in [("delivered_per_second", True), ("p50_ms", False), ("p99_ms", False),
                                 ("kib_per_idle_connection", False)]:
                 a, b = ours.get(key), result.get(key)
+                if a is None or b is None:
+                    missing.append(f"{LABELS[key]} of {name if b is None else 'Pulseboard'}")
                 # Within 1% is level: two servers that both deliver the whole offered load
                 # differ only by timing noise.
-                if a is not None and b is not None and (a < b * 0.99 if higher else a > b * 1.01):
+                elif a < b * 0.99 if higher else a > b * 1.01:
                     behind.append(f"{name} on {LABELS[key]}")
+        reasons = []
+        if behind:
+            reasons.append("behind " + ", ".join(behind))
+        if failed:
+            reasons.append("no figures from " + ", ".join(failed))
+        if missing:
+            reasons.append("no figure for " + ", ".join(missing))
         lines.append(
             f"- {title}: ahead of every peer on every column — "
-            + ("**met**" if not behind else "**not met**: behind " + ", ".join(behind))
+            + ("**met**" if not reasons else "**not met**: " + "; ".join(reasons))
         )
         floor = dict(rows).get("floor (bare tokio)", {})
         if floor.get("delivered_per_second") and ours.get("delivered_per_second"):
             share = ours["delivered_per_second"] / floor["delivered_per_second"]
             verdict = "**met**" if share >= 0.7 else "**not met**"
             lines.append(f"- {title}: {share:.0%} of the floor's delivered msgs/s (target 70%) — {verdict}")
+        else:
+            lines.append(f"- {title}: share of the floor's delivered msgs/s — **not met**: no figure")
         memory = ours.get("kib_per_idle_connection")
         if memory is not None:
             verdict = "**met**" if memory * 1.024 <= 8 else "**not met**"
             lines.append(
                 f"- {title}: {memory * 1.024:.1f} KB per idle connection (target 8 KB) — {verdict}"
             )
+        else:
+            lines.append(f"- {title}: memory per idle connection — **not met**: no figure")
     if results.get("idle"):
         ours = results["idle"][0][1]
-        if "error" not in ours:
+        if "error" in ours:
+            lines.append(f"- idle: **not met**: Pulseboard failed ({ours['error']})")
+        else:
             held = ours["connected"]
             verdict = "**met**" if held >= 19000 else "**not met**"
             memory = ours.get("kib_per_idle_connection") or 0
@@ -349,18 +383,28 @@ def write_markdown(results):
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
+def failures(results):
+    """Every (workload, server, error) of the run."""
+    rows = [(title, rows) for title, rows in results["workloads"]]
+    if results.get("idle"):
+        rows.append((IDLE[0], results["idle"]))
+    return [(title, name, r["error"]) for title, rs in rows for name, r in rs if "error" in r]
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pulseboard", required=True)
     parser.add_argument("--executables", required=True)
-    parser.add_argument("--sockudo", required=True)
-    parser.add_argument("--venv", required=True)
+    parser.add_argument("--sockudo")
+    parser.add_argument("--venv")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if not args.quick and not (args.sockudo and args.venv):
+        parser.error("a full run needs --sockudo and --venv (benches/peers/run gives them)")
     executables = dict(
         line.split(" ", 1) for line in Path(args.executables).read_text().splitlines()
     )
     args.fanout, args.floor = executables["fanout"], executables["floor"]
+    servers = [s for s in SERVERS if not args.quick or s[0] in QUICK_SERVERS]
 
     results = {"date": datetime.date.today().isoformat(), "machine": machine(), "workloads": []}
     for title, subscribers, rate, seconds, flags in QUICK if args.quick else WORKLOADS:
@@ -368,7 +412,7 @@ def main():
         flags = ["--rate", str(rate), "--seconds", str(seconds)] + flags
         rows = [
             (name, run_one(name, adapter, port, subscribers, flags, args))
-            for name, adapter, port in SERVERS
+            for name, adapter, port in servers
         ]
         results["workloads"].append((title, rows))
     if not args.quick:
@@ -376,21 +420,24 @@ def main():
         print(f"\n{title}", flush=True)
         results["idle"] = [
             (name, run_one(name, adapter, port, subscribers, flags, args))
-            for name, adapter, port in SERVERS
+            for name, adapter, port in servers
         ]
 
     print()
     for title, rows in results["workloads"]:
         print(f"{title}\n{table(rows)}\n")
-    if args.quick:
-        return
-    print(targets(results))
-    for (title, rows), slug in zip(results["workloads"], ["1k", "10k"]):
-        plot(slug, title, rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "peers.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results)
-    print("\nwrote BENCHMARKS.md, docs/benchmarks/peers.json and docs/benchmarks/fanout-*.svg")
+    failed = failures(results)
+    if not args.quick:
+        print(targets(results))
+        for (title, rows), slug in zip(results["workloads"], ["1k", "10k"]):
+            plot(slug, title, rows)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "peers.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown(results)
+        print("\nwrote BENCHMARKS.md, docs/benchmarks/peers.json and docs/benchmarks/fanout-*.svg")
+    for title, name, error in failed:
+        print(f"FAILED: {name} in {title}: {error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
