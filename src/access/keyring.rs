@@ -8,7 +8,9 @@
 //!
 //! The server answers from a copy in memory and re-reads the tables every
 //! [`REFRESH`], so keys made or revoked by `pulseboard keys` on the data dir, while the
-//! server runs, take effect within that.
+//! server runs, take effect within that. A connection open with a key is told when a key
+//! goes out of force ([`Revocation`]) rather than asking every second: ten thousand screens
+//! would otherwise be ten thousand timers and wake-ups a second, doing nothing.
 
 use super::scope::Scope;
 use crate::hub::now_ms;
@@ -21,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How often the server re-reads keys and sessions from the file.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -67,6 +70,26 @@ pub struct Keyring {
     /// Held through each refresh, so a slow one that read before a change cannot replace
     /// the copy a later one made after it.
     refreshing: Mutex<()>,
+    /// Counts the refreshes that took a key out of force.
+    revocations: watch::Sender<u64>,
+}
+
+/// Waits for one key to go out of force (revoked, or gone from the file).
+pub struct Revocation {
+    keyring: Arc<Keyring>,
+    id: String,
+    revocations: watch::Receiver<u64>,
+}
+
+impl Revocation {
+    /// Resolves once the key is no longer in force; never, while it is.
+    pub async fn revoked(&mut self) {
+        while self.keyring.in_force(&self.id) {
+            if self.revocations.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -93,6 +116,7 @@ impl Keyring {
             path: data_dir.join("pulseboard.db"),
             known: RwLock::default(),
             refreshing: Mutex::new(()),
+            revocations: watch::Sender::new(0),
         };
         keyring
             .connect()?
@@ -183,6 +207,16 @@ impl Keyring {
         self.known.read().in_force.contains(id)
     }
 
+    /// Watches the key with this id, to stop serving a connection opened with it once it is
+    /// revoked.
+    pub fn watch(self: &Arc<Self>, id: &str) -> Revocation {
+        Revocation {
+            keyring: self.clone(),
+            id: id.to_owned(),
+            revocations: self.revocations.subscribe(),
+        }
+    }
+
     /// Starts a session for a key in force; returns its token, which goes in a cookie.
     pub fn start_session(&self, key: &KeyRecord) -> Result<String, StoreError> {
         let token = random_hex(32)?;
@@ -255,7 +289,18 @@ impl Keyring {
                 known.sessions.insert(digest, (key.clone(), expires as u64));
             }
         }
-        *self.known.write() = known;
+        let revoked = {
+            let mut current = self.known.write();
+            let revoked = current
+                .in_force
+                .iter()
+                .any(|id| !known.in_force.contains(id));
+            *current = known;
+            revoked
+        };
+        if revoked {
+            self.revocations.send_modify(|count| *count += 1);
+        }
         Ok(())
     }
 

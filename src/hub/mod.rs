@@ -23,7 +23,7 @@ use crate::protocol::{pattern_matches, BoardFrame, Position, ServerFrame, Snapsh
 use crate::store::{Remembered, Store, StoreError, WriteUnit};
 use apply::OpError;
 use idempotency::{Memory, Recall, REMEMBER_FOR_MS};
-use outbox::Outbox;
+use outbox::{EncodedFrame, Inbox, Next, Outbox};
 use parking_lot::Mutex;
 use presence::Boards;
 use std::collections::HashMap;
@@ -201,7 +201,7 @@ impl Hub {
     }
 
     /// A new connection id and its outgoing queue.
-    pub fn connect(&self) -> (ConnectionId, Outbox, outbox::Inbox) {
+    pub fn connect(&self) -> (ConnectionId, Outbox, Inbox) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, inbox) = outbox::outbox(self.settings.queue);
         (id, outbox, inbox)
@@ -499,10 +499,26 @@ impl Hub {
         self.boards.lock().show(name, frame);
     }
 
+    /// The next frame a connection is to send: what its queue holds, and each time the queue
+    /// is written out, what its topics and boards have pending for it (the rest of a replay,
+    /// or what it missed while its queue was full, coalesced). Both transports write out
+    /// what this gives them.
+    pub async fn next_frame(&self, connection: ConnectionId, inbox: &Inbox) -> EncodedFrame {
+        loop {
+            match inbox.next().await {
+                Next::Frame(frame) => return frame,
+                Next::Pending { topics, fell } => {
+                    self.metrics.slow_consumers.inc_by(fell);
+                    inbox.again(self.send_pending(connection, topics));
+                }
+            }
+        }
+    }
+
     /// Sends a connection what it has pending on each topic or board listed, now that its
     /// queue is written out: the rest of a replay, or what it missed while its queue was
     /// full, coalesced. Returns those it still cannot take.
-    pub fn send_pending(&self, connection: ConnectionId, waiting: Vec<String>) -> Vec<String> {
+    fn send_pending(&self, connection: ConnectionId, waiting: Vec<String>) -> Vec<String> {
         let mut still = Vec::new();
         for key in waiting {
             let caught = match key.strip_prefix(presence::BOARD_KEY) {

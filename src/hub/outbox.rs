@@ -5,42 +5,62 @@
 //! publisher or the other subscribers. When the queue is full, a topic stops queueing events
 //! for the connection and only notes which entities changed; once the connection has written
 //! its queue out, it is caught up with one frame holding the latest state of those entities
-//! (see [`super::topic`]). Memory per connection stays bounded by the queue and the topic's
-//! entities, and the connection is never dropped for being slow.
+//! (see [`super::topic`]). A resume longer than the queue is streamed the same way: the topic
+//! lists itself as having more, and sends the next part each time the queue is written out.
+//! Memory per connection stays bounded by the queue and the topic's entities, and the
+//! connection is never dropped for being slow.
+//!
+//! It is a deque under a lock rather than a channel because an idle connection must cost
+//! next to nothing: an empty deque holds no memory (a channel keeps its first block of slots,
+//! a kilobyte and more, for every connection however quiet), and one gives its memory back
+//! after a burst. The pending topics sit under the same lock, so "written out, and what is
+//! pending" is one look.
 
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// A JSON frame encoded once and shared by every connection that sends it.
 pub type EncodedFrame = Utf8Bytes;
 
-/// The sending side, held by the hub for each subscription.
+/// A deque that grew past this many frames in a burst lets its memory go once written out.
+const KEEP_AFTER_BURST: usize = 16;
+
+/// The sending side, held by the hub for each subscription and by the connection's session.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<EncodedFrame>,
-    waiting: Arc<Waiting>,
+    queue: Arc<Queue>,
 }
 
-/// The receiving side, held by the connection's task.
+/// The receiving side, held by the connection's writer. Dropping it closes the queue.
 #[derive(Debug)]
 pub struct Inbox {
-    pub frames: mpsc::Receiver<EncodedFrame>,
-    pub waiting: Arc<Waiting>,
+    queue: Arc<Queue>,
 }
 
-/// The topics with frames for a connection that its queue could not take yet: a replay
-/// longer than the queue, or a topic it fell behind on.
+#[derive(Debug)]
+struct Queue {
+    capacity: usize,
+    state: Mutex<State>,
+    /// Wakes the writer: a frame was queued, or a topic has more pending.
+    ready: Notify,
+    /// Wakes a [`Outbox::push`] waiting for room.
+    room: Notify,
+}
+
 #[derive(Debug, Default)]
-pub struct Waiting {
-    topics: Mutex<BTreeSet<String>>,
-    /// Set with `topics`, so the writer checks a flag, not a lock, after each write.
-    any: AtomicBool,
-    /// Wakes the connection's task when it falls behind.
-    pub fell: Notify,
+struct State {
+    frames: VecDeque<EncodedFrame>,
+    /// Topics (and boards) with more for the connection than its queue could take.
+    pending: BTreeSet<String>,
+    /// Topics that could not send what they have pending even into the written-out queue:
+    /// pending again once the next frame goes out, not at once (which would spin).
+    retry: BTreeSet<String>,
+    /// How many times the connection fell behind since the writer last looked.
+    fell: u64,
+    closed: bool,
 }
 
 /// What became of a frame offered to a queue.
@@ -53,76 +73,215 @@ pub enum Pushed {
     Closed,
 }
 
+/// What a writer is to do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Send this frame.
+    Frame(EncodedFrame),
+    /// The queue is written out: ask these topics (and boards) for what they have pending
+    /// ([`super::Hub::send_pending`]), and list again, with [`Inbox::again`], those that
+    /// still cannot send it. `fell` counts the times the connection fell behind meanwhile.
+    Pending { topics: Vec<String>, fell: u64 },
+}
+
 /// Creates a queue holding at most `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let waiting = Arc::new(Waiting::default());
+    let queue = Arc::new(Queue {
+        capacity: capacity.max(1),
+        state: Mutex::default(),
+        ready: Notify::new(),
+        room: Notify::new(),
+    });
     (
         Outbox {
-            frames: tx,
-            waiting: waiting.clone(),
+            queue: queue.clone(),
         },
-        Inbox {
-            frames: rx,
-            waiting,
-        },
+        Inbox { queue },
     )
 }
 
 impl Outbox {
     /// Queues a frame if there is room, without waiting.
     pub fn try_push(&self, frame: EncodedFrame) -> Pushed {
-        match self.frames.try_send(frame) {
-            Ok(()) => Pushed::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => Pushed::Full,
-            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Closed,
+        let mut state = self.queue.state.lock();
+        if state.closed {
+            return Pushed::Closed;
         }
+        if state.frames.len() >= self.queue.capacity {
+            return Pushed::Full;
+        }
+        state.frames.push_back(frame);
+        drop(state);
+        self.queue.ready.notify_one();
+        Pushed::Queued
     }
 
     /// Notes that `topic` stopped queueing for this connection until it catches up.
     pub fn fall_behind(&self, topic: &str) {
-        self.waiting.topics.lock().insert(topic.to_owned());
-        self.waiting.any.store(true, Ordering::Release);
-        self.waiting.fell.notify_one();
+        let mut state = self.queue.state.lock();
+        state.pending.insert(topic.to_owned());
+        state.fell += 1;
     }
 
     /// Notes that `topic` has more to send once the queue is written out (a replay longer
-    /// than the queue). Unlike falling behind, nothing was missed: no wake-up is needed, as
-    /// the frames already queued bring the connection back to its queue.
+    /// than the queue). Nothing was missed: this is not falling behind.
     pub fn send_later(&self, topic: &str) {
-        self.waiting.topics.lock().insert(topic.to_owned());
-        self.waiting.any.store(true, Ordering::Release);
+        self.queue.state.lock().pending.insert(topic.to_owned());
+        self.queue.ready.notify_one();
     }
 
     /// How many frames the queue can take right now.
     pub fn room(&self) -> usize {
-        self.frames.capacity()
+        let frames = self.queue.state.lock().frames.len();
+        self.queue.capacity.saturating_sub(frames)
     }
 
     /// Queues a frame, waiting for room. For answers to the connection's own requests.
+    /// False if the connection is gone.
     pub async fn push(&self, frame: EncodedFrame) -> bool {
-        self.frames.send(frame).await.is_ok()
+        loop {
+            // Registered before the look, so room made in between still wakes it.
+            let room = self.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push(frame.clone()) {
+                Pushed::Queued => return true,
+                Pushed::Closed => return false,
+                Pushed::Full => room.await,
+            }
+        }
     }
 }
 
-impl Waiting {
-    /// The topics to catch up on, if the queue is written out and there are any; they are no
-    /// longer listed (a topic that cannot catch up yet is listed again with [`Self::again`]).
-    pub fn due(&self, frames: &mpsc::Receiver<EncodedFrame>) -> Vec<String> {
-        if !frames.is_empty() || !self.any.load(Ordering::Acquire) {
-            return Vec::new();
+impl Inbox {
+    /// Waits for what to do next: the next frame, or, once the queue is written out, the
+    /// topics with more pending.
+    pub async fn next(&self) -> Next {
+        loop {
+            let ready = self.queue.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(next) = self.try_next() {
+                return next;
+            }
+            ready.await;
         }
-        let mut topics = self.topics.lock();
-        self.any.store(false, Ordering::Release);
-        std::mem::take(&mut *topics).into_iter().collect()
     }
 
-    /// Lists topics again that could not catch up yet.
-    pub fn again(&self, topics: Vec<String>) {
-        if topics.is_empty() {
-            return;
+    /// What to do next, if there is anything.
+    pub fn try_next(&self) -> Option<Next> {
+        if let Some(frame) = self.try_frame() {
+            return Some(Next::Frame(frame));
         }
-        self.topics.lock().extend(topics);
-        self.any.store(true, Ordering::Release);
+        let mut state = self.queue.state.lock();
+        if state.pending.is_empty() {
+            return None;
+        }
+        let topics = std::mem::take(&mut state.pending).into_iter().collect();
+        let fell = std::mem::take(&mut state.fell);
+        Some(Next::Pending { topics, fell })
+    }
+
+    /// The next frame, if one is queued: for a writer gathering a batch.
+    pub fn try_frame(&self) -> Option<EncodedFrame> {
+        let mut state = self.queue.state.lock();
+        let frame = state.frames.pop_front()?;
+        if state.frames.is_empty() && state.frames.capacity() > KEEP_AFTER_BURST {
+            state.frames = VecDeque::new();
+        }
+        if !state.retry.is_empty() {
+            let retry = std::mem::take(&mut state.retry);
+            state.pending.extend(retry);
+        }
+        drop(state);
+        self.queue.room.notify_one();
+        Some(frame)
+    }
+
+    /// Lists topics again that could not send what they have pending yet: they are asked
+    /// once the next frame has gone out.
+    pub fn again(&self, topics: Vec<String>) {
+        if !topics.is_empty() {
+            self.queue.state.lock().retry.extend(topics);
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut state = self.queue.state.lock();
+        state.closed = true;
+        state.frames = VecDeque::new();
+        state.pending.clear();
+        state.retry.clear();
+        drop(state);
+        self.queue.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_come_out_in_order_then_what_is_pending() {
+        let (outbox, inbox) = outbox(2);
+        assert_eq!(outbox.try_push("a".into()), Pushed::Queued);
+        assert_eq!(outbox.try_push("b".into()), Pushed::Queued);
+        assert_eq!(outbox.try_push("c".into()), Pushed::Full);
+        outbox.fall_behind("t");
+        outbox.send_later("u");
+        assert_eq!(inbox.try_next(), Some(Next::Frame("a".into())));
+        assert_eq!(outbox.room(), 1);
+        assert_eq!(inbox.try_frame(), Some("b".into()));
+        assert_eq!(
+            inbox.try_next(),
+            Some(Next::Pending {
+                topics: vec!["t".into(), "u".into()],
+                fell: 1
+            })
+        );
+        assert_eq!(inbox.try_next(), None);
+        inbox.again(vec!["t".into()]);
+        assert_eq!(
+            inbox.try_next(),
+            None,
+            "not again before a frame has gone out"
+        );
+        outbox.try_push("d".into());
+        assert_eq!(inbox.try_next(), Some(Next::Frame("d".into())));
+        assert!(matches!(
+            inbox.try_next(),
+            Some(Next::Pending { fell: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_burst_gives_its_memory_back_once_written_out() {
+        let (outbox, inbox) = outbox(1000);
+        for _ in 0..500 {
+            outbox.try_push("x".into());
+        }
+        while inbox.try_frame().is_some() {}
+        assert_eq!(outbox.queue.state.lock().frames.capacity(), 0);
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_frames_and_wakes_who_waits_for_room() {
+        let (outbox, inbox) = outbox(1);
+        assert_eq!(outbox.try_push("a".into()), Pushed::Queued);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let waiting = tokio::spawn({
+                let outbox = outbox.clone();
+                async move { outbox.push("b".into()).await }
+            });
+            tokio::task::yield_now().await;
+            drop(inbox);
+            assert!(!waiting.await.unwrap(), "gone, not queued");
+        });
+        assert_eq!(outbox.try_push("c".into()), Pushed::Closed);
     }
 }

@@ -456,7 +456,7 @@ pub fn encode(frame: &ServerFrame) -> EncodedFrame {
 mod tests {
     use super::*;
     use crate::hub::apply::plan;
-    use crate::hub::outbox::{outbox, Inbox};
+    use crate::hub::outbox::{outbox, Inbox, Next};
     use crate::ops::Op;
     use serde_json::json;
 
@@ -473,7 +473,7 @@ mod tests {
 
     fn drain(inbox: &mut Inbox) -> Vec<ServerFrame> {
         let mut frames = Vec::new();
-        while let Ok(frame) = inbox.frames.try_recv() {
+        while let Some(frame) = inbox.try_frame() {
             frames.push(serde_json::from_str(frame.as_str()).unwrap());
         }
         frames
@@ -581,11 +581,11 @@ mod tests {
             let part = drain(rx);
             assert!(part.len() <= capacity, "{} frames queued", part.len());
             frames.extend(part);
-            if rx.waiting.due(&rx.frames).is_empty() {
+            if rx.try_next().is_none() {
                 return frames;
             }
             if topic.send_pending(1) == Sent::More {
-                rx.waiting.again(vec!["t".into()]);
+                rx.again(vec!["t".into()]);
             }
         }
     }
@@ -688,15 +688,20 @@ mod tests {
         }];
         let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
         topic.apply(topic.prepare(changes, &Authorship::default(), "t"));
-        assert_eq!(
-            rx.waiting.due(&rx.frames),
-            Vec::<String>::new(),
-            "not while frames wait"
+        assert!(
+            matches!(rx.try_next(), Some(Next::Frame(_))),
+            "frames first, then what is pending"
         );
         let queued = drain(&mut rx);
-        assert_eq!(queued.len(), 3);
+        assert_eq!(queued.len(), 2);
         assert_eq!(offsets(&queued), [3, 4]);
-        assert_eq!(rx.waiting.due(&rx.frames), ["t"]);
+        assert_eq!(
+            rx.try_next(),
+            Some(Next::Pending {
+                topics: vec!["t".into()],
+                fell: 1
+            })
+        );
 
         assert_eq!(topic.send_pending(1), Sent::Coalesced);
         let caught = drain(&mut rx);

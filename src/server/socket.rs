@@ -11,7 +11,7 @@ use super::caller::Identified;
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
-use crate::access::Caller;
+use crate::access::keyring::Revocation;
 use crate::hub::outbox::Inbox;
 use crate::hub::topic::encode;
 use crate::hub::{ConnectionId, Hub};
@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The largest frame read at all (unless `max_frame_kib` is larger): past this the socket
 /// drops without reading the rest, so a client cannot make the server buffer a huge frame
@@ -181,7 +182,27 @@ pub async fn upgrade(
             return ws.on_upgrade(move |socket| refuse(socket, CLOSE_UNAUTHENTICATED, reason));
         }
     };
-    ws.on_upgrade(move |socket| serve(socket, state, caller, slot))
+    let terms = Terms {
+        revocation: caller.key().map(|key| state.keyring.watch(&key.id)),
+        shutdown: state.shutdown.clone(),
+        heartbeat: state.heartbeat,
+        reconnect_spread: state.reconnect_spread,
+        limits: state.limits,
+    };
+    let (session, inbox) = Session::open(&state, caller);
+    ws.on_upgrade(move |socket| serve(socket.split(), session, inbox, terms, slot))
+}
+
+/// What a connection's task keeps of the server's state: only this, because whatever it
+/// holds sits in every idle connection's memory.
+struct Terms {
+    /// Stops serving a connection opened with a key once the key is revoked.
+    revocation: Option<Revocation>,
+    /// Turns true when the server is stopping.
+    shutdown: watch::Receiver<bool>,
+    heartbeat: Heartbeat,
+    reconnect_spread: Duration,
+    limits: Limits,
 }
 
 /// Whether a page from `origin` may open a socket: the server's own origin (an address it
@@ -232,21 +253,18 @@ async fn close_with(
 }
 
 /// Serves one connection; `_slot` holds its place in its address' count until it ends.
-async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: ConnectionSlot) {
-    let (mut session, inbox) = Session::open(&state, caller);
+async fn serve(
+    (mut sink, mut stream): (SplitSink<WebSocket, Message>, SplitStream<WebSocket>),
+    mut session: Session,
+    inbox: Inbox,
+    mut terms: Terms,
+    _slot: ConnectionSlot,
+) {
     let id = session.id;
-    let AppState {
-        mut shutdown,
-        heartbeat,
-        reconnect_spread,
-        limits,
-        keyring,
-        ..
-    } = state;
-    let (mut sink, mut stream) = socket.split();
-    session.welcome(heartbeat).await;
-    // A key revoked while its connection is open stops being served within a second.
-    let key = session.caller.key().map(|key| key.id.clone());
+    let limits = terms.limits;
+    // Cold paths (the welcome, the goodbye) are boxed: an await's state sits inline in the
+    // task, and the task is what every idle connection's memory is made of.
+    Box::pin(session.welcome(terms.heartbeat)).await;
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();
@@ -263,9 +281,8 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
                                 "more than {} frames a second: frames are ignored until the rate drops",
                                 limits.messages_per_second
                             );
-                            session
-                                .error(ErrorFrame::new(ErrorCode::RateLimited, message))
-                                .await;
+                            let error = ErrorFrame::new(ErrorCode::RateLimited, message);
+                            Box::pin(session.error(error)).await;
                         }
                         continue;
                     }
@@ -312,9 +329,10 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
         }
         None
     };
-    let writer = write_queue(&mut sink, inbox, &hub, id, heartbeat.interval);
+    let heartbeat = terms.heartbeat;
+    let writer = write_queue(&mut sink, &inbox, &hub, id, heartbeat.interval);
     let closing = async {
-        let _ = shutdown.wait_for(|stop| *stop).await;
+        let _ = terms.shutdown.wait_for(|stop| *stop).await;
     };
     let watchdog = async {
         let mut tick = tokio::time::interval(heartbeat.interval);
@@ -323,12 +341,9 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
         }
     };
     let revoked = async {
-        let Some(id) = key else {
-            return std::future::pending().await;
-        };
-        let mut tick = tokio::time::interval(crate::access::keyring::REFRESH);
-        while keyring.in_force(&id) {
-            tick.tick().await;
+        match &mut terms.revocation {
+            Some(revocation) => revocation.revoked().await,
+            None => std::future::pending().await,
         }
     };
     let close = tokio::select! {
@@ -345,50 +360,40 @@ async fn serve(socket: WebSocket, state: AppState, caller: Caller, _slot: Connec
         _ = closing => {
             // Each client gets its own delay, so a restart does not bring every screen
             // back in the same instant.
-            let spread = reconnect_spread.as_millis() as u64;
+            let spread = terms.reconnect_spread.as_millis() as u64;
             let frame = encode(&ServerFrame::Restarting {
                 reconnect_in_ms: fastrand::u64(0..spread.max(1)),
             });
-            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(frame))).await;
+            let said = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(frame)));
+            let _ = Box::pin(said).await;
             Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
         }
     };
     if let Some(close) = close {
-        close_with(&mut sink, &mut stream, close).await;
+        Box::pin(close_with(&mut sink, &mut stream, close)).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
 }
 
-/// Writes queued frames, and a ping every `heartbeat`, until the socket fails. Each time the
-/// queue is written out, topics with more for it send the next part (the rest of a replay,
-/// or a coalesced catch-up after it fell behind; see `hub::topic`). A peer that stops reading leaves this task waiting on a send with its
-/// queue full; the hub goes on without it, and the idle timeout ends it.
+/// Writes queued frames, and a ping every `heartbeat`, until the socket fails. The frames
+/// come from [`Hub::next_frame`], which also fetches what topics have pending once the queue
+/// is written out (the rest of a replay, a catch-up after falling behind). A peer that stops
+/// reading leaves this task waiting on a send with its queue full; the hub goes on without
+/// it, and the idle timeout ends it.
 async fn write_queue(
     sink: &mut SplitSink<WebSocket, Message>,
-    inbox: Inbox,
+    inbox: &Inbox,
     hub: &Hub,
     connection: ConnectionId,
     heartbeat: Duration,
 ) -> Option<CloseFrame> {
-    let Inbox {
-        mut frames,
-        waiting,
-    } = inbox;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
-        let due = waiting.due(&frames);
-        if !due.is_empty() {
-            waiting.again(hub.send_pending(connection, due));
-        }
         let frame = tokio::select! {
             biased;
-            frame = frames.recv() => frame?,
-            _ = waiting.fell.notified() => {
-                hub.metrics().slow_consumers.inc();
-                continue;
-            }
+            frame = hub.next_frame(connection, inbox) => frame,
             _ = ping.tick() => {
-                sink.send(Message::Ping(Default::default())).await.ok()?;
+                Box::pin(sink.send(Message::Ping(Default::default()))).await.ok()?;
                 continue;
             }
         };
@@ -396,9 +401,9 @@ async fn write_queue(
         // syscall for many frames instead of one each.
         sink.feed(Message::Text(frame)).await.ok()?;
         for _ in 1..BATCH {
-            match frames.try_recv() {
-                Ok(frame) => sink.feed(Message::Text(frame)).await.ok()?,
-                Err(_) => break,
+            match inbox.try_frame() {
+                Some(frame) => sink.feed(Message::Text(frame)).await.ok()?,
+                None => break,
             }
         }
         sink.flush().await.ok()?;

@@ -17,7 +17,7 @@ use super::error::{topic_name, ApiError, Code};
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
-use crate::access::keyring::{Keyring, REFRESH};
+use crate::access::keyring::Revocation;
 use crate::access::Caller;
 use crate::hub::outbox::{EncodedFrame, Inbox};
 use crate::hub::topic::encode;
@@ -31,7 +31,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -100,13 +99,13 @@ pub async fn stream(
         tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/sse", reason = "too many connections");
         return Ok(state.guard.too_many_connections());
     };
+    let revocation = caller.key().map(|key| state.keyring.watch(&key.id));
     let (mut session, inbox) = Session::open(&state, caller);
     let AppState {
         boards: library,
         shutdown,
         heartbeat,
         reconnect_spread,
-        keyring,
         ..
     } = state;
     session.welcome(heartbeat).await;
@@ -136,8 +135,7 @@ pub async fn stream(
         reconnect_spread,
         done: false,
         _slot: slot,
-        keyring,
-        check_key: tokio::time::interval(REFRESH),
+        revocation,
     };
     let events = futures_util::stream::unfold(streaming, |mut streaming| async move {
         let event = streaming.next().await?;
@@ -157,9 +155,8 @@ struct Streaming {
     done: bool,
     /// The stream's place in its address' count of connections.
     _slot: ConnectionSlot,
-    keyring: Arc<Keyring>,
-    /// When to check that the stream's key is still in force.
-    check_key: tokio::time::Interval,
+    /// Ends a stream opened with a key once the key is revoked.
+    revocation: Option<Revocation>,
 }
 
 impl Streaming {
@@ -168,44 +165,35 @@ impl Streaming {
         if self.done {
             return None;
         }
-        loop {
-            let session = &self.followed.session;
-            let due = self.inbox.waiting.due(&self.inbox.frames);
-            if !due.is_empty() {
-                let still = session.hub.send_pending(session.id, due);
-                self.inbox.waiting.again(still);
+        let session = &self.followed.session;
+        let revoked = async {
+            match &mut self.revocation {
+                Some(revocation) => revocation.revoked().await,
+                None => std::future::pending().await,
             }
-            return tokio::select! {
-                biased;
-                _ = self.stopping.wait_for(|stop| *stop) => {
-                    self.done = true;
-                    let spread = self.reconnect_spread.as_millis() as u64;
-                    let delay = fastrand::u64(0..spread.max(1));
-                    let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
-                    // `retry` is how long an EventSource waits before it reconnects.
-                    Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
-                }
-                frame = self.inbox.frames.recv() => Some(self.followed.event(&frame?)),
-                _ = self.inbox.waiting.fell.notified() => {
-                    session.hub.metrics().slow_consumers.inc();
-                    continue;
-                }
-                _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
-                _ = self.check_key.tick() => {
-                    let caller = &session.caller;
-                    match caller.key() {
-                        Some(key) if !self.keyring.in_force(&key.id) => {
-                            // The stream ends with the reason; the EventSource's reconnect
-                            // then gets a 401.
-                            tracing::info!(target: "audit", event = "disconnected", key = caller.who(), reason = "key revoked");
-                            self.done = true;
-                            let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
-                            Some(Event::default().data(encode(&ServerFrame::Error(refusal)).as_str()))
-                        }
-                        _ => continue,
-                    }
-                }
-            };
+        };
+        tokio::select! {
+            biased;
+            _ = self.stopping.wait_for(|stop| *stop) => {
+                self.done = true;
+                let spread = self.reconnect_spread.as_millis() as u64;
+                let delay = fastrand::u64(0..spread.max(1));
+                let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
+                // `retry` is how long an EventSource waits before it reconnects.
+                Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
+            }
+            frame = session.hub.next_frame(session.id, &self.inbox) => {
+                Some(self.followed.event(&frame))
+            }
+            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+            _ = revoked => {
+                // The stream ends with the reason; the EventSource's reconnect then gets a
+                // 401.
+                tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
+                self.done = true;
+                let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
+                Some(Event::default().data(encode(&ServerFrame::Error(refusal)).as_str()))
+            }
         }
     }
 }
