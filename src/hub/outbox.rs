@@ -119,8 +119,15 @@ impl Outbox {
     /// Notes that `topic` stopped queueing for this connection until it catches up.
     pub fn fall_behind(&self, topic: &str) {
         let mut state = self.queue.state.lock();
-        state.pending.insert(topic.to_owned());
-        state.fell += 1;
+        // Counted once per fall: a topic (or board) already behind only adds to what it
+        // will send.
+        if state.pending.insert(topic.to_owned()) {
+            state.fell += 1;
+        }
+        drop(state);
+        // The writer may have written the whole queue out since the push that found it full,
+        // and be asleep with nothing to send.
+        self.queue.ready.notify_one();
     }
 
     /// Notes that `topic` has more to send once the queue is written out (a replay longer
@@ -254,6 +261,33 @@ mod tests {
             inbox.try_next(),
             Some(Next::Pending { fell: 0, .. })
         ));
+    }
+
+    #[test]
+    fn falling_behind_wakes_a_writer_that_has_written_everything_out() {
+        let (outbox, inbox) = outbox(1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let writer = tokio::spawn(async move { inbox.next().await });
+            // The writer parks: its queue is empty. Then a topic that found the queue full
+            // a moment before notes that it fell behind.
+            tokio::task::yield_now().await;
+            outbox.fall_behind("t");
+            outbox.fall_behind("t");
+            let next = tokio::time::timeout(std::time::Duration::from_secs(1), writer)
+                .await
+                .expect("the writer is woken")
+                .unwrap();
+            let topics = vec!["t".to_owned()];
+            assert_eq!(
+                next,
+                Next::Pending { topics, fell: 1 },
+                "one fall, counted once"
+            );
+        });
     }
 
     #[test]

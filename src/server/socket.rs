@@ -44,7 +44,7 @@ const WRITE_BUFFER: usize = 4096;
 /// At most this many queued frames are written together.
 const BATCH: usize = 64;
 
-/// How long a closing connection may take to send its last frames.
+/// How long a closing connection may take to send its last frames and hear the peer's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What one client may ask of the server.
@@ -225,11 +225,12 @@ async fn refuse(socket: WebSocket, code: u16, reason: String) {
         reason: reason.into(),
     };
     let (mut sink, mut stream) = socket.split();
-    close_with(&mut sink, &mut stream, close).await;
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    close_with(&mut sink, &mut stream, close, deadline).await;
 }
 
 /// Ends a connection as RFC 6455 asks: the close frame, then whatever the peer still sends
-/// is read and dropped until its own close arrives (or [`CLOSE_WAIT`] passes), and only then
+/// is read and dropped until its own close arrives (or `deadline` passes), and only then
 /// does the TCP connection go. Dropping it with the peer's frames unread would make the
 /// kernel answer them with a reset, which can destroy the close frame, and its reason,
 /// before the peer has read it.
@@ -237,8 +238,9 @@ async fn close_with(
     sink: &mut SplitSink<WebSocket, Message>,
     stream: &mut SplitStream<WebSocket>,
     close: CloseFrame,
+    deadline: tokio::time::Instant,
 ) {
-    let said = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(close)))).await;
+    let said = tokio::time::timeout_at(deadline, sink.send(Message::Close(Some(close)))).await;
     if !matches!(said, Ok(Ok(()))) {
         return;
     }
@@ -249,7 +251,7 @@ async fn close_with(
             }
         }
     };
-    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+    let _ = tokio::time::timeout_at(deadline, answered).await;
 }
 
 /// Serves one connection; `_slot` holds its place in its address' count until it ends.
@@ -346,6 +348,9 @@ async fn serve(
             None => std::future::pending().await,
         }
     };
+    // However a connection ends, its last frames and the close handshake share one bound, so
+    // a restart tells every screen within it (and within `shutdown_grace`).
+    let mut deadline = None;
     let close = tokio::select! {
         close = reader => close,
         close = writer => close,
@@ -364,13 +369,15 @@ async fn serve(
             let frame = encode(&ServerFrame::Restarting {
                 reconnect_in_ms: fastrand::u64(0..spread.max(1)),
             });
-            let said = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Text(frame)));
+            let until = *deadline.insert(tokio::time::Instant::now() + CLOSE_WAIT);
+            let said = tokio::time::timeout_at(until, sink.send(Message::Text(frame)));
             let _ = Box::pin(said).await;
             Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
         }
     };
     if let Some(close) = close {
-        Box::pin(close_with(&mut sink, &mut stream, close)).await;
+        let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + CLOSE_WAIT);
+        Box::pin(close_with(&mut sink, &mut stream, close, deadline)).await;
     }
     // `session` drops here: every subscription and board membership goes with it.
 }

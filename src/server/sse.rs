@@ -182,10 +182,8 @@ impl Streaming {
                 // `retry` is how long an EventSource waits before it reconnects.
                 Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
             }
-            frame = session.hub.next_frame(session.id, &self.inbox) => {
-                Some(self.followed.event(&frame))
-            }
-            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
+            // Before the frames: a stream that always has frames must still end when its key
+            // is revoked.
             _ = revoked => {
                 // The stream ends with the reason; the EventSource's reconnect then gets a
                 // 401.
@@ -194,6 +192,10 @@ impl Streaming {
                 let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
                 Some(Event::default().data(encode(&ServerFrame::Error(refusal)).as_str()))
             }
+            frame = session.hub.next_frame(session.id, &self.inbox) => {
+                Some(self.followed.event(&frame))
+            }
+            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
         }
     }
 }
