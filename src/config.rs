@@ -4,7 +4,7 @@
 //! disk (./Leptos.toml, or the one `PULSEBOARD_CONFIG` names) replaces any of them, and
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
-use crate::hub::HubSettings;
+use crate::engine::Retention;
 use crate::server::limits::ClientLimits;
 use crate::server::socket::{Heartbeat, Limits};
 use leptos::config::LeptosOptions;
@@ -202,15 +202,15 @@ impl Config {
         }
     }
 
-    pub fn hub_settings(&self) -> HubSettings {
-        HubSettings {
+    /// How many events each topic keeps, for the engine.
+    pub fn retention(&self) -> Retention {
+        Retention {
             history: self.history,
-            retention: self
+            patterns: self
                 .retention
                 .iter()
                 .map(|(pattern, events)| (pattern.clone(), *events))
                 .collect(),
-            queue: self.queue,
         }
     }
 
@@ -269,14 +269,13 @@ mod tests {
 
     #[test]
     fn retention_picks_the_longest_matching_pattern() {
-        let settings = HubSettings {
+        let settings = Retention {
             history: 100,
-            retention: vec![
+            patterns: vec![
                 ("feed:*".into(), 5000),
                 ("feed:deploys".into(), 10),
                 ("metric:*".into(), 7),
             ],
-            queue: 10,
         };
         assert_eq!(settings.history_for("feed:orders"), 5000);
         assert_eq!(settings.history_for("feed:deploys"), 10);

@@ -1,8 +1,9 @@
 //! The demo feed: writes believable data into the demo board's topics at a human rhythm, so a
-//! fresh server shows a moving board. It publishes through the hub like any publisher.
+//! fresh server shows a moving board. It publishes through the engine like any publisher.
 
-use crate::hub::Hub;
+use crate::engine::Engine;
 use crate::ops::{Op, Publish};
+use crate::protocol::Snapshot;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,32 +40,36 @@ const CITIES: [&str; 6] = ["Lisbon", "Osaka", "Austin", "Nairobi", "Oslo", "Reci
 
 /// Seeds the demo topics unless they already hold data, then keeps writing until the task is
 /// dropped.
-pub async fn run(hub: Arc<Hub>) {
+pub async fn run(engine: Arc<dyn Engine>) {
     let mut rng = fastrand::Rng::new();
-    let seeded = hub.snapshot(KPIS).is_some_and(|s| !s.state.is_empty());
+    let held = |snapshot: Option<Snapshot>| snapshot.is_some_and(|s| !s.state.is_empty());
+    let seeded = held(engine.snapshot(KPIS).await.ok().flatten());
     if !seeded {
-        seed(&hub, &mut rng).await;
+        seed(&engine, &mut rng).await;
     }
     // Seeded on its own: a data dir from before these widgets has the other topics already.
-    if hub.snapshot(HEALTH).is_none_or(|s| s.state.is_empty()) {
-        seed_health(&hub).await;
+    if !held(engine.snapshot(HEALTH).await.ok().flatten()) {
+        seed_health(&engine).await;
     }
-    if hub.snapshot(OFFICE).is_none_or(|s| s.state.is_empty()) {
-        publish(&hub, OFFICE, vec![set("visitors", json!(12))]).await;
+    if !held(engine.snapshot(OFFICE).await.ok().flatten()) {
+        publish(&engine, OFFICE, vec![set("visitors", json!(12))]).await;
     }
     loop {
         tokio::time::sleep(Duration::from_millis(900 + rng.u64(0..700))).await;
-        tick(&hub, &mut rng).await;
+        tick(&engine, &mut rng).await;
     }
 }
 
-async fn publish(hub: &Arc<Hub>, topic: &str, ops: Vec<Op>) {
+async fn publish(engine: &Arc<dyn Engine>, topic: &str, ops: Vec<Op>) {
     let request = Publish {
         ops,
         user_id: Some("demo".into()),
         trace_id: None,
     };
-    if let Err(e) = hub.publish((topic.to_owned(), request).into(), None).await {
+    if let Err(e) = engine
+        .publish((topic.to_owned(), request).into(), None)
+        .await
+    {
         tracing::error!(topic, "demo feed write refused: {e}");
     }
 }
@@ -77,9 +82,9 @@ fn set(id: &str, payload: Value) -> Op {
     }
 }
 
-async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+async fn seed(engine: &Arc<dyn Engine>, rng: &mut fastrand::Rng) {
     publish(
-        hub,
+        engine,
         KPIS,
         vec![
             set("signups", json!(1280)),
@@ -89,7 +94,7 @@ async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     )
     .await;
     publish(
-        hub,
+        engine,
         LEADERS,
         TEAMS
             .iter()
@@ -100,27 +105,27 @@ async fn seed(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     .await;
     // A board that opens with a full feed looks like the wall screen it will be.
     for _ in 0..ACTIVITY_LENGTH {
-        push_activity(hub, rng).await;
+        push_activity(engine, rng).await;
     }
 }
 
-async fn seed_health(hub: &Arc<Hub>) {
+async fn seed_health(engine: &Arc<dyn Engine>) {
     let services = SERVICES
         .iter()
         .map(|service| set(service, json!({"name": service, "state": "up"})))
         .collect();
-    publish(hub, HEALTH, services).await;
+    publish(engine, HEALTH, services).await;
 }
 
-async fn tick(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
-    tick_numbers(hub, rng).await;
-    tick_health(hub, rng).await;
+async fn tick(engine: &Arc<dyn Engine>, rng: &mut fastrand::Rng) {
+    tick_numbers(engine, rng).await;
+    tick_health(engine, rng).await;
     if rng.u8(0..3) != 0 {
-        push_activity(hub, rng).await;
+        push_activity(engine, rng).await;
     }
 }
 
-async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+async fn tick_numbers(engine: &Arc<dyn Engine>, rng: &mut fastrand::Rng) {
     let incr = |id: &str, by: i64| Op::Incr {
         entity_id: id.into(),
         field: None,
@@ -134,11 +139,11 @@ async fn tick_numbers(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     if rng.u8(0..10) == 0 {
         kpis.push(incr("errors", 1));
     }
-    publish(hub, KPIS, kpis).await;
+    publish(engine, KPIS, kpis).await;
 
     let (team, _) = TEAMS[rng.usize(0..TEAMS.len())];
     publish(
-        hub,
+        engine,
         LEADERS,
         vec![Op::Incr {
             entity_id: team.into(),
@@ -155,12 +160,12 @@ const LATENCY_POINTS: usize = 60;
 
 /// CPU wanders and latency follows it; now and then a service degrades or goes down, and
 /// recovers later.
-async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+async fn tick_health(engine: &Arc<dyn Engine>, rng: &mut fastrand::Rng) {
     let cpu =
         35.0 + 30.0 * (rng.f64() + rng.f64()) / 2.0 + if rng.u8(0..12) == 0 { 30.0 } else { 0.0 };
     let latency = 40.0 + cpu * 1.5 + rng.f64() * 25.0;
     publish(
-        hub,
+        engine,
         SYSTEM,
         vec![
             set("cpu", json!((cpu * 10.0).round() / 10.0)),
@@ -182,7 +187,7 @@ async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
             _ => "up",
         };
         publish(
-            hub,
+            engine,
             HEALTH,
             vec![set(service, json!({"name": service, "state": state}))],
         )
@@ -190,7 +195,7 @@ async fn tick_health(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
     }
 }
 
-async fn push_activity(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
+async fn push_activity(engine: &Arc<dyn Engine>, rng: &mut fastrand::Rng) {
     let city = CITIES[rng.usize(0..CITIES.len())];
     let item = match rng.u8(0..3) {
         0 => {
@@ -203,7 +208,7 @@ async fn push_activity(hub: &Arc<Hub>, rng: &mut fastrand::Rng) {
         _ => json!({"kind": "signup", "text": format!("New signup from {city}")}),
     };
     publish(
-        hub,
+        engine,
         ACTIVITY,
         vec![Op::Push {
             payload: item,

@@ -25,7 +25,11 @@
 //! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` / `reload` against a
 //!   running server.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
-//! - [`hub`]: topics, their history, and the fan-out of events to connections.
+//! - [`engine`]: what a topic is — its state, offsets and history — and the writes that
+//!   change it, whole or not at all; [`engine::embedded`] is the one-instance engine.
+//! - [`hub`]: who on this instance follows which topic and board: a copy of each followed
+//!   topic, the fan-out of its events to local connections, catch-up, presence.
+//! - `clock` and `encoded`: the server's clock, and frames encoded once for everyone.
 //! - [`metrics`]: the figures `/metrics` reports.
 //! - [`store`]: durable topics in SQLite, written with group commit.
 //! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
@@ -54,9 +58,15 @@ pub mod access;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+mod clock;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod demo;
+#[cfg(feature = "ssr")]
+mod encoded;
+#[cfg(feature = "ssr")]
+pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod hub;
 #[cfg(feature = "ssr")]

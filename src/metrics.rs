@@ -23,7 +23,7 @@ pub struct Metrics {
     pub catch_ups: Counter,
     /// Connections closed because the peer stayed silent past the idle timeout.
     pub idle_closed: Counter,
-    /// Time from a publish arriving at the hub to its events being queued, in seconds.
+    /// Time from a publish arriving at the engine to its events being queued, in seconds.
     pub publish_seconds: Histogram,
 }
 
@@ -76,7 +76,7 @@ impl Default for Metrics {
         );
         registry.register(
             "publish_seconds",
-            "Time from a publish reaching the hub to its events being queued",
+            "Time from a publish reaching the engine to its events being queued",
             publish_seconds.clone(),
         );
         Self {

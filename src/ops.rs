@@ -1,7 +1,7 @@
 //! Typed writes: the ops a publisher sends, shared by the HTTP API, the CLI and the demo feed.
 //!
-//! An op names what should change, not the events it produces: the hub turns ops into
-//! `ADDED` / `UPDATED` / `DELETED` events (see `hub::apply`). No feature gate, so a browser
+//! An op names what should change, not the events it produces: the engine turns ops into
+//! `ADDED` / `UPDATED` / `DELETED` events (see `engine::plan`). No feature gate, so a browser
 //! client can build the same requests.
 
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,7 @@
 //! Each property runs a bounded number of cases, so the suite's time stays fixed.
 
 use proptest::prelude::*;
-use pulseboard::hub::apply::{plan, Entities};
+use pulseboard::engine::plan::{plan, Entities};
 use pulseboard::protocol::{ClientFrame, CLIENT_FRAME_TYPES};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@
 //! would otherwise be ten thousand timers and wake-ups a second, doing nothing.
 
 use super::scope::Scope;
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::store::StoreError;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection};

@@ -16,14 +16,11 @@
 //! after a burst. The pending topics sit under the same lock, so "written out, and what is
 //! pending" is one look.
 
-use axum::extract::ws::Utf8Bytes;
+use crate::encoded::EncodedFrame;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::Notify;
-
-/// A JSON frame encoded once and shared by every connection that sends it.
-pub type EncodedFrame = Utf8Bytes;
 
 /// A deque that grew past this many frames in a burst lets its memory go once written out.
 const KEEP_AFTER_BURST: usize = 16;

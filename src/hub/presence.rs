@@ -4,9 +4,9 @@
 //! is full when either is sent falls behind on the board, and gets the board's current
 //! definition and viewers when it catches up.
 
-use super::outbox::{EncodedFrame, Outbox, Pushed};
-use super::topic::encode;
+use super::outbox::{Outbox, Pushed};
 use super::ConnectionId;
+use crate::encoded::{encode, EncodedFrame};
 use crate::protocol::{Presence, ServerFrame, Viewer};
 use std::collections::{BTreeMap, HashMap};
 

@@ -9,8 +9,8 @@ use super::AppState;
 use crate::access::keyring::{KeyRecord, Keyring};
 use crate::access::scope::Scope;
 use crate::access::Caller;
-use crate::hub::idempotency::MAX_KEY_LEN;
-use crate::hub::{PublishError, TopicSummary};
+use crate::engine::idempotency::MAX_KEY_LEN;
+use crate::engine::{EngineError, Outcome, PublishError};
 use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
 use crate::protocol::Snapshot;
 use crate::store::StoreError;
@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
@@ -138,7 +139,10 @@ async fn publish(
     }
     let key = idempotency_key(&headers)?;
     let request: Publish = parse_body(body, Code::InvalidOps)?;
-    let (mut answer, replayed) = apply(&state, (topic, request).into(), key).await?;
+    let Outcome {
+        mut answer,
+        replayed,
+    } = apply(&state, (topic, request).into(), key).await?;
     let published = answer.results.swap_remove(0);
     Ok(with_replay_header(
         Json(published).into_response(),
@@ -183,7 +187,7 @@ async fn publish_batch(
             return Err(refuse(&caller, "/api/v1/batch", &what).field(format!("writes[{i}].topic")));
         }
     }
-    let (answer, replayed) = apply(&state, batch, key).await?;
+    let Outcome { answer, replayed } = apply(&state, batch, key).await?;
     Ok(with_replay_header(Json(answer).into_response(), replayed))
 }
 
@@ -216,13 +220,9 @@ fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     response
 }
 
-async fn apply(
-    state: &AppState,
-    batch: Batch,
-    key: Option<String>,
-) -> Result<(BatchPublished, bool), ApiError> {
+async fn apply(state: &AppState, batch: Batch, key: Option<String>) -> Result<Outcome, ApiError> {
     let single = batch.writes.len() == 1;
-    state.hub.publish(batch, key).await.map_err(|e| match e {
+    state.engine.publish(batch, key).await.map_err(|e| match e {
         PublishError::Refused { write, error } => {
             let at = if single {
                 format!("ops[{}].{}", error.index, error.field)
@@ -250,7 +250,7 @@ async fn apply(
             e.to_string(),
         )
         .field("ops"),
-        PublishError::Store(e) => {
+        PublishError::Unavailable(e) => {
             tracing::error!("write failed: {e}");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -287,7 +287,8 @@ async fn read_topic(
             &format!("read `{topic}`"),
         ));
     }
-    let snapshot = state.hub.snapshot(&topic).ok_or_else(|| {
+    let snapshot = state.engine.snapshot(&topic).await.map_err(unavailable)?;
+    let snapshot = snapshot.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             Code::UnknownTopic,
@@ -427,10 +428,43 @@ async fn read_board(
     path = "/api/v1/topics",
     responses((status = 200, description = "`{\"topics\": [...]}`", body = [TopicSummary]))
 )]
-async fn list_topics(State(state): State<AppState>, caller: Caller) -> Json<serde_json::Value> {
-    let mut topics = state.hub.topics();
-    topics.retain(|topic| caller.may_read_topic(&state.boards, &topic.topic));
-    Json(json!({ "topics": topics }))
+async fn list_topics(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let topics = state.engine.topics().await.map_err(unavailable)?;
+    let topics: Vec<TopicSummary> = topics
+        .into_iter()
+        .filter(|topic| caller.may_read_topic(&state.boards, &topic.topic))
+        .map(|topic| TopicSummary {
+            subscribers: state.hub.subscribers(&topic.topic),
+            topic: topic.topic,
+            epoch: topic.epoch,
+            offset: topic.offset,
+            entities: topic.entities,
+        })
+        .collect();
+    Ok(Json(json!({ "topics": topics })))
+}
+
+/// A topic's name, position and size, and how many connections to this instance follow it.
+#[derive(Debug, Serialize, ToSchema)]
+struct TopicSummary {
+    topic: String,
+    epoch: u64,
+    offset: u64,
+    entities: usize,
+    subscribers: usize,
+}
+
+/// The refusal when the engine cannot answer: nothing was changed.
+fn unavailable(e: EngineError) -> ApiError {
+    tracing::error!("engine: {e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::StoreUnavailable,
+        "the topics could not be read; retry later",
+    )
 }
 
 /// What `POST /api/v1/keys` takes.

@@ -23,7 +23,10 @@ use crate::access::keyring::{Keyring, REFRESH};
 use crate::app::{shell, App};
 use crate::boards::library::{Library, POLL};
 use crate::config::Config;
+use crate::engine::embedded::Embedded;
+use crate::engine::Engine;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use axum::extract::FromRef;
@@ -45,6 +48,9 @@ use tokio::sync::watch;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
+    /// What topics are, and the writes that change them.
+    pub engine: Arc<dyn Engine>,
+    /// Who on this instance follows which topic and board.
     pub hub: Arc<Hub>,
     /// The boards, as their files last parsed.
     pub boards: Arc<Library>,
@@ -114,14 +120,19 @@ fn page_context(ancestors: &str) {
     }
 }
 
-/// Opens the store, binds the listener, starts the demo feed if configured, and serves until
+/// Opens the engine, binds the listener, starts the demo feed if configured, and serves until
 /// SIGINT/SIGTERM. Then it stops accepting, tells every socket to reconnect later (each with
-/// its own random delay) and closes it, lets open requests finish, closes the store, and is
+/// its own random delay) and closes it, lets open requests finish, closes the engine, and is
 /// gone within `shutdown_grace` of the signal.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?);
-    let hub = Hub::open(config.hub_settings(), store.clone()).map_err(std::io::Error::other)?;
+    let metrics = Arc::new(Metrics::default());
+    let engine: Arc<dyn Engine> = Arc::new(
+        Embedded::open(config.retention(), store, metrics.clone())
+            .map_err(std::io::Error::other)?,
+    );
+    let hub = Hub::new(config.queue, engine.clone(), metrics);
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
     let keyring = Arc::new(Keyring::open(&config.data_dir).map_err(std::io::Error::other)?);
@@ -129,6 +140,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
     let state = AppState {
         leptos_options: config.leptos_options(),
+        engine: engine.clone(),
         hub: hub.clone(),
         boards,
         shutdown,
@@ -144,9 +156,11 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let expiry = tokio::spawn(expire_entities(hub.clone()));
+    let expiry = tokio::spawn(expire_entities(engine.clone()));
     let upkeep = tokio::spawn(keep_access_current(keyring, guard.clone()));
-    let demo = config.demo.then(|| tokio::spawn(crate::demo::run(hub)));
+    let demo = config
+        .demo
+        .then(|| tokio::spawn(crate::demo::run(engine.clone())));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
     // Connection info gives the limits each client's address.
@@ -182,7 +196,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     if let Some(demo) = demo {
         demo.abort();
     }
-    // The store gets what is left of the grace, and at least a second; acknowledged writes
+    // The engine gets what is left of the grace, and at least a second; acknowledged writes
     // are committed already, so cutting it short loses none.
     let left = signalled
         .get()
@@ -190,8 +204,8 @@ pub async fn run(config: Config) -> std::io::Result<()> {
             grace.saturating_sub(at.elapsed())
         })
         .max(Duration::from_secs(1));
-    if tokio::time::timeout(left, store.close()).await.is_err() {
-        tracing::warn!("the store did not close in {left:?}; exiting");
+    if tokio::time::timeout(left, engine.close()).await.is_err() {
+        tracing::warn!("the engine did not close in {left:?}; exiting");
     }
     Ok(())
 }
@@ -232,11 +246,11 @@ async fn keep_access_current(keyring: Arc<Keyring>, guard: Arc<limits::Guard>) {
 }
 
 /// Deletes entities whose TTL ran out, checking every quarter second.
-async fn expire_entities(hub: Arc<Hub>) {
+async fn expire_entities(engine: Arc<dyn Engine>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        if let Err(e) = hub.expire_due().await {
+        if let Err(e) = engine.expire_due().await {
             tracing::error!("expiring entities: {e}");
         }
     }

@@ -7,10 +7,11 @@ use super::socket::Heartbeat;
 use super::AppState;
 use crate::access::Caller;
 use crate::boards::library::Library;
-use crate::hub::outbox::{EncodedFrame, Inbox, Outbox};
+use crate::encoded::{encode, EncodedFrame};
+use crate::engine::{Engine, Outcome, PublishError};
+use crate::hub::outbox::{Inbox, Outbox};
 use crate::hub::presence::viewer_id;
-use crate::hub::topic::encode;
-use crate::hub::{ConnectionId, Hub, PublishError};
+use crate::hub::{ConnectionId, Hub};
 use crate::ops::Publish;
 use crate::protocol::{
     Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, PublishFrame, ServerFrame, TopicRequest,
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub struct Session {
     pub hub: Arc<Hub>,
+    engine: Arc<dyn Engine>,
     library: Arc<Library>,
     pub id: ConnectionId,
     outbox: Outbox,
@@ -39,6 +41,8 @@ pub struct Refused {
     pub over_limit: Vec<String>,
     /// The caller may not read them.
     pub forbidden: Vec<String>,
+    /// The engine could not give them.
+    pub unavailable: Vec<String>,
 }
 
 /// A board the caller may not see: the connection is closed with this reason.
@@ -52,6 +56,7 @@ impl Session {
         state.hub.metrics().connections.inc();
         let session = Session {
             hub: state.hub.clone(),
+            engine: state.engine.clone(),
             library: state.boards.clone(),
             id,
             outbox,
@@ -85,7 +90,7 @@ impl Session {
         };
         match frame {
             ClientFrame::Subscribe { topics } => {
-                let refused = self.subscribe(topics);
+                let refused = self.subscribe(topics).await;
                 if !refused.forbidden.is_empty() {
                     let message = format!(
                         "not subscribed: {} (on no board this connection may read)",
@@ -100,6 +105,14 @@ impl Session {
                         refused.over_limit.join(", ")
                     );
                     self.error(ErrorFrame::new(ErrorCode::TooManySubscriptions, message))
+                        .await;
+                }
+                if !refused.unavailable.is_empty() {
+                    let message = format!(
+                        "not subscribed: {} (the topics could not be read; subscribe again later)",
+                        refused.unavailable.join(", ")
+                    );
+                    self.error(ErrorFrame::new(ErrorCode::StoreUnavailable, message))
                         .await;
                 }
             }
@@ -131,8 +144,9 @@ impl Session {
 
     /// Subscribes to each topic from the position given (a snapshot without one). Subscribing
     /// again restarts the topic from the new position. Returns the topics not taken: those
-    /// the caller may not read, and those past the connection's limit.
-    pub fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
+    /// the caller may not read, those past the connection's limit, and those the engine could
+    /// not give.
+    pub async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
         let mut refused = Refused::default();
         for request in topics {
             if !self.caller.may_read_topic(&self.library, &request.topic) {
@@ -143,12 +157,20 @@ impl Session {
                 refused.over_limit.push(request.topic);
                 continue;
             }
-            let had = self.topics.remove(&request.topic);
-            self.hub.unsubscribe(self.id, &request.topic);
-            let has = self
+            let had = self.topics.contains(&request.topic);
+            let subscribed = self
                 .hub
-                .subscribe(self.id, &self.outbox, &request.topic, request.resume);
-            if has {
+                .subscribe(self.id, &self.outbox, &request.topic, request.resume)
+                .await;
+            let has = subscribed.as_ref().is_ok_and(|has| *has);
+            if had && !has {
+                self.hub.unsubscribe(self.id, &request.topic);
+                self.topics.remove(&request.topic);
+            }
+            if let Err(e) = subscribed {
+                tracing::warn!(topic = %request.topic, "could not follow: {e}");
+                refused.unavailable.push(request.topic);
+            } else if has {
                 self.topics.insert(request.topic);
             }
             match (had, has) {
@@ -207,8 +229,8 @@ impl Session {
             },
         )
             .into();
-        let answer = match self.hub.publish(batch, None).await {
-            Ok((mut answer, _)) => ServerFrame::Ack(Ack {
+        let answer = match self.engine.publish(batch, None).await {
+            Ok(Outcome { mut answer, .. }) => ServerFrame::Ack(Ack {
                 reference,
                 published: answer.results.swap_remove(0),
             }),

@@ -19,8 +19,8 @@ use super::session::Session;
 use super::AppState;
 use crate::access::keyring::Revocation;
 use crate::access::Caller;
-use crate::hub::outbox::{EncodedFrame, Inbox};
-use crate::hub::topic::encode;
+use crate::encoded::{encode, EncodedFrame};
+use crate::hub::outbox::Inbox;
 use crate::protocol::{ErrorCode, ErrorFrame, Position, ServerFrame, TopicRequest};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -121,7 +121,7 @@ pub async fn stream(
         extra,
         positions: Positions::new(),
     };
-    followed.follow(wanted, &positions);
+    followed.follow(wanted, &positions).await;
 
     let ping = tokio::time::interval_at(
         tokio::time::Instant::now() + heartbeat.interval,
@@ -172,32 +172,49 @@ impl Streaming {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let woke = tokio::select! {
             biased;
-            _ = self.stopping.wait_for(|stop| *stop) => {
+            _ = self.stopping.wait_for(|stop| *stop) => Woke::Stopping,
+            // Before the frames: a stream that always has frames must still end when its key
+            // is revoked.
+            _ = revoked => Woke::Revoked,
+            frame = session.hub.next_frame(session.id, &self.inbox) => Woke::Frame(frame),
+            _ = self.ping.tick() => Woke::Ping,
+        };
+        Some(match woke {
+            Woke::Stopping => {
                 self.done = true;
                 let spread = self.reconnect_spread.as_millis() as u64;
                 let delay = fastrand::u64(0..spread.max(1));
-                let frame = encode(&ServerFrame::Restarting { reconnect_in_ms: delay });
+                let frame = encode(&ServerFrame::Restarting {
+                    reconnect_in_ms: delay,
+                });
                 // `retry` is how long an EventSource waits before it reconnects.
-                Some(Event::default().retry(Duration::from_millis(delay)).data(frame.as_str()))
+                Event::default()
+                    .retry(Duration::from_millis(delay))
+                    .data(frame.as_str())
             }
-            // Before the frames: a stream that always has frames must still end when its key
-            // is revoked.
-            _ = revoked => {
+            Woke::Revoked => {
                 // The stream ends with the reason; the EventSource's reconnect then gets a
                 // 401.
-                tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
+                let who = self.followed.session.caller.who();
+                tracing::info!(target: "audit", event = "disconnected", key = who, reason = "key revoked");
                 self.done = true;
                 let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
-                Some(Event::default().data(encode(&ServerFrame::Error(refusal)).as_str()))
+                Event::default().data(encode(&ServerFrame::Error(refusal)).as_str())
             }
-            frame = session.hub.next_frame(session.id, &self.inbox) => {
-                Some(self.followed.event(&frame))
-            }
-            _ = self.ping.tick() => Some(Event::default().data(r#"{"type":"pong"}"#)),
-        }
+            Woke::Frame(frame) => self.followed.event(&frame).await,
+            Woke::Ping => Event::default().data(r#"{"type":"pong"}"#),
+        })
     }
+}
+
+/// What a stream woke up for.
+enum Woke {
+    Stopping,
+    Revoked,
+    Frame(EncodedFrame),
+    Ping,
 }
 
 /// The stream's side of a [`Session`]: which topics it follows because the address named
@@ -210,7 +227,7 @@ struct Followed {
 
 impl Followed {
     /// Subscribes to `topics` not followed yet, resuming from `from` where it has them.
-    fn follow(&mut self, topics: Vec<String>, from: &Positions) {
+    async fn follow(&mut self, topics: Vec<String>, from: &Positions) {
         let requests = topics
             .into_iter()
             .filter(|t| !self.session.follows(t))
@@ -221,12 +238,12 @@ impl Followed {
             .collect();
         // A board's topics within the limit are followed; past it there is no client to tell
         // over a stream, so they are left out, as the limit says.
-        let _refused = self.session.subscribe(requests);
+        let _refused = self.session.subscribe(requests).await;
     }
 
     /// The message for one queued frame; a board frame also moves the subscriptions to the
     /// topics the board reads now.
-    fn event(&mut self, frame: &EncodedFrame) -> Event {
+    async fn event(&mut self, frame: &EncodedFrame) -> Event {
         let event = Event::default().data(frame.as_str());
         // Every stream reads the frames it is sent, so only their head is parsed (the
         // payload is skipped, not built); a board frame, rare, is read whole.
@@ -252,7 +269,7 @@ impl Followed {
                     for topic in &dropped {
                         self.positions.remove(topic);
                     }
-                    self.follow(reads, &Positions::new());
+                    Box::pin(self.follow(reads, &Positions::new())).await;
                 }
                 event
             }

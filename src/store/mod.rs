@@ -1,8 +1,9 @@
-//! The store: where topics live durably. The hub writes through it before it acknowledges or
-//! broadcasts anything, and reads every topic back from it at start, so a restarted server
-//! continues the same epochs and offsets.
+//! The store: where the embedded engine's topics live durably. The engine writes through it
+//! before it acknowledges or delivers anything, and reads every topic back from it at start,
+//! so a restarted server continues the same epochs and offsets.
 //!
-//! [`Store`] is the seam for other backends; [`sqlite::SqliteStore`] is the one there is.
+//! [`sqlite::SqliteStore`] is the one there is; an engine that keeps topics elsewhere (Redis)
+//! is another [`crate::engine::Engine`], not another store.
 
 pub mod sqlite;
 

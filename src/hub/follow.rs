@@ -1,8 +1,12 @@
-//! One topic: its entity state, its (epoch, offset), the bounded history that lets
-//! subscribers resume, and the connections subscribed to it.
+//! One topic as this instance follows it: a copy of its entity state, its (epoch, offset)
+//! and its bounded history, kept current by the engine's deliveries, and the local
+//! connections subscribed to it.
 //!
-//! All of a topic's mutations happen under one lock held by the hub, and every event is queued
-//! to subscribers while that lock is held, so each subscriber sees offsets in order.
+//! The copy is what subscribers are served from, so a thousand screens reconnecting cost the
+//! engine one read per topic, not one per screen. Every mutation happens under one lock held
+//! by the hub, and each event is queued to subscribers while that lock is held, so each
+//! subscriber sees offsets in order. Deliveries that arrive while the copy is still loading
+//! are kept and applied after it.
 //!
 //! A subscriber resuming from a position still in history is sent the events it missed,
 //! streamed from the history as its queue drains, then a `resumed` frame: the queue bounds
@@ -14,34 +18,30 @@
 //! asks to catch up, and gets one `coalesced` frame with the latest state of those entities
 //! (or a snapshot, if they grew past [`MAX_COALESCED`]) instead of the run of events.
 
-use super::apply::{Change, Entities};
-use super::outbox::{EncodedFrame, Outbox, Pushed};
+use super::outbox::{Outbox, Pushed};
 use super::ConnectionId;
-use crate::protocol::{Coalesced, Event, EventKind, Position, Resumed, ServerFrame, Snapshot};
-use crate::store::{TopicRecord, TopicWrite};
+use crate::encoded::{encode, EncodedFrame};
+use crate::engine::{Committed, TopicCopy};
+use crate::protocol::{Coalesced, EventKind, Position, Resumed, ServerFrame, Snapshot};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Past this many changed entities a subscriber that fell behind gets a snapshot instead.
 pub const MAX_COALESCED: usize = 10_000;
 
-/// Who wrote a change, copied into its events.
-#[derive(Debug, Clone, Default)]
-pub struct Authorship {
-    pub user_id: Option<String>,
-    pub trace_id: Option<String>,
-}
-
-pub struct Topic {
+pub struct Follow {
     name: String,
     epoch: u64,
     offset: u64,
     state: BTreeMap<String, Value>,
-    /// When entities with a TTL expire, in ms since the Unix epoch.
-    expiries: BTreeMap<String, u64>,
     /// The newest events, oldest first, each encoded once.
     history: VecDeque<(u64, EncodedFrame)>,
-    history_limit: usize,
+    keep: usize,
+    /// False until the engine's copy has arrived.
+    loaded: bool,
+    /// Deliveries that arrived while the copy was loading: applied after it, except what it
+    /// already holds.
+    early: Vec<(u64, Vec<Committed>)>,
     subscribers: HashMap<ConnectionId, Subscriber>,
 }
 
@@ -73,7 +73,7 @@ pub(crate) enum Start {
     Replay(u64),
 }
 
-/// What [`Topic::send_pending`] did for a subscriber.
+/// What [`Follow::send_pending`] did for a subscriber.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Sent {
     /// Nothing was pending.
@@ -86,61 +86,35 @@ pub(crate) enum Sent {
     Coalesced,
 }
 
-impl Topic {
-    pub fn new(name: String, epoch: u64, history_limit: usize) -> Self {
+impl Follow {
+    /// A topic this instance starts following; its copy is on its way.
+    pub fn loading(name: String) -> Self {
         Self {
             name,
-            epoch,
+            epoch: 0,
             offset: 0,
             state: BTreeMap::new(),
-            expiries: BTreeMap::new(),
             history: VecDeque::new(),
-            history_limit,
+            keep: 0,
+            loaded: false,
+            early: Vec::new(),
             subscribers: HashMap::new(),
         }
     }
 
-    /// A topic as the store last committed it.
-    pub fn restore(record: TopicRecord, history_limit: usize) -> Self {
-        let skip = record.history.len().saturating_sub(history_limit);
-        Self {
-            name: record.name,
-            epoch: record.epoch,
-            offset: record.offset,
-            state: record.state,
-            expiries: record.expiries,
-            history: record
-                .history
-                .into_iter()
-                .skip(skip)
-                .map(|(offset, frame)| (offset, frame.into()))
-                .collect(),
-            history_limit,
-            subscribers: HashMap::new(),
+    /// Takes the engine's copy, then what was delivered while it was on its way.
+    pub fn load(&mut self, copy: TopicCopy) -> u64 {
+        self.epoch = copy.epoch;
+        self.offset = copy.offset;
+        self.state = copy.state;
+        self.history = copy.history.into();
+        self.keep = copy.keep;
+        self.loaded = true;
+        let mut queued = 0;
+        for (epoch, events) in std::mem::take(&mut self.early) {
+            queued += self.deliver(epoch, &events);
         }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn position(&self) -> Position {
-        Position {
-            epoch: self.epoch,
-            offset: self.offset,
-        }
-    }
-
-    pub fn entities(&self) -> Entities<'_> {
-        Entities {
-            payloads: &self.state,
-            expiries: &self.expiries,
-        }
-    }
-
-    /// The earliest time an entity of this topic expires, if any does.
-    pub fn next_expiry(&self) -> Option<u64> {
-        self.expiries.values().min().copied()
+        queued
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -150,11 +124,6 @@ impl Topic {
             offset: self.offset,
             state: self.state.clone(),
         }
-    }
-
-    /// Never written and nobody subscribed: nothing would be lost by forgetting it.
-    pub fn is_unused(&self) -> bool {
-        self.offset == 0 && self.subscribers.is_empty()
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -305,54 +274,37 @@ impl Topic {
         self.subscribers.remove(&connection);
     }
 
-    /// Gives planned changes their offsets and encodes each event once, without changing
-    /// anything: the result is made durable first, then [`Topic::apply`]ed.
-    pub fn prepare(&self, changes: Vec<Change>, by: &Authorship, ts: &str) -> Prepared {
-        let events = changes
-            .into_iter()
-            .zip(self.offset + 1..)
-            .map(|(change, offset)| {
-                let frame = encode(&ServerFrame::Event(Event {
-                    topic: self.name.clone(),
-                    epoch: self.epoch,
-                    offset,
-                    event: change.kind.clone(),
-                    entity_id: change.entity_id.clone(),
-                    payload: change.payload.clone(),
-                    ts: ts.to_owned(),
-                    user_id: by.user_id.clone(),
-                    trace_id: by.trace_id.clone(),
-                }));
-                (offset, change, frame)
-            })
-            .collect();
-        Prepared {
-            topic: self.name.clone(),
-            epoch: self.epoch,
-            keep_history: self.history_limit,
-            events,
+    /// Applies delivered events in order: state, history, and a copy of each frame queued to
+    /// every subscriber. Events the copy already holds are skipped. Subscribers whose queue is
+    /// gone are dropped. Returns how many frames were queued.
+    pub fn deliver(&mut self, epoch: u64, events: &[Committed]) -> u64 {
+        if !self.loaded {
+            self.early.push((epoch, events.to_vec()));
+            return 0;
         }
-    }
-
-    /// Applies prepared events in order: state, history, and a copy of each frame queued to
-    /// every subscriber. Subscribers whose queue is gone or full are dropped. Returns how many
-    /// frames were queued.
-    pub fn apply(&mut self, prepared: Prepared) -> u64 {
         let mut queued = 0;
-        for (offset, change, frame) in prepared.events {
-            debug_assert_eq!(offset, self.offset + 1, "events apply in offset order");
+        for event in events {
+            if event.offset <= self.offset {
+                continue;
+            }
+            // The engine delivers every event after its copy, in order: a jump here would be
+            // an engine that lost events.
+            debug_assert!(
+                epoch == self.epoch && event.offset == self.offset + 1,
+                "{}: event ({epoch}, {}) after ({}, {})",
+                self.name,
+                event.offset,
+                self.epoch,
+                self.offset
+            );
+            let (offset, frame, entity) = (event.offset, &event.frame, &event.entity_id);
             self.offset = offset;
-            match change.expires_at {
-                Some(at) => self.expiries.insert(change.entity_id.clone(), at),
-                None => self.expiries.remove(&change.entity_id),
-            };
-            let entity = change.entity_id.clone();
-            match change.kind {
-                EventKind::Deleted => self.state.remove(&change.entity_id),
-                _ => self.state.insert(change.entity_id, change.payload),
+            match event.kind {
+                EventKind::Deleted => self.state.remove(entity),
+                _ => self.state.insert(entity.clone(), event.payload.clone()),
             };
             self.history.push_back((offset, frame.clone()));
-            if self.history.len() > self.history_limit {
+            if self.history.len() > self.keep {
                 self.history.pop_front();
             }
             let (name, oldest) = (&self.name, self.history.front().map_or(offset, |(o, _)| *o));
@@ -398,77 +350,53 @@ impl Topic {
     }
 }
 
-/// Events with their offsets and encoded frames, ready to be stored and applied.
-#[derive(Debug)]
-pub struct Prepared {
-    topic: String,
-    epoch: u64,
-    keep_history: usize,
-    events: Vec<(u64, Change, EncodedFrame)>,
-}
-
-impl Prepared {
-    pub fn offsets(&self) -> Vec<u64> {
-        self.events.iter().map(|(offset, _, _)| *offset).collect()
-    }
-
-    /// What the store must record: each touched entity's final value, and the events.
-    pub fn to_write(&self) -> Option<TopicWrite> {
-        let (head, _, _) = self.events.last()?;
-        let mut finals: BTreeMap<&str, Option<(&Value, Option<u64>)>> = BTreeMap::new();
-        for (_, change, _) in &self.events {
-            let value =
-                (change.kind != EventKind::Deleted).then_some((&change.payload, change.expires_at));
-            finals.insert(&change.entity_id, value);
-        }
-        let (upserts, deletes): (Vec<_>, Vec<_>) =
-            finals.into_iter().partition(|(_, value)| value.is_some());
-        Some(TopicWrite {
-            topic: self.topic.clone(),
-            epoch: self.epoch,
-            offset: *head,
-            upserts: upserts
-                .into_iter()
-                .filter_map(|(id, value)| {
-                    let (payload, expires_at) = value?;
-                    Some((id.to_owned(), payload.clone(), expires_at))
-                })
-                .collect(),
-            deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
-            events: self
-                .events
-                .iter()
-                .map(|(offset, _, frame)| (*offset, frame.as_str().to_owned()))
-                .collect(),
-            keep_history: self.keep_history,
-        })
-    }
-}
-
-/// Encodes a server frame. Serialising these types cannot fail: every map key is a string.
-pub fn encode(frame: &ServerFrame) -> EncodedFrame {
-    serde_json::to_string(frame)
-        .expect("server frames always serialise")
-        .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::apply::plan;
     use crate::hub::outbox::{outbox, Inbox, Next};
-    use crate::ops::Op;
+    use crate::protocol::Event;
     use serde_json::json;
 
-    fn set(topic: &mut Topic, id: &str, value: i64) {
-        let ops = [Op::Set {
+    /// A followed topic at epoch 9, loaded empty, keeping `keep` events.
+    fn followed(keep: usize) -> Follow {
+        let mut follow = Follow::loading("t".into());
+        follow.load(TopicCopy {
+            name: "t".into(),
+            epoch: 9,
+            offset: 0,
+            state: BTreeMap::new(),
+            history: Vec::new(),
+            keep,
+        });
+        follow
+    }
+
+    /// The next event of the topic, as the engine would commit it.
+    fn event(follow: &Follow, kind: EventKind, id: &str, payload: Value) -> Committed {
+        let offset = follow.offset + 1;
+        let frame = encode(&ServerFrame::Event(Event {
+            topic: "t".into(),
+            epoch: 9,
+            offset,
+            event: kind.clone(),
             entity_id: id.into(),
-            payload: json!(value),
-            ttl: None,
-        }];
-        let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
-        let prepared = topic.prepare(changes, &Authorship::default(), "2026-11-22T00:00:00.000Z");
-        topic.apply(prepared);
+            payload: payload.clone(),
+            ts: "2026-11-22T00:00:00.000Z".into(),
+            user_id: None,
+            trace_id: None,
+        }));
+        Committed {
+            offset,
+            kind,
+            entity_id: id.into(),
+            payload,
+            frame,
+        }
+    }
+
+    fn set(follow: &mut Follow, id: &str, value: i64) {
+        let event = event(follow, EventKind::Updated, id, json!(value));
+        follow.deliver(9, &[event]);
     }
 
     fn drain(inbox: &mut Inbox) -> Vec<ServerFrame> {
@@ -490,8 +418,42 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_while_the_copy_loads_are_applied_after_it_once() {
+        let mut source = followed(100);
+        for n in 1..=5 {
+            set(&mut source, "a", n);
+        }
+        // The engine's copy was taken at offset 3; offsets 2 to 5 were delivered meanwhile.
+        let events: Vec<Committed> = (2..=5)
+            .map(|offset| Committed {
+                offset,
+                kind: EventKind::Updated,
+                entity_id: "a".into(),
+                payload: json!(offset),
+                frame: source.history[offset as usize - 1].1.clone(),
+            })
+            .collect();
+        let mut follow = Follow::loading("t".into());
+        follow.deliver(9, &events[..2]);
+        follow.deliver(9, &events[2..]);
+        assert!(!follow.loaded);
+        follow.load(TopicCopy {
+            name: "t".into(),
+            epoch: 9,
+            offset: 3,
+            state: BTreeMap::from([("a".into(), json!(3))]),
+            history: source.history.iter().take(3).cloned().collect(),
+            keep: 100,
+        });
+        assert_eq!(follow.offset, 5);
+        assert_eq!(follow.snapshot().state["a"], json!(5));
+        let kept: Vec<u64> = follow.history.iter().map(|(o, _)| *o).collect();
+        assert_eq!(kept, [1, 2, 3, 4, 5], "each event once, in order");
+    }
+
+    #[test]
     fn subscribers_get_a_snapshot_then_every_event_in_order() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         set(&mut topic, "a", 1);
         let (tx, mut rx) = outbox(100);
         assert!(topic.subscribe(1, &tx, None));
@@ -508,7 +470,7 @@ mod tests {
 
     #[test]
     fn resume_sends_exactly_the_missed_events() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         for n in 0..10 {
             set(&mut topic, "a", n);
         }
@@ -537,7 +499,7 @@ mod tests {
 
     #[test]
     fn resume_at_the_head_replays_nothing() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         set(&mut topic, "a", 1);
         let (tx, mut rx) = outbox(10);
         assert!(topic.subscribe(1, &tx, at(1)));
@@ -553,7 +515,7 @@ mod tests {
 
     #[test]
     fn resume_falls_back_to_a_snapshot_when_history_is_gone() {
-        let mut topic = Topic::new("t".into(), 9, 3);
+        let mut topic = followed(3);
         for n in 0..10 {
             set(&mut topic, "a", n);
         }
@@ -575,7 +537,7 @@ mod tests {
 
     /// Drains the queue, then asks for what is pending, as a connection's writer does, until
     /// nothing is; every drain holds at most the queue's capacity.
-    fn stream_to_the_end(topic: &mut Topic, rx: &mut Inbox, capacity: usize) -> Vec<ServerFrame> {
+    fn stream_to_the_end(topic: &mut Follow, rx: &mut Inbox, capacity: usize) -> Vec<ServerFrame> {
         let mut frames = Vec::new();
         loop {
             let part = drain(rx);
@@ -592,7 +554,7 @@ mod tests {
 
     #[test]
     fn a_resume_as_long_as_the_history_streams_through_a_small_queue() {
-        let mut topic = Topic::new("t".into(), 9, 1000);
+        let mut topic = followed(1000);
         for n in 0..1000 {
             set(&mut topic, "a", n);
         }
@@ -614,7 +576,7 @@ mod tests {
 
     #[test]
     fn events_published_during_a_replay_join_it_in_order() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         for n in 0..50 {
             set(&mut topic, "a", n);
         }
@@ -634,7 +596,7 @@ mod tests {
 
     #[test]
     fn a_replay_the_history_outruns_becomes_a_snapshot() {
-        let mut topic = Topic::new("t".into(), 9, 10);
+        let mut topic = followed(10);
         for n in 0..10 {
             set(&mut topic, "a", n);
         }
@@ -657,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_closed_queue_drops_the_subscriber_and_a_full_one_falls_behind() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         let (slow, _slow_rx) = outbox(2);
         let (gone, gone_rx) = outbox(100);
         let (ok, mut ok_rx) = outbox(100);
@@ -674,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_subscriber_that_fell_behind_catches_up_with_the_latest_state_of_what_changed() {
-        let mut topic = Topic::new("t".into(), 9, 100);
+        let mut topic = followed(100);
         set(&mut topic, "a", 0);
         set(&mut topic, "gone", 0);
         let (tx, mut rx) = outbox(3);
@@ -683,11 +645,8 @@ mod tests {
         for n in 1..=100 {
             set(&mut topic, ["a", "b", "c"][n as usize % 3], n);
         }
-        let ops = [Op::Delete {
-            entity_id: "gone".into(),
-        }];
-        let changes = plan(topic.entities(), &ops, topic.position().offset + 1, 0).unwrap();
-        topic.apply(topic.prepare(changes, &Authorship::default(), "t"));
+        let gone = event(&topic, EventKind::Deleted, "gone", Value::Null);
+        topic.deliver(9, &[gone]);
         assert!(
             matches!(rx.try_next(), Some(Next::Frame(_))),
             "frames first, then what is pending"

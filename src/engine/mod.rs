@@ -1,0 +1,177 @@
+//! The engine: what a topic *is*, whichever instance asks — its epoch, its offset, its
+//! entities and its bounded history — and the writes that change it: a batch of ops planned
+//! against the current state and committed whole or not at all, once per idempotency key.
+//!
+//! Who on an instance follows a topic is not the engine's business but the hub's
+//! ([`crate::hub`]): the hub follows a topic for its local subscribers ([`Engine::follow`]),
+//! and the engine hands every event committed after that to the hub's [`Deliveries`], in
+//! offset order, each encoded once. Callers (`/ws`, `/sse`, the HTTP API, the demo feed)
+//! publish and read through [`Engine`] and never know which one runs.
+//!
+//! - [`plan`]: ops → entity changes against a topic's state (touches nothing);
+//! - [`idempotency`]: requests already applied, and their answers;
+//! - [`embedded`]: the engine of one instance: topics in memory, made durable in SQLite,
+//!   with an in-process bus.
+
+pub mod embedded;
+pub mod idempotency;
+pub mod plan;
+
+use crate::encoded::EncodedFrame;
+use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
+use crate::protocol::{pattern_matches, EventKind, Snapshot};
+use futures_util::future::BoxFuture;
+use plan::OpError;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Weak;
+
+/// How many events each topic keeps for resuming subscribers.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Events kept per topic.
+    pub history: usize,
+    /// Topics that keep a different number: (pattern, events). A pattern ending in `*`
+    /// matches any topic starting with what precedes it; the longest match wins.
+    pub patterns: Vec<(String, usize)>,
+}
+
+impl Retention {
+    /// How many events `topic` keeps.
+    pub fn history_for(&self, topic: &str) -> usize {
+        self.patterns
+            .iter()
+            .filter(|(pattern, _)| pattern_matches(pattern, topic))
+            .max_by_key(|(pattern, _)| pattern.len())
+            .map_or(self.history, |(_, events)| *events)
+    }
+}
+
+/// One committed event: what a follower's copy of the topic needs to apply it, and the
+/// frame every subscriber is sent.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub offset: u64,
+    pub kind: EventKind,
+    pub entity_id: String,
+    pub payload: Value,
+    pub frame: EncodedFrame,
+}
+
+/// A topic as the engine holds it when an instance starts following it.
+#[derive(Debug, Clone)]
+pub struct TopicCopy {
+    pub name: String,
+    pub epoch: u64,
+    pub offset: u64,
+    pub state: BTreeMap<String, Value>,
+    /// The newest events, oldest first, with their offsets.
+    pub history: Vec<(u64, EncodedFrame)>,
+    /// How many events the topic keeps.
+    pub keep: usize,
+}
+
+/// A topic's name, position and size, for listings.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    pub topic: String,
+    pub epoch: u64,
+    pub offset: u64,
+    pub entities: usize,
+}
+
+/// Where an engine sends the events committed to topics this instance follows.
+pub trait Deliveries: Send + Sync {
+    /// Events committed to `topic`, in offset order, following on from the last ones
+    /// delivered (or from the copy [`Engine::follow`] gave).
+    fn deliver(&self, topic: &str, epoch: u64, events: &[Committed]);
+}
+
+/// The engine could not do what was asked; nothing of it happened.
+#[derive(Debug, Clone)]
+pub struct EngineError(pub String);
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Why a publish did not apply. Nothing of it applied.
+#[derive(Debug)]
+pub enum PublishError {
+    /// An op was refused; `write` is the index of its topic's entry in the batch.
+    Refused { write: usize, error: OpError },
+    /// The engine could not record the write.
+    Unavailable(EngineError),
+    /// The idempotency key was used before for a different request.
+    KeyReused,
+    /// A request with the same idempotency key is being applied right now.
+    KeyInFlight,
+    /// The request carries more ops than one request may.
+    TooManyOps,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused { error, .. } => error.fmt(f),
+            Self::Unavailable(e) => e.fmt(f),
+            Self::KeyReused => f.write_str("this idempotency key was used for a different request"),
+            Self::KeyInFlight => f.write_str("a request with this idempotency key is in progress"),
+            Self::TooManyOps => write!(
+                f,
+                "a request may carry at most {MAX_OPS_PER_REQUEST} ops; split it"
+            ),
+        }
+    }
+}
+
+/// A publish's answer, and whether it was replayed for a repeated idempotency key.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub answer: BatchPublished,
+    pub replayed: bool,
+}
+
+/// What every engine offers. Methods return boxed futures so callers can hold any engine as
+/// `Arc<dyn Engine>`.
+pub trait Engine: Send + Sync + 'static {
+    /// Where to deliver committed events; set once, by the hub, before anything follows.
+    fn deliver_to(&self, deliveries: Weak<dyn Deliveries>);
+
+    /// Applies a batch's ops, whole or not at all, and delivers its events. With an
+    /// idempotency key, a repeat of an applied request applies nothing and gets the first
+    /// answer. The caller has checked the topic names and the caller's rights.
+    fn publish(
+        &self,
+        batch: Batch,
+        key: Option<String>,
+    ) -> BoxFuture<'_, Result<Outcome, PublishError>>;
+
+    /// Deletes every entity whose TTL has run out, through the same path as a publish.
+    /// Returns how many were deleted.
+    fn expire_due(&self) -> BoxFuture<'_, Result<usize, EngineError>>;
+
+    /// A written topic's snapshot; `None` for a topic nobody has written.
+    fn snapshot<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, EngineError>>;
+
+    /// Every written topic's position and size, by name.
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, EngineError>>;
+
+    /// This instance starts following `topic` (which need not have been written): its copy
+    /// now, after which every event committed to it is delivered.
+    fn follow<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<TopicCopy, EngineError>>;
+
+    /// This instance no longer follows `topic`.
+    fn unfollow(&self, topic: &str);
+
+    /// Makes everything committed durable and stops taking writes.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
