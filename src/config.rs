@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 23] = [
     "listen",
     "site_root",
     "data_dir",
@@ -39,6 +39,7 @@ const KEYS: [&str; 22] = [
     "frame_ancestors",
     "max_frame_kib",
     "max_body_kib",
+    "redis_url",
 ];
 /// Keys whose value is a list: in the environment, comma-separated.
 const LISTS: [&str; 2] = ["allowed_origins", "frame_ancestors"];
@@ -86,6 +87,8 @@ pub struct Config {
     pub max_frame_kib: usize,
     /// The largest HTTP API request body, in KiB.
     pub max_body_kib: usize,
+    /// The Redis that several instances share; empty for the embedded engine.
+    pub redis_url: String,
 }
 
 #[derive(Debug)]

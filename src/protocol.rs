@@ -17,7 +17,7 @@ pub const MAX_TOPIC_LEN: usize = 128;
 
 /// A point in a topic's history: a subscriber that holds it has applied every event up to
 /// and including `offset` of that `epoch`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     /// Changes whenever the topic's history restarts; offsets of different epochs are unrelated.
     pub epoch: u64,

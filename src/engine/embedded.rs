@@ -8,16 +8,17 @@
 //! crash can never take back an event a client has seen.
 
 use super::idempotency::{self, Memory, Recall, REMEMBER_FOR_MS};
-use super::plan::{self, Change, Entities};
+use super::plan::{self, Entities};
+use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
     Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
     TopicInfo,
 };
 use crate::clock::{now_iso8601, now_ms};
-use crate::encoded::{encode, EncodedFrame};
+use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
-use crate::ops::{Batch, BatchPublished, Op, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{Event, EventKind, ServerFrame, Snapshot};
+use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
+use crate::protocol::{EventKind, Snapshot};
 use crate::store::{Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
@@ -71,12 +72,6 @@ struct TopicState {
     followed: bool,
 }
 
-/// Who wrote a change, copied into its events.
-struct Authorship {
-    user_id: Option<String>,
-    trace_id: Option<String>,
-}
-
 impl TopicState {
     fn new(name: String, epoch: u64, keep: usize) -> Self {
         Self {
@@ -118,6 +113,15 @@ impl TopicState {
         }
     }
 
+    fn head(&self) -> Head<'_> {
+        Head {
+            topic: &self.name,
+            epoch: self.epoch,
+            offset: self.offset,
+            keep: self.keep,
+        }
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             topic: self.name.clone(),
@@ -127,44 +131,12 @@ impl TopicState {
         }
     }
 
-    /// Gives planned changes their offsets and encodes each event once, without changing
-    /// anything: the result is made durable first, then [`TopicState::apply`]ed.
-    fn prepare(&self, changes: Vec<Change>, by: &Authorship, ts: &str) -> Prepared {
-        let events = changes
-            .into_iter()
-            .zip(self.offset + 1..)
-            .map(|(change, offset)| {
-                let frame = encode(&ServerFrame::Event(Event {
-                    topic: self.name.clone(),
-                    epoch: self.epoch,
-                    offset,
-                    event: change.kind.clone(),
-                    entity_id: change.entity_id.clone(),
-                    payload: change.payload.clone(),
-                    ts: ts.to_owned(),
-                    user_id: by.user_id.clone(),
-                    trace_id: by.trace_id.clone(),
-                }));
-                (offset, change, frame)
-            })
-            .collect();
-        Prepared {
-            topic: self.name.clone(),
-            epoch: self.epoch,
-            keep: self.keep,
-            events,
-        }
-    }
-
     /// Applies durable events in order to the state and the history. Returns them as they
     /// are delivered, if this instance follows the topic.
     fn apply(&mut self, prepared: Prepared) -> Option<Vec<Committed>> {
-        let mut committed = self
-            .followed
-            .then(|| Vec::with_capacity(prepared.events.len()));
-        for (offset, change, frame) in prepared.events {
-            debug_assert_eq!(offset, self.offset + 1, "events apply in offset order");
-            self.offset = offset;
+        for (offset, change, frame) in &prepared.events {
+            debug_assert_eq!(*offset, self.offset + 1, "events apply in offset order");
+            self.offset = *offset;
             match change.expires_at {
                 Some(at) => self.expiries.insert(change.entity_id.clone(), at),
                 None => self.expiries.remove(&change.entity_id),
@@ -175,68 +147,44 @@ impl TopicState {
                     .state
                     .insert(change.entity_id.clone(), change.payload.clone()),
             };
-            self.history.push_back((offset, frame.clone()));
+            self.history.push_back((*offset, frame.clone()));
             if self.history.len() > self.keep {
                 self.history.pop_front();
             }
-            if let Some(committed) = &mut committed {
-                committed.push(Committed {
-                    offset,
-                    kind: change.kind,
-                    entity_id: change.entity_id,
-                    payload: change.payload,
-                    frame,
-                });
-            }
         }
-        committed
+        self.followed.then(|| prepared.committed())
     }
 }
 
-/// Events with their offsets and encoded frames, ready to be stored and applied.
-struct Prepared {
-    topic: String,
-    epoch: u64,
-    keep: usize,
-    events: Vec<(u64, Change, EncodedFrame)>,
-}
-
-impl Prepared {
-    fn offsets(&self) -> Vec<u64> {
-        self.events.iter().map(|(offset, _, _)| *offset).collect()
+/// What the store must record of a prepared write: each touched entity's final value, and
+/// the events.
+fn to_write(prepared: &Prepared) -> Option<TopicWrite> {
+    if prepared.events.is_empty() {
+        return None;
     }
-
-    /// What the store must record: each touched entity's final value, and the events.
-    fn to_write(&self) -> Option<TopicWrite> {
-        let (head, _, _) = self.events.last()?;
-        let mut finals: BTreeMap<&str, Option<(&Value, Option<u64>)>> = BTreeMap::new();
-        for (_, change, _) in &self.events {
-            let value =
-                (change.kind != EventKind::Deleted).then_some((&change.payload, change.expires_at));
-            finals.insert(&change.entity_id, value);
-        }
-        let (upserts, deletes): (Vec<_>, Vec<_>) =
-            finals.into_iter().partition(|(_, value)| value.is_some());
-        Some(TopicWrite {
-            topic: self.topic.clone(),
-            epoch: self.epoch,
-            offset: *head,
-            upserts: upserts
-                .into_iter()
-                .filter_map(|(id, value)| {
-                    let (payload, expires_at) = value?;
-                    Some((id.to_owned(), payload.clone(), expires_at))
-                })
-                .collect(),
-            deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
-            events: self
-                .events
-                .iter()
-                .map(|(offset, _, frame)| (*offset, frame.as_str().to_owned()))
-                .collect(),
-            keep_history: self.keep,
-        })
-    }
+    let (upserts, deletes): (Vec<_>, Vec<_>) = prepared
+        .finals()
+        .into_iter()
+        .partition(|(_, value)| value.is_some());
+    Some(TopicWrite {
+        topic: prepared.topic.clone(),
+        epoch: prepared.epoch,
+        offset: prepared.head(),
+        upserts: upserts
+            .into_iter()
+            .filter_map(|(id, value)| {
+                let (payload, expires_at) = value?;
+                Some((id.to_owned(), payload.clone(), expires_at))
+            })
+            .collect(),
+        deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
+        events: prepared
+            .events
+            .iter()
+            .map(|(offset, _, frame)| (*offset, frame.as_str().to_owned()))
+            .collect(),
+        keep_history: prepared.keep,
+    })
 }
 
 /// An idempotency key marked in flight; dropping it records how the request ended.
@@ -252,38 +200,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A batch's ops gathered per topic, in the order topics first appear, with where each op
-/// came from so a refusal can name it.
-struct Grouped {
-    topic: String,
-    ops: Vec<Op>,
-    /// For each op: (index of its write in the batch, index within that write).
-    origins: Vec<(usize, usize)>,
-}
-
-fn group(batch: &Batch) -> Vec<Grouped> {
-    let mut groups: Vec<Grouped> = Vec::new();
-    for (write_index, write) in batch.writes.iter().enumerate() {
-        let at = match groups.iter().position(|g| g.topic == write.topic) {
-            Some(at) => at,
-            None => {
-                groups.push(Grouped {
-                    topic: write.topic.clone(),
-                    ops: Vec::new(),
-                    origins: Vec::new(),
-                });
-                groups.len() - 1
-            }
-        };
-        let group = &mut groups[at];
-        for (op_index, op) in write.ops.iter().enumerate() {
-            group.ops.push(op.clone());
-            group.origins.push((write_index, op_index));
-        }
-    }
-    groups
-}
-
 /// The epoch of a topic created now: the time in milliseconds, so a topic that is created
 /// again (its data dir wiped, or never stored) never reuses the offsets of an older one.
 fn new_epoch() -> u64 {
@@ -291,7 +207,7 @@ fn new_epoch() -> u64 {
 }
 
 fn unavailable(e: StoreError) -> EngineError {
-    EngineError(e.to_string())
+    EngineError::Failed(e.to_string())
 }
 
 impl Embedded {
@@ -450,27 +366,20 @@ impl Inner {
         let mut results = Vec::with_capacity(groups.len());
         for (group, slot) in groups.iter().zip(&slots) {
             let topic = slot.topic.lock();
-            let changes = plan::plan(topic.entities(), &group.ops, topic.offset + 1, now).map_err(
-                |mut error| {
-                    let (write, op) = group.origins[error.index];
-                    error.index = op;
-                    PublishError::Refused { write, error }
-                },
-            )?;
-            let ready = topic.prepare(changes, &by, &ts);
-            let offsets = ready.offsets();
+            let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
+            let ready = prepare(topic.head(), changes, &by, &ts);
             results.push(Published {
                 topic: group.topic.clone(),
                 epoch: topic.epoch,
-                offset: topic.offset + offsets.len() as u64,
-                offsets,
+                offset: ready.head(),
+                offsets: ready.offsets(),
             });
             prepared.push(ready);
         }
         let answer = BatchPublished { results };
 
         let unit = WriteUnit {
-            topics: prepared.iter().filter_map(Prepared::to_write).collect(),
+            topics: prepared.iter().filter_map(to_write).collect(),
             remember: remember.map(|remember| remember(&answer)),
         };
         self.make_durable(unit)
@@ -532,10 +441,10 @@ impl Inner {
                     user_id: None,
                     trace_id: Some("ttl".into()),
                 };
-                topic.prepare(changes, &by, &now_iso8601())
+                prepare(topic.head(), changes, &by, &now_iso8601())
             };
             let unit = WriteUnit {
-                topics: prepared.to_write().into_iter().collect(),
+                topics: to_write(&prepared).into_iter().collect(),
                 remember: None,
             };
             match self.make_durable(unit).await {
@@ -566,7 +475,7 @@ impl Engine for Embedded {
         let publishing = tokio::spawn(async move { inner.publish(batch, key).await });
         Box::pin(async move {
             publishing.await.unwrap_or_else(|e| {
-                Err(PublishError::Unavailable(EngineError(format!(
+                Err(PublishError::Unavailable(EngineError::Failed(format!(
                     "the publish did not finish: {e}"
                 ))))
             })
@@ -628,6 +537,10 @@ impl Engine for Embedded {
             slot.topic.lock().followed = false;
         }
         self.inner.release_if_unused(topic);
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -11,11 +11,15 @@
 //! - [`plan`]: ops → entity changes against a topic's state (touches nothing);
 //! - [`idempotency`]: requests already applied, and their answers;
 //! - [`embedded`]: the engine of one instance: topics in memory, made durable in SQLite,
-//!   with an in-process bus.
+//!   with an in-process bus;
+//! - [`redis`]: the engine of several instances: topics in Redis, committed by a script,
+//!   followed over pub/sub.
 
 pub mod embedded;
 pub mod idempotency;
 pub mod plan;
+pub mod redis;
+mod write;
 
 use crate::encoded::EncodedFrame;
 use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
@@ -86,15 +90,27 @@ pub trait Deliveries: Send + Sync {
     /// Events committed to `topic`, in offset order, following on from the last ones
     /// delivered (or from the copy [`Engine::follow`] gave).
     fn deliver(&self, topic: &str, epoch: u64, events: &[Committed]);
+
+    /// The topic's events can no longer be followed on from what was delivered (the engine's
+    /// history let go of some, or the topic started a new epoch): its copy now, from which
+    /// every local subscriber starts again with a snapshot.
+    fn reset(&self, copy: TopicCopy);
 }
 
 /// The engine could not do what was asked; nothing of it happened.
 #[derive(Debug, Clone)]
-pub struct EngineError(pub String);
+pub enum EngineError {
+    /// Where the topics live cannot be reached (Redis is down): retry once it is back.
+    Unreachable(String),
+    /// It was reached and could not record or read (a full disk, a broken file).
+    Failed(String),
+}
 
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Unreachable(why) | Self::Failed(why) => f.write_str(why),
+        }
     }
 }
 
@@ -171,6 +187,10 @@ pub trait Engine: Send + Sync + 'static {
 
     /// This instance no longer follows `topic`.
     fn unfollow(&self, topic: &str);
+
+    /// Whether the engine can serve: `/healthz` answers 503 with the reason when not, so a
+    /// load balancer takes this instance out.
+    fn health(&self) -> BoxFuture<'_, Result<(), EngineError>>;
 
     /// Makes everything committed durable and stops taking writes.
     fn close(&self) -> BoxFuture<'_, ()>;

@@ -102,8 +102,12 @@ impl Follow {
         }
     }
 
-    /// Takes the engine's copy, then what was delivered while it was on its way.
+    /// Takes the engine's copy, then what was delivered while it was on its way. A copy
+    /// that arrives after a [`Follow::reset`] is older than what the reset gave: ignored.
     pub fn load(&mut self, copy: TopicCopy) -> u64 {
+        if self.loaded {
+            return 0;
+        }
         self.epoch = copy.epoch;
         self.offset = copy.offset;
         self.state = copy.state;
@@ -115,6 +119,37 @@ impl Follow {
             queued += self.deliver(epoch, &events);
         }
         queued
+    }
+
+    /// Starts again from a new copy: the engine could not carry on from what it delivered.
+    /// Every subscriber gets a snapshot of it (once its queue has room).
+    pub fn reset(&mut self, copy: TopicCopy) {
+        self.epoch = copy.epoch;
+        self.offset = copy.offset;
+        self.state = copy.state;
+        self.history = copy.history.into();
+        self.keep = copy.keep;
+        self.loaded = true;
+        self.early.clear();
+        let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
+        let name = &self.name;
+        self.subscribers.retain(
+            |_, subscriber| match subscriber.outbox.try_push(frame.clone()) {
+                Pushed::Queued => {
+                    subscriber.pending = None;
+                    true
+                }
+                Pushed::Full => {
+                    subscriber.pending = Some(Pending::Lagging {
+                        from: 0,
+                        changed: None,
+                    });
+                    subscriber.outbox.fall_behind(name);
+                    true
+                }
+                Pushed::Closed => false,
+            },
+        );
     }
 
     pub fn snapshot(&self) -> Snapshot {

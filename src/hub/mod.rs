@@ -15,7 +15,7 @@ pub mod presence;
 use crate::boards::BoardView;
 use crate::clock::now_iso8601;
 use crate::encoded::{encode, EncodedFrame};
-use crate::engine::{Committed, Deliveries, Engine, EngineError};
+use crate::engine::{Committed, Deliveries, Engine, EngineError, TopicCopy};
 use crate::metrics::Metrics;
 use crate::protocol::{BoardFrame, Position, ServerFrame};
 use follow::{Follow, Sent};
@@ -225,5 +225,12 @@ impl Deliveries for Hub {
         };
         let queued = followed.follow.lock().deliver(epoch, events);
         self.metrics.frames_queued.inc_by(queued);
+    }
+
+    fn reset(&self, copy: TopicCopy) {
+        let Some(followed) = self.follows.lock().get(&copy.name).cloned() else {
+            return;
+        };
+        followed.follow.lock().reset(copy);
     }
 }

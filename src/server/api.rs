@@ -96,10 +96,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Liveness: answers while the server runs.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "running")))]
-pub async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Whether this instance can serve: 200 while it runs and its engine answers, 503 with the
+/// reason when the engine cannot be reached (a load balancer then takes the instance out).
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "`{\"status\": \"ok\"}`"),
+    (status = 503, description = "`{\"status\": \"unavailable\", \"reason\": …}`: the engine (Redis) cannot be reached"),
+))]
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.engine.health().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 /// Apply a list of ops to one topic, in order, whole or not at all.
@@ -254,7 +265,7 @@ async fn apply(state: &AppState, batch: Batch, key: Option<String>) -> Result<Ou
             tracing::error!("write failed: {e}");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Code::StoreUnavailable,
+                unavailable_code(&e),
                 "the write could not be stored; nothing was applied; retry later",
             )
         }
@@ -462,9 +473,18 @@ fn unavailable(e: EngineError) -> ApiError {
     tracing::error!("engine: {e}");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        Code::StoreUnavailable,
+        unavailable_code(&e),
         "the topics could not be read; retry later",
     )
+}
+
+/// `engine_unavailable` when the engine cannot be reached (Redis is down), and
+/// `store_unavailable` when it was reached and failed.
+fn unavailable_code(e: &EngineError) -> Code {
+    match e {
+        EngineError::Unreachable(_) => Code::EngineUnavailable,
+        EngineError::Failed(_) => Code::StoreUnavailable,
+    }
 }
 
 /// What `POST /api/v1/keys` takes.

@@ -70,6 +70,8 @@ codes! {
     /// `/sse` was given a position it cannot read.
     InvalidPosition = "invalid_position",
     StoreUnavailable = "store_unavailable",
+    /// The Redis engine cannot reach Redis.
+    EngineUnavailable = "engine_unavailable",
 }
 
 impl Serialize for Code {

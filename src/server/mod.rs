@@ -24,11 +24,11 @@ use crate::app::{shell, App};
 use crate::boards::library::{Library, POLL};
 use crate::config::Config;
 use crate::engine::embedded::Embedded;
-use crate::engine::Engine;
+use crate::engine::redis::RedisEngine;
+use crate::engine::{Engine, EngineError};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
 use axum::extract::FromRef;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
@@ -125,13 +125,10 @@ fn page_context(ancestors: &str) {
 /// its own random delay) and closes it, lets open requests finish, closes the engine, and is
 /// gone within `shutdown_grace` of the signal.
 pub async fn run(config: Config) -> std::io::Result<()> {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&config.data_dir, config.fsync).map_err(std::io::Error::other)?);
     let metrics = Arc::new(Metrics::default());
-    let engine: Arc<dyn Engine> = Arc::new(
-        Embedded::open(config.retention(), store, metrics.clone())
-            .map_err(std::io::Error::other)?,
-    );
+    let engine = open_engine(&config, metrics.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     let hub = Hub::new(config.queue, engine.clone(), metrics);
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
@@ -208,6 +205,23 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         tracing::warn!("the engine did not close in {left:?}; exiting");
     }
     Ok(())
+}
+
+/// The engine `redis_url` asks for: Redis, shared by every instance that names it, or this
+/// instance's own SQLite file under `data_dir`.
+async fn open_engine(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn Engine>, EngineError> {
+    if config.redis_url.is_empty() {
+        let store = SqliteStore::open(&config.data_dir, config.fsync)
+            .map_err(|e| EngineError::Failed(e.to_string()))?;
+        let engine = Embedded::open(config.retention(), Arc::new(store), metrics)?;
+        return Ok(Arc::new(engine));
+    }
+    let engine = RedisEngine::open(&config.redis_url, config.retention(), metrics).await?;
+    tracing::info!("topics are in Redis, shared by every instance that uses it");
+    Ok(Arc::new(engine))
 }
 
 /// Re-reads the boards directory every [`POLL`] and shows each changed board to its viewers.

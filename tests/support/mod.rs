@@ -17,6 +17,85 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A real `redis-server` on a free loopback port, in a temp dir of its own, with its
+/// append-only file on (fsynced on every write); killed when dropped.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new().unwrap(),
+        };
+        redis.start_again();
+        redis
+    }
+
+    /// `redis://…` for `PULSEBOARD_REDIS_URL`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts it (again) on the same port and directory, so it reads its append-only file.
+    pub fn start_again(&mut self) {
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/setup --tests installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.cli(&["PING"]) == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not answer on port {port}");
+    }
+
+    /// Stops it as an operator would (SHUTDOWN, which writes out its files).
+    pub fn stop(&mut self) {
+        let _ = self.cli(&["SHUTDOWN"]);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// What `redis-cli` prints for a command, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A server process; killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -115,6 +194,12 @@ impl Server {
             exit.success(),
             "the server exits cleanly on SIGTERM: {exit}"
         );
+    }
+
+    /// Kills the server process outright, as a crash or `kill -9` would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub async fn connect(&self) -> Socket {

@@ -1,0 +1,635 @@
+//! The Redis engine, for several instances behind a load balancer: Redis is the authority for
+//! every topic's epoch, offset, entities and bounded history, and the bus between instances.
+//!
+//! A write is planned in Rust against the topic as Redis holds it, then committed by one
+//! script (`commit.lua`) that checks each topic still stands where the write was planned,
+//! and applies, appends, advances and publishes atomically; a topic that moved in between
+//! is read again and the write planned again. Each topic's keys share one hash tag
+//! (`pb:{metric:kpis}:…`), so Redis Cluster could hold them later; a batch over several
+//! topics then needs them in one slot.
+//!
+//! Keys, per topic: `:meta` (hash: epoch, offset), `:state` (hash: entity → JSON payload),
+//! `:exp` (zset: entity → expiry, ms), `:log` (stream: id `offset-0`, field `f` = the event
+//! frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
+//! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<key>`
+//! (a request's idempotency record), `pb:layout` (the version of this layout).
+//!
+//! [`bus`] follows topics over pub/sub and keeps each followed topic gapless.
+
+mod bus;
+
+use super::plan::{self, Entities};
+use super::write::{group, prepare, Authorship, Head, Prepared};
+use super::{
+    Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy, TopicInfo,
+};
+use crate::clock::{now_iso8601, now_ms};
+use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
+use crate::metrics::Metrics;
+use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
+use crate::protocol::Snapshot;
+use bus::Bus;
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script, Value};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// The layout of the keys above; an instance refuses a Redis that holds a newer one.
+const LAYOUT: u64 = 1;
+
+/// How long one command may take before the engine counts Redis as unreachable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a write planned against a topic that moved meanwhile is planned again.
+const ATTEMPTS: usize = 50;
+
+/// How long a request with an idempotency key counts as in flight if its instance dies.
+const IN_FLIGHT_MS: u64 = 60_000;
+
+/// The Redis engine; cheap to clone.
+#[derive(Clone)]
+pub struct RedisEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    retention: Retention,
+    metrics: Arc<Metrics>,
+    commands: ConnectionManager,
+    read: Script,
+    commit: Script,
+    bus: Arc<Bus>,
+}
+
+/// One topic's keys.
+pub(crate) struct Keys {
+    meta: String,
+    state: String,
+    expiries: String,
+    history: String,
+}
+
+impl Keys {
+    pub(crate) fn of(topic: &str) -> Self {
+        Keys {
+            meta: format!("pb:{{{topic}}}:meta"),
+            state: format!("pb:{{{topic}}}:state"),
+            expiries: format!("pb:{{{topic}}}:exp"),
+            history: format!("pb:{{{topic}}}:log"),
+        }
+    }
+}
+
+/// The pub/sub channel a topic's commits are published on.
+pub(crate) fn channel(topic: &str) -> String {
+    format!("pb:{{{topic}}}:events")
+}
+
+/// A topic's channel back to its name.
+pub(crate) fn topic_of(channel: &str) -> Option<&str> {
+    channel.strip_prefix("pb:{")?.strip_suffix("}:events")
+}
+
+pub(crate) fn unreachable(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Unreachable(format!("redis: {e}"))
+}
+
+/// A topic as read from Redis.
+pub(crate) struct Read {
+    epoch: u64,
+    offset: u64,
+    state: BTreeMap<String, Json>,
+    expiries: BTreeMap<String, u64>,
+    history: Vec<(u64, String)>,
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn items(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        _ => &[],
+    }
+}
+
+/// Reads the answer of `read.lua`.
+fn parse_read(value: &Value) -> Result<Read, EngineError> {
+    let bad = || EngineError::Failed("redis: an unexpected answer to a topic read".into());
+    let parts = items(value);
+    let number = |at: usize| -> Option<u64> { text(parts.get(at)?)?.parse().ok() };
+    let (epoch, offset) = (number(0).ok_or_else(bad)?, number(1).unwrap_or(0));
+    let mut state = BTreeMap::new();
+    for pair in items(parts.get(2).ok_or_else(bad)?).chunks(2) {
+        if let [id, payload] = pair {
+            let (id, payload) = (text(id).ok_or_else(bad)?, text(payload).ok_or_else(bad)?);
+            let payload = serde_json::from_str(&payload).map_err(|_| bad())?;
+            state.insert(id, payload);
+        }
+    }
+    let mut expiries = BTreeMap::new();
+    for pair in items(parts.get(3).ok_or_else(bad)?).chunks(2) {
+        if let [id, at] = pair {
+            let at: f64 = text(at).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            expiries.insert(text(id).ok_or_else(bad)?, at as u64);
+        }
+    }
+    let history = parse_history(parts.get(4).ok_or_else(bad)?)?;
+    Ok(Read {
+        epoch,
+        offset,
+        state,
+        expiries,
+        history,
+    })
+}
+
+/// Reads `XRANGE` entries: (offset, frame).
+pub(crate) fn parse_history(value: &Value) -> Result<Vec<(u64, String)>, EngineError> {
+    let bad = || EngineError::Failed("redis: an unexpected history entry".into());
+    items(value)
+        .iter()
+        .map(|entry| {
+            let [id, fields] = items(entry) else {
+                return Err(bad());
+            };
+            let offset = text(id)
+                .and_then(|id| id.split_once('-')?.0.parse().ok())
+                .ok_or_else(bad)?;
+            let frame = items(fields)
+                .chunks(2)
+                .find(|pair| pair.first().and_then(text).as_deref() == Some("f"))
+                .and_then(|pair| text(pair.get(1)?))
+                .ok_or_else(bad)?;
+            Ok((offset, frame))
+        })
+        .collect()
+}
+
+impl Read {
+    fn entities(&self) -> Entities<'_> {
+        Entities {
+            payloads: &self.state,
+            expiries: &self.expiries,
+        }
+    }
+}
+
+impl RedisEngine {
+    /// Connects to Redis at `url`, checks its layout, and starts following topics over
+    /// pub/sub. Fails if Redis cannot be reached now: an instance started against a Redis
+    /// that is not there says so rather than serving nothing.
+    pub async fn open(
+        url: &str,
+        retention: Retention,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
+        let client = redis::Client::open(url).map_err(|e| EngineError::Failed(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let mut commands = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unreachable)?;
+        let layout: Option<u64> = commands.get("pb:layout").await.map_err(unreachable)?;
+        match layout {
+            Some(found) if found > LAYOUT => {
+                return Err(EngineError::Failed(format!(
+                    "this Redis holds Pulseboard's key layout {found}, newer than this version's \
+                     {LAYOUT}: run the newer version, or give this one another Redis"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                let _: () = commands
+                    .set("pb:layout", LAYOUT)
+                    .await
+                    .map_err(unreachable)?;
+            }
+        }
+        let read = Script::new(include_str!("read.lua"));
+        let bus = Bus::start(client, commands.clone(), read.clone(), retention.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                retention,
+                metrics,
+                commands,
+                read,
+                commit: Script::new(include_str!("commit.lua")),
+                bus,
+            }),
+        })
+    }
+}
+
+/// What a commit script answered.
+enum Committed {
+    Done,
+    /// A topic moved since it was read.
+    Moved,
+}
+
+impl Inner {
+    /// A topic as Redis holds it, created (with a new epoch) if it never was.
+    async fn read(&self, topic: &str, with_history: bool) -> Result<Read, EngineError> {
+        read_topic(&self.commands, &self.read, topic, with_history).await
+    }
+
+    async fn publish(&self, batch: Batch, key: Option<String>) -> Result<Outcome, PublishError> {
+        let ops: usize = batch.writes.iter().map(|w| w.ops.len()).sum();
+        if ops > MAX_OPS_PER_REQUEST {
+            return Err(PublishError::TooManyOps);
+        }
+        let started = Instant::now();
+        let result = match key {
+            None => self.apply_batch(&batch, None).await.map(|answer| Outcome {
+                answer,
+                replayed: false,
+            }),
+            Some(key) => self.publish_once(&batch, &key).await,
+        };
+        self.metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// A publish with an idempotency key: the key is claimed in Redis first (`inflight`),
+    /// so a retry sent to another instance meanwhile is told it is in flight; the commit
+    /// replaces the claim with the answer, atomically with the writes.
+    async fn publish_once(&self, batch: &Batch, key: &str) -> Result<Outcome, PublishError> {
+        let fingerprint = idempotency::fingerprint(batch);
+        let record = format!("pb:idem:{key}");
+        let mut commands = self.commands.clone();
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(&record)
+            .arg(format!("inflight|{fingerprint}"))
+            .arg("NX")
+            .arg("PX")
+            .arg(IN_FLIGHT_MS)
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| PublishError::Unavailable(unreachable(e)))?;
+        if claimed.is_none() {
+            let seen: Option<String> = commands
+                .get(&record)
+                .await
+                .map_err(|e| PublishError::Unavailable(unreachable(e)))?;
+            let seen = seen.unwrap_or_default();
+            let mut parts = seen.splitn(3, '|');
+            return match (parts.next(), parts.next(), parts.next()) {
+                (Some("done"), Some(seen), Some(answer)) if seen == fingerprint => {
+                    let answer = serde_json::from_str(answer).map_err(|e| {
+                        PublishError::Unavailable(EngineError::Failed(e.to_string()))
+                    })?;
+                    Ok(Outcome {
+                        answer,
+                        replayed: true,
+                    })
+                }
+                (Some("inflight"), Some(seen), _) if seen == fingerprint => {
+                    Err(PublishError::KeyInFlight)
+                }
+                _ => Err(PublishError::KeyReused),
+            };
+        }
+        let result = self.apply_batch(batch, Some((&record, &fingerprint))).await;
+        if result.is_err() {
+            // Not applied: a retry may try again.
+            let _: Result<(), _> = commands.del(&record).await;
+        }
+        result.map(|answer| Outcome {
+            answer,
+            replayed: false,
+        })
+    }
+
+    async fn apply_batch(
+        &self,
+        batch: &Batch,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<BatchPublished, PublishError> {
+        let groups = group(batch);
+        let by = Authorship {
+            user_id: batch.user_id.clone(),
+            trace_id: batch.trace_id.clone(),
+        };
+        for attempt in 0..ATTEMPTS {
+            let (now, ts) = (now_ms(), now_iso8601());
+            let mut prepared = Vec::with_capacity(groups.len());
+            let mut results = Vec::with_capacity(groups.len());
+            for group in &groups {
+                let topic = self
+                    .read(&group.topic, false)
+                    .await
+                    .map_err(PublishError::Unavailable)?;
+                let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
+                let head = Head {
+                    topic: &group.topic,
+                    epoch: topic.epoch,
+                    offset: topic.offset,
+                    keep: self.retention.history_for(&group.topic),
+                };
+                let ready = prepare(head, changes, &by, &ts);
+                results.push(Published {
+                    topic: group.topic.clone(),
+                    epoch: ready.epoch,
+                    offset: ready.head(),
+                    offsets: ready.offsets(),
+                });
+                prepared.push(ready);
+            }
+            let answer = BatchPublished { results };
+            // The request's record (key, value) replaces its claim in the same commit.
+            let record = idempotency.map(|(key, fingerprint)| {
+                let response = serde_json::to_string(&answer).unwrap_or_default();
+                (key.to_owned(), format!("done|{fingerprint}|{response}"))
+            });
+            match self
+                .commit(&prepared, record)
+                .await
+                .map_err(PublishError::Unavailable)?
+            {
+                Committed::Done => {
+                    let events: usize = prepared.iter().map(|p| p.events.len()).sum();
+                    self.metrics.events_published.inc_by(events as u64);
+                    return Ok(answer);
+                }
+                Committed::Moved => {
+                    // Another instance wrote first: read again, plan again, after a moment
+                    // that grows with the attempts so writers do not keep colliding.
+                    let pause = fastrand::u64(0..=(attempt as u64 + 1) * 2);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+        }
+        Err(PublishError::Unavailable(EngineError::Failed(format!(
+            "the topics kept changing under {ATTEMPTS} attempts to write them; retry"
+        ))))
+    }
+
+    /// Runs the commit script for prepared writes, with an idempotency record (key, value).
+    async fn commit(
+        &self,
+        prepared: &[Prepared],
+        record: Option<(String, String)>,
+    ) -> Result<Committed, EngineError> {
+        let mut invocation = self.commit.prepare_invoke();
+        for write in prepared {
+            let keys = Keys::of(&write.topic);
+            invocation
+                .key(keys.meta)
+                .key(keys.state)
+                .key(keys.expiries)
+                .key(keys.history);
+        }
+        let (record_key, record_value) = record.unwrap_or_default();
+        invocation
+            .key("pb:topics")
+            .key("pb:expiring")
+            .key(if record_key.is_empty() {
+                "pb:idem:"
+            } else {
+                &record_key
+            });
+        invocation
+            .arg(prepared.len())
+            .arg(record_value)
+            .arg(REMEMBER_FOR_MS / 1000);
+        for write in prepared {
+            let finals = write.finals();
+            let (upserts, deletes): (Vec<_>, Vec<_>) =
+                finals.iter().partition(|(_, value)| value.is_some());
+            invocation
+                .arg(&write.topic)
+                .arg(write.epoch)
+                .arg(write.base)
+                .arg(write.keep)
+                .arg(upserts.len())
+                .arg(deletes.len())
+                .arg(write.events.len());
+            for (id, value) in &upserts {
+                let Some((payload, expires_at)) = value else {
+                    continue;
+                };
+                invocation
+                    .arg(*id)
+                    .arg(payload.to_string())
+                    .arg(expires_at.map(|at| at.to_string()).unwrap_or_default());
+            }
+            for (id, _) in &deletes {
+                invocation.arg(*id);
+            }
+            let mut message = String::new();
+            for (offset, _, frame) in &write.events {
+                invocation.arg(*offset).arg(frame.as_str());
+                if !message.is_empty() {
+                    message.push('\n');
+                }
+                message.push_str(frame.as_str());
+            }
+            invocation.arg(message);
+        }
+        let mut commands = self.commands.clone();
+        let answer: Value = invocation
+            .invoke_async(&mut commands)
+            .await
+            .map_err(unreachable)?;
+        match items(&answer).first().and_then(text).as_deref() {
+            Some("ok") => Ok(Committed::Done),
+            Some("conflict") => Ok(Committed::Moved),
+            _ => Err(EngineError::Failed(format!(
+                "redis: an unexpected answer to a commit: {answer:?}"
+            ))),
+        }
+    }
+
+    async fn expire_due(&self) -> Result<usize, EngineError> {
+        let now = now_ms();
+        let mut commands = self.commands.clone();
+        let due: Vec<String> = commands
+            .zrangebyscore("pb:expiring", "-inf", now)
+            .await
+            .map_err(unreachable)?;
+        let mut deleted = 0;
+        for topic in due {
+            // Every instance may expire the same topic; the commit's check makes one of
+            // them do it, and the others find nothing left to delete.
+            for _ in 0..ATTEMPTS {
+                let read = self.read(&topic, false).await?;
+                let changes = plan::expired(read.entities(), now);
+                if changes.is_empty() {
+                    break;
+                }
+                let head = Head {
+                    topic: &topic,
+                    epoch: read.epoch,
+                    offset: read.offset,
+                    keep: self.retention.history_for(&topic),
+                };
+                let by = Authorship {
+                    user_id: None,
+                    trace_id: Some("ttl".into()),
+                };
+                let count = changes.len();
+                let prepared = prepare(head, changes, &by, &now_iso8601());
+                if let Committed::Done = self.commit(std::slice::from_ref(&prepared), None).await? {
+                    deleted += count;
+                    self.metrics.events_published.inc_by(count as u64);
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Runs `read.lua` for one topic.
+pub(crate) async fn read_topic(
+    commands: &ConnectionManager,
+    read: &Script,
+    topic: &str,
+    with_history: bool,
+) -> Result<Read, EngineError> {
+    let keys = Keys::of(topic);
+    let mut commands = commands.clone();
+    let answer: Value = read
+        .key(keys.meta)
+        .key(keys.state)
+        .key(keys.expiries)
+        .key(keys.history)
+        .arg(now_ms().max(1))
+        .arg(if with_history { "1" } else { "0" })
+        .invoke_async(&mut commands)
+        .await
+        .map_err(unreachable)?;
+    parse_read(&answer)
+}
+
+impl Read {
+    /// The copy a follower starts from.
+    pub(crate) fn into_copy(self, name: &str, keep: usize) -> TopicCopy {
+        TopicCopy {
+            name: name.to_owned(),
+            epoch: self.epoch,
+            offset: self.offset,
+            state: self.state,
+            history: self
+                .history
+                .into_iter()
+                .map(|(offset, frame)| (offset, frame.into()))
+                .collect(),
+            keep,
+        }
+    }
+}
+
+impl Engine for RedisEngine {
+    fn deliver_to(&self, deliveries: Weak<dyn Deliveries>) {
+        self.inner.bus.deliver_to(deliveries);
+    }
+
+    fn publish(
+        &self,
+        batch: Batch,
+        key: Option<String>,
+    ) -> BoxFuture<'_, Result<Outcome, PublishError>> {
+        // Runs to the end even if the caller stops waiting: an idempotency claim is settled.
+        let inner = self.inner.clone();
+        let publishing = tokio::spawn(async move { inner.publish(batch, key).await });
+        Box::pin(async move {
+            publishing.await.unwrap_or_else(|e| {
+                Err(PublishError::Unavailable(EngineError::Failed(format!(
+                    "the publish did not finish: {e}"
+                ))))
+            })
+        })
+    }
+
+    fn expire_due(&self) -> BoxFuture<'_, Result<usize, EngineError>> {
+        Box::pin(self.inner.expire_due())
+    }
+
+    fn snapshot<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, EngineError>> {
+        Box::pin(async move {
+            let read = self.inner.read(topic, false).await?;
+            Ok((read.offset > 0).then(|| Snapshot {
+                topic: topic.to_owned(),
+                epoch: read.epoch,
+                offset: read.offset,
+                state: read.state,
+            }))
+        })
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, EngineError>> {
+        Box::pin(async move {
+            let mut commands = self.inner.commands.clone();
+            let mut names: Vec<String> =
+                commands.smembers("pb:topics").await.map_err(unreachable)?;
+            names.sort();
+            let mut topics = Vec::with_capacity(names.len());
+            for topic in names {
+                let keys = Keys::of(&topic);
+                let (epoch, offset): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+                    .arg(&keys.meta)
+                    .arg("epoch")
+                    .arg("offset")
+                    .query_async(&mut commands)
+                    .await
+                    .map_err(unreachable)?;
+                let entities: usize = commands.hlen(&keys.state).await.map_err(unreachable)?;
+                topics.push(TopicInfo {
+                    topic,
+                    epoch: epoch.unwrap_or_default(),
+                    offset: offset.unwrap_or_default(),
+                    entities,
+                });
+            }
+            Ok(topics)
+        })
+    }
+
+    fn follow<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<TopicCopy, EngineError>> {
+        Box::pin(self.inner.bus.follow(topic))
+    }
+
+    fn unfollow(&self, topic: &str) {
+        self.inner.bus.unfollow(topic);
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            let mut commands = self.inner.commands.clone();
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            self.inner.bus.health()?;
+            (pong == "PONG")
+                .then_some(())
+                .ok_or_else(|| unreachable("PING was not answered PONG"))
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        // Every commit is Redis's already; nothing is waiting here.
+        Box::pin(std::future::ready(()))
+    }
+}

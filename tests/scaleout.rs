@@ -1,0 +1,313 @@
+//! Several real instances on one real `redis-server` behave as one server: every event
+//! reaches every instance's subscribers in order, writes from everywhere count once, and
+//! the failures of Redis, of its pub/sub connection and of an instance each end with every
+//! screen on the exact state.
+
+mod support;
+
+use pulseboard::protocol::{Position, ServerFrame};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::{next, subscribe, Redis, Server, Socket};
+
+/// `n` instances on `redis`.
+fn instances(redis: &Redis, n: usize) -> Vec<Server> {
+    let url = redis.url();
+    (0..n)
+        .map(|_| Server::start(&[("PULSEBOARD_REDIS_URL", &url)]))
+        .collect()
+}
+
+fn incr(id: &str) -> Value {
+    json!({"ops": [{"op": "incr", "entity_id": id, "by": 1}]})
+}
+
+/// Follows a topic from its first frame until it holds `until` events: the offsets of every
+/// event received and the snapshots that started it, checking the sync rule on the way.
+async fn follow_until(socket: &mut Socket, until: u64) -> Followed {
+    let mut followed = Followed::default();
+    loop {
+        if let ServerFrame::Snapshot(s) = next(socket).await {
+            followed.take(s);
+            break;
+        }
+    }
+    follow_on(socket, &mut followed, until).await;
+    followed
+}
+
+/// Goes on following until the topic holds `until` events.
+async fn follow_on(socket: &mut Socket, followed: &mut Followed, until: u64) {
+    while followed.at.offset < until {
+        match next(socket).await {
+            ServerFrame::Snapshot(s) => followed.take(s),
+            ServerFrame::Event(e) => {
+                assert_eq!(e.epoch, followed.at.epoch, "an event of another epoch");
+                assert_eq!(
+                    e.offset,
+                    followed.at.offset + 1,
+                    "a gap or a duplicate after {:?}",
+                    followed.at
+                );
+                followed.at.offset = e.offset;
+                followed.offsets.push(e.offset);
+                followed.state.insert(e.entity_id, e.payload);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct Followed {
+    at: Position,
+    offsets: Vec<u64>,
+    snapshots: Vec<Position>,
+    state: BTreeMap<String, Value>,
+}
+
+impl Followed {
+    fn take(&mut self, snapshot: pulseboard::protocol::Snapshot) {
+        self.at = Position {
+            epoch: snapshot.epoch,
+            offset: snapshot.offset,
+        };
+        self.snapshots.push(self.at);
+        self.state = snapshot.state;
+    }
+}
+
+async fn snapshot(server: &Server, topic: &str) -> (u16, Value) {
+    server.get(&format!("/api/v1/topics/{topic}")).await
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_instance_gets_every_event_published_on_the_others_in_order() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 3);
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let mut screen = b.connect().await;
+    subscribe(&mut screen, "metric:hits", None).await;
+    let mut followed = follow_until(&mut screen, 0).await;
+    assert_eq!(followed.at.offset, 0, "an empty topic's snapshot first");
+    let writes = (0..100).flat_map(|n| {
+        [
+            a.publish("metric:hits", incr(&format!("a{}", n % 5))),
+            c.publish("metric:hits", incr(&format!("c{}", n % 5))),
+        ]
+    });
+    for answer in futures_util::future::join_all(writes).await {
+        assert_eq!(answer.status(), 200);
+    }
+    follow_on(&mut screen, &mut followed, 200).await;
+    assert_eq!(followed.offsets, (1..=200).collect::<Vec<_>>());
+    let total: i64 = followed.state.values().map(|v| v.as_i64().unwrap()).sum();
+    assert_eq!(total, 200, "every increment counted once");
+    let (_, now) = snapshot(b, "metric:hits").await;
+    assert_eq!(now["offset"], 200);
+}
+
+#[tokio::test]
+async fn concurrent_increments_spread_over_three_instances_sum_exactly() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 3);
+    let writes = (0..50).map(|n| servers[n % 3].publish("metric:orders", incr("orders")));
+    let answers = futures_util::future::join_all(writes).await;
+    assert!(answers.iter().all(|a| a.status() == 200));
+    for server in &servers {
+        let (status, now) = snapshot(server, "metric:orders").await;
+        assert_eq!(status, 200);
+        assert_eq!(now["state"]["orders"], 50);
+        assert_eq!(now["offset"], 50);
+    }
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_sent_to_another_instance_applies_once() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 2);
+    let post = |server: &Server| {
+        server
+            .http()
+            .post(format!("http://{}/api/v1/topics/metric:pay", server.addr))
+            .header("Idempotency-Key", "charge-42")
+            .json(&incr("paid"))
+            .send()
+    };
+    let first = post(&servers[0]).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let retried = post(&servers[1]).await.unwrap();
+    assert_eq!(retried.status(), 200);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        retried.json::<Value>().await.unwrap(),
+        first,
+        "the first answer"
+    );
+    let (_, now) = snapshot(&servers[1], "metric:pay").await;
+    assert_eq!(now["state"]["paid"], 1, "applied once");
+    // The same key for another request is refused on any instance.
+    let other = servers[1]
+        .http()
+        .post(format!(
+            "http://{}/api/v1/topics/metric:pay",
+            servers[1].addr
+        ))
+        .header("Idempotency-Key", "charge-42")
+        .json(&incr("refunded"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 409);
+}
+
+/// Publishes `count` increments to `topic` on `server`, one after another.
+async fn publish_many(server: &Server, topic: &str, count: usize) {
+    for _ in 0..count {
+        assert_eq!(server.publish(topic, incr("n")).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_pubsub_connection_leaves_no_subscriber_a_gap() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 2);
+    let mut screen = servers[1].connect().await;
+    subscribe(&mut screen, "metric:n", None).await;
+    publish_many(&servers[0], "metric:n", 10).await;
+    // Every pub/sub connection (the instances' followers) is cut; writes go on meanwhile.
+    let killed = redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_ne!(killed, "0", "an instance had a pub/sub connection");
+    publish_many(&servers[0], "metric:n", 20).await;
+    let followed = follow_until(&mut screen, 30).await;
+    assert_eq!(followed.snapshots.len(), 1, "no snapshot after the first");
+    let first = followed.snapshots[0].offset;
+    assert_eq!(followed.offsets, (first + 1..=30).collect::<Vec<_>>());
+    assert_eq!(followed.state["n"], 30);
+}
+
+#[tokio::test]
+async fn redis_restarted_on_its_append_only_file_loses_nothing_and_keeps_every_epoch() {
+    let mut redis = Redis::start();
+    let servers = instances(&redis, 2);
+    publish_many(&servers[0], "metric:n", 5).await;
+    let (_, before) = snapshot(&servers[1], "metric:n").await;
+    let mut screen = servers[1].connect().await;
+    subscribe(&mut screen, "metric:n", None).await;
+    let mut followed = follow_until(&mut screen, 5).await;
+    redis.stop();
+    redis.start_again();
+    // Writes flow again by themselves, in the same epoch.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = servers[0].publish("metric:n", incr("n")).await;
+        if answer.status() == 200 {
+            let answer: Value = answer.json().await.unwrap();
+            assert_eq!(answer["epoch"], before["epoch"], "the same epoch");
+            assert_eq!(answer["offset"], 6, "nothing lost");
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    follow_on(&mut screen, &mut followed, 6).await;
+    assert_eq!(followed.offsets, [6], "the screen carried on");
+    assert_eq!(
+        followed.snapshots.len(),
+        1,
+        "with no snapshot but its first"
+    );
+}
+
+#[tokio::test]
+async fn a_flushed_redis_starts_new_epochs_and_every_screen_takes_a_fresh_snapshot() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 2);
+    publish_many(&servers[0], "metric:n", 5).await;
+    let mut screen = servers[1].connect().await;
+    subscribe(&mut screen, "metric:n", None).await;
+    let before = follow_until(&mut screen, 5).await;
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+    publish_many(&servers[0], "metric:n", 1).await;
+    // A snapshot of the new epoch, holding only what was written since.
+    let started_again = loop {
+        if let ServerFrame::Snapshot(s) = next(&mut screen).await {
+            break s;
+        }
+    };
+    assert_ne!(started_again.epoch, before.at.epoch, "a new epoch");
+    let written_since = started_again.state.get("n").cloned();
+    assert!(written_since.is_none() || written_since == Some(json!(1)));
+    let lost = servers[1].log_lines(&["new epoch", "metric:n"]);
+    assert!(!lost.is_empty(), "the instance logs the data loss");
+}
+
+#[tokio::test]
+async fn with_redis_down_writes_fail_fast_and_healthz_says_so_and_all_comes_back() {
+    let mut redis = Redis::start();
+    let servers = instances(&redis, 2);
+    publish_many(&servers[0], "metric:n", 3).await;
+    let mut screen = servers[1].connect().await;
+    subscribe(&mut screen, "metric:n", None).await;
+    let mut followed = follow_until(&mut screen, 3).await;
+    redis.stop();
+
+    let started = Instant::now();
+    let refused = servers[0].publish("metric:n", incr("n")).await;
+    assert_eq!(refused.status(), 503);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["code"], "engine_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused within a bound"
+    );
+    let (status, health) = servers[0].get("/healthz").await;
+    assert_eq!(status, 503);
+    assert_eq!(health["status"], "unavailable");
+
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers[0].publish("metric:n", incr("n")).await.status() != 200 {
+        assert!(Instant::now() < deadline, "writes did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The screen was never dropped, and gets the write with no gap.
+    follow_on(&mut screen, &mut followed, 4).await;
+    assert_eq!(followed.offsets, [4]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers[0].get("/healthz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "/healthz did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn screens_of_a_killed_instance_resume_on_another_with_no_gap() {
+    let redis = Redis::start();
+    let mut servers = instances(&redis, 3);
+    let a = servers.remove(0);
+    publish_many(&servers[1], "metric:n", 5).await;
+    let mut screen = a.connect().await;
+    subscribe(&mut screen, "metric:n", None).await;
+    let held = follow_until(&mut screen, 5).await;
+    a.kill();
+    publish_many(&servers[1], "metric:n", 7).await;
+    // The screen comes back through the load balancer, to another instance, from where it was.
+    let mut screen = servers[0].connect().await;
+    subscribe(&mut screen, "metric:n", Some(held.at)).await;
+    let mut replayed = Vec::new();
+    loop {
+        match next(&mut screen).await {
+            ServerFrame::Event(e) => replayed.push(e.offset),
+            ServerFrame::Resumed(r) => {
+                assert_eq!(r.replayed, 7);
+                break;
+            }
+            other => panic!("expected the missed events, got {other:?}"),
+        }
+    }
+    assert_eq!(replayed, (6..=12).collect::<Vec<_>>());
+}
