@@ -3,7 +3,7 @@
 //! everyone else; `keys` manages API keys in the data dir itself, which is how the first
 //! admin key comes to exist (and how an operator who lost every admin key gets back in).
 
-use crate::access::keyring::Keyring;
+use crate::access::keyring;
 use crate::access::scope::Scope;
 use crate::config::Config;
 use crate::ops::Op;
@@ -127,12 +127,18 @@ fn parse_ops(args: &[String]) -> Result<Vec<Op>, String> {
 /// Runs `keys`: 0 when done, 1 for a key that does not exist, 2 when the keyring cannot be
 /// opened or written.
 pub fn run_keys(command: KeysCommand, config: &Config) -> ExitCode {
-    let keyring = match Keyring::open(&config.data_dir) {
+    let keyring = match keyring::open(&config.data_dir, &config.redis_url) {
         Ok(keyring) => keyring,
-        Err(e) => {
+        Err(e) if config.redis_url.is_empty() => {
             return fail(format!(
                 "{} cannot be opened: {e}",
                 config.data_dir.display()
+            ))
+        }
+        Err(e) => {
+            return fail(format!(
+                "the keys in {} cannot be read: {e}",
+                config.redis_url
             ))
         }
     };

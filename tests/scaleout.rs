@@ -311,3 +311,56 @@ async fn screens_of_a_killed_instance_resume_on_another_with_no_gap() {
     }
     assert_eq!(replayed, (6..=12).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_by_all() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 3);
+    // Made over the API of A: a publisher's key.
+    let made: Value = servers[0]
+        .http()
+        .post(format!("http://{}/api/v1/keys", servers[0].addr))
+        .json(&json!({"name": "ci", "scopes": ["publish:metric:*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ci = support::client_with_key(made["secret"].as_str().unwrap());
+    let write = |server: &Server| {
+        ci.post(format!("http://{}/api/v1/topics/metric:ci", server.addr))
+            .json(&incr("builds"))
+            .send()
+    };
+    // Known on A at once, and on the others within a second (their keyring's refresh).
+    assert_eq!(write(&servers[0]).await.unwrap().status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for server in &servers[1..] {
+        while write(server).await.unwrap().status() != 200 {
+            assert!(Instant::now() < deadline, "a key made on A is unknown elsewhere");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let id = made["id"].as_str().unwrap();
+    let revoked = servers[0]
+        .http()
+        .delete(format!("http://{}/api/v1/keys/{id}", servers[0].addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // Within a second (the keyring's refresh), C refuses it too.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let answer = write(&servers[2]).await.unwrap();
+        if answer.status() == 401 {
+            let refusal: Value = answer.json().await.unwrap();
+            assert_eq!(refusal["code"], "invalid_key");
+            break;
+        }
+        assert!(Instant::now() < deadline, "C still takes a key revoked on A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(write(&servers[0]).await.unwrap().status(), 401);
+}

@@ -19,7 +19,7 @@ mod session;
 pub mod socket;
 mod sse;
 
-use crate::access::keyring::{Keyring, REFRESH};
+use crate::access::keyring::{self, Keyring, REFRESH};
 use crate::app::{shell, App};
 use crate::boards::library::{Library, POLL};
 use crate::config::Config;
@@ -132,7 +132,9 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let hub = Hub::new(config.queue, engine.clone(), metrics);
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
-    let keyring = Arc::new(Keyring::open(&config.data_dir).map_err(std::io::Error::other)?);
+    let keyring =
+        keyring::open(&config.data_dir, &config.redis_url).map_err(std::io::Error::other)?;
+    let keyring = Arc::new(keyring);
     let guard = limits::Guard::new(config.client_limits());
     let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
     let state = AppState {

@@ -120,7 +120,7 @@ impl Server {
 
     /// A server on the given data dir.
     pub fn start_in(data: &Path, env: &[(&str, &str)]) -> Self {
-        let key = make_key(data, "admin");
+        let key = make_key_in(data, "admin", env);
         let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
         command
             .env("PULSEBOARD_DATA_DIR", data)
@@ -265,9 +265,16 @@ impl Drop for Server {
 
 /// Makes a key in a data dir with the CLI, as an operator would; returns its secret.
 pub fn make_key(data: &Path, scope: &str) -> String {
+    make_key_in(data, scope, &[])
+}
+
+/// Makes a key with the CLI where a server with this environment keeps its keys (its data
+/// dir, or the Redis it names).
+pub fn make_key_in(data: &Path, scope: &str, env: &[(&str, &str)]) -> String {
     let made = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
         .args(["keys", "create", "--name", "tests", "--scope", scope])
         .env("PULSEBOARD_DATA_DIR", data)
+        .envs(env.iter().copied())
         .output()
         .expect("the CLI runs");
     assert!(

@@ -1,26 +1,30 @@
-//! The keyring: API keys and admin sessions, kept in the same SQLite file as the topics
-//! (tables `api_keys` and `sessions`) so a backup of the data dir has them too.
+//! The keyring: API keys and admin sessions, kept where the topics are ([`KeyStorage`]):
+//! in the data dir's SQLite file with the embedded engine ([`sqlite`], so a backup of the data
+//! dir has them too), or in Redis with the Redis engine ([`redis`], so every instance knows
+//! every key, and a key revoked on one is refused by all within [`REFRESH`]).
 //!
 //! A key's secret is 256 random bits, shown once when it is made; only its SHA-256 is stored.
 //! A slow password hash would add nothing: nobody can guess 256 random bits, so a digest
 //! that is fast to check is as safe and keeps every request cheap. Sessions are stored the
 //! same way.
 //!
-//! The server answers from a copy in memory and re-reads the tables every
-//! [`REFRESH`], so keys made or revoked by `pulseboard keys` on the data dir, while the
-//! server runs, take effect within that. A connection open with a key is told when a key
+//! The server answers from a copy in memory and re-reads the storage every [`REFRESH`], so
+//! keys made or revoked elsewhere (by `pulseboard keys`, by another instance) while the
+//! server runs take effect within that. A connection open with a key is told when a key
 //! goes out of force ([`Revocation`]) rather than asking every second: ten thousand screens
 //! would otherwise be ten thousand timers and wake-ups a second, doing nothing.
+
+mod redis;
+mod sqlite;
 
 use super::scope::Scope;
 use crate::clock::now_ms;
 use crate::store::StoreError;
 use parking_lot::{Mutex, RwLock};
-use rusqlite::{params, Connection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -64,8 +68,41 @@ struct Known {
     in_force: HashSet<String>,
 }
 
+/// Where keys and sessions are kept. Keys are found by the digest of their secret, sessions
+/// by the digest of their token; neither secret nor token is ever stored.
+pub trait KeyStorage: Send + Sync {
+    fn add_key(&self, digest: &str, record: &KeyRecord) -> Result<(), StoreError>;
+    /// Marks a key revoked at `at_ms` and ends its sessions; a key already revoked stays as
+    /// it was.
+    fn revoke_key(&self, id: &str, at_ms: u64) -> Result<(), StoreError>;
+    /// Every key, revoked ones included, with its digest, oldest first.
+    fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError>;
+    /// Adds a session, dropping those that ended by `now_ms`.
+    fn add_session(
+        &self,
+        digest: &str,
+        key_id: &str,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    fn end_session(&self, digest: &str) -> Result<(), StoreError>;
+    /// The sessions that have not ended by `now_ms`: (digest, key id, end).
+    fn sessions(&self, now_ms: u64) -> Result<Vec<(String, String, u64)>, StoreError>;
+}
+
+/// The keyring that goes with the engine: in Redis when the topics are, else in the data
+/// dir's SQLite file.
+pub fn open(data_dir: &Path, redis_url: &str) -> Result<Keyring, StoreError> {
+    let storage: Box<dyn KeyStorage> = if redis_url.is_empty() {
+        Box::new(sqlite::SqliteKeys::open(data_dir)?)
+    } else {
+        Box::new(redis::RedisKeys::open(redis_url)?)
+    };
+    Keyring::new(storage)
+}
+
 pub struct Keyring {
-    path: PathBuf,
+    storage: Box<dyn KeyStorage>,
     known: RwLock<Known>,
     /// Held through each refresh, so a slow one that read before a change cannot replace
     /// the copy a later one made after it.
@@ -96,6 +133,22 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// Scopes as stored: space-separated. One that no longer parses (written by a later
+/// version) grants nothing rather than failing every key.
+fn parse_scopes(text: &str) -> Vec<Scope> {
+    text.split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn format_scopes(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn digest(secret: &str) -> String {
     format!("{:x}", Sha256::digest(secret.as_bytes()))
 }
@@ -108,44 +161,16 @@ fn random_hex(bytes: usize) -> Result<String, StoreError> {
 }
 
 impl Keyring {
-    /// Opens the keyring in `data_dir` (creating its tables) and reads it.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
+    /// A keyring over `storage`, read once.
+    pub fn new(storage: Box<dyn KeyStorage>) -> Result<Self, StoreError> {
         let keyring = Keyring {
-            path: data_dir.join("pulseboard.db"),
+            storage,
             known: RwLock::default(),
             refreshing: Mutex::new(()),
             revocations: watch::Sender::new(0),
         };
-        keyring
-            .connect()?
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS api_keys (
-                 id TEXT PRIMARY KEY,
-                 digest TEXT NOT NULL UNIQUE,
-                 name TEXT NOT NULL,
-                 scopes TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL,
-                 revoked_ms INTEGER
-             );
-             CREATE TABLE IF NOT EXISTS sessions (
-                 digest TEXT PRIMARY KEY,
-                 key_id TEXT NOT NULL,
-                 expires_ms INTEGER NOT NULL
-             );",
-            )
-            .map_err(failed)?;
         keyring.refresh()?;
         Ok(keyring)
-    }
-
-    fn connect(&self) -> Result<Connection, StoreError> {
-        let connection = Connection::open(&self.path).map_err(failed)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
-            .map_err(failed)?;
-        Ok(connection)
     }
 
     /// Makes a key with these scopes.
@@ -158,38 +183,24 @@ impl Keyring {
             created_ms: now_ms(),
             revoked_ms: None,
         };
-        let scopes = record
-            .scopes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>();
-        self.connect()?
-            .execute(
-                "INSERT INTO api_keys (id, digest, name, scopes, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![record.id, digest(&secret), record.name, scopes.join(" "), record.created_ms as i64],
-            )
-            .map_err(failed)?;
+        self.storage.add_key(&digest(&secret), &record)?;
         self.refresh()?;
         Ok(NewKey { record, secret })
     }
 
     /// Every key, revoked ones included, oldest first.
     pub fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        Ok(self.read()?.into_iter().map(|(_, record)| record).collect())
+        Ok(self
+            .storage
+            .keys()?
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
     }
 
     /// Revokes a key, and ends its sessions. `None` if there is no key with that id.
     pub fn revoke(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let connection = self.connect()?;
-        connection
-            .execute(
-                "UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
-                params![id, now_ms() as i64],
-            )
-            .map_err(failed)?;
-        connection
-            .execute("DELETE FROM sessions WHERE key_id = ?1", params![id])
-            .map_err(failed)?;
+        self.storage.revoke_key(id, now_ms())?;
         self.refresh()?;
         Ok(self.list()?.into_iter().find(|record| record.id == id))
     }
@@ -222,31 +233,15 @@ impl Keyring {
         let token = random_hex(32)?;
         let now = now_ms();
         let expires = now + SESSION_LIFETIME.as_millis() as u64;
-        let connection = self.connect()?;
-        connection
-            .execute(
-                "DELETE FROM sessions WHERE expires_ms <= ?1",
-                params![now as i64],
-            )
-            .map_err(failed)?;
-        connection
-            .execute(
-                "INSERT INTO sessions (digest, key_id, expires_ms) VALUES (?1, ?2, ?3)",
-                params![digest(&token), key.id, expires as i64],
-            )
-            .map_err(failed)?;
+        self.storage
+            .add_session(&digest(&token), &key.id, expires, now)?;
         self.refresh()?;
         Ok(token)
     }
 
     /// Ends a session (a logout); unknown tokens are ignored.
     pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        self.connect()?
-            .execute(
-                "DELETE FROM sessions WHERE digest = ?1",
-                params![digest(token)],
-            )
-            .map_err(failed)?;
+        self.storage.end_session(&digest(token))?;
         self.refresh()
     }
 
@@ -257,23 +252,11 @@ impl Keyring {
         (*expires > now_ms()).then(|| key.clone())
     }
 
-    /// Re-reads keys and sessions from the file; drops sessions that have ended.
+    /// Re-reads keys and sessions from the storage; drops sessions that have ended.
     pub fn refresh(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.refreshing.lock();
-        let records = self.read()?;
-        let connection = self.connect()?;
-        // Only reads: this runs every second, and must not take the write lock the store's
-        // writer works under. Ended sessions are deleted when the next one starts.
-        let mut statement = connection
-            .prepare("SELECT digest, key_id, expires_ms FROM sessions WHERE expires_ms > ?1")
-            .map_err(failed)?;
-        let sessions: Vec<(String, String, i64)> = statement
-            .query_map(params![now_ms() as i64], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .map_err(failed)?
-            .collect::<Result<_, _>>()
-            .map_err(failed)?;
+        let records = self.storage.keys()?;
+        let sessions = self.storage.sessions(now_ms())?;
         let mut known = Known::default();
         let mut by_id = HashMap::new();
         for (digest, record) in records {
@@ -286,7 +269,7 @@ impl Keyring {
         }
         for (digest, key_id, expires) in sessions {
             if let Some(key) = by_id.get(&key_id) {
-                known.sessions.insert(digest, (key.clone(), expires as u64));
+                known.sessions.insert(digest, (key.clone(), expires));
             }
         }
         let revoked = {
@@ -302,46 +285,5 @@ impl Keyring {
             self.revocations.send_modify(|count| *count += 1);
         }
         Ok(())
-    }
-
-    fn read(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
-        let connection = self.connect()?;
-        let mut statement = connection
-            .prepare(
-                "SELECT digest, id, name, scopes, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, id",
-            )
-            .map_err(failed)?;
-        let rows: Vec<(String, String, String, String, i64, Option<i64>)> = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
-            })
-            .map_err(failed)?
-            .collect::<Result<_, _>>()
-            .map_err(failed)?;
-        Ok(rows
-            .into_iter()
-            .map(|(digest, id, name, scopes, created, revoked)| {
-                let record = KeyRecord {
-                    id,
-                    name,
-                    // Scopes were checked when the key was made; one that no longer parses
-                    // (written by a later version) grants nothing rather than failing all.
-                    scopes: scopes
-                        .split_whitespace()
-                        .filter_map(|s| s.parse().ok())
-                        .collect(),
-                    created_ms: created as u64,
-                    revoked_ms: revoked.map(|ms| ms as u64),
-                };
-                (digest, record)
-            })
-            .collect())
     }
 }
