@@ -5,11 +5,13 @@
 
 mod support;
 
+use futures_util::StreamExt;
 use pulseboard::protocol::{Position, ServerFrame};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{next, subscribe, Redis, Server, Socket};
+use tokio_tungstenite::tungstenite::Message;
 
 /// `n` instances on `redis`.
 fn instances(redis: &Redis, n: usize) -> Vec<Server> {
@@ -338,7 +340,10 @@ async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_b
     let deadline = Instant::now() + Duration::from_secs(3);
     for server in &servers[1..] {
         while write(server).await.unwrap().status() != 200 {
-            assert!(Instant::now() < deadline, "a key made on A is unknown elsewhere");
+            assert!(
+                Instant::now() < deadline,
+                "a key made on A is unknown elsewhere"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -359,8 +364,84 @@ async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_b
             assert_eq!(refusal["code"], "invalid_key");
             break;
         }
-        assert!(Instant::now() < deadline, "C still takes a key revoked on A");
+        assert!(
+            Instant::now() < deadline,
+            "C still takes a key revoked on A"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(write(&servers[0]).await.unwrap().status(), 401);
+}
+
+/// Waits for a presence frame of `board` listing `count` viewers; their ids.
+async fn viewers(socket: &mut Socket, board: &str, count: usize, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{board} never showed {count} viewers"
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(left, socket.next()).await
+        else {
+            continue;
+        };
+        if let Ok(ServerFrame::Presence(p)) = serde_json::from_str(text.as_str()) {
+            if p.board == board && p.viewers.len() == count {
+                return p.viewers.into_iter().map(|v| v.id).collect();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_leave() {
+    let redis = Redis::start();
+    let mut servers = instances(&redis, 2);
+    let (mut on_a, mut on_b) = (servers[0].connect().await, servers[1].connect().await);
+    support::send(&mut on_a, json!({"type": "join", "board": "ops"})).await;
+    support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
+    let seen_on_a = viewers(&mut on_a, "ops", 2, Duration::from_secs(10)).await;
+    let seen_on_b = viewers(&mut on_b, "ops", 2, Duration::from_secs(10)).await;
+    assert_eq!(seen_on_a, seen_on_b, "the same two viewers everywhere");
+    assert_ne!(
+        seen_on_a[0], seen_on_a[1],
+        "no two instances name a viewer alike"
+    );
+    // A dies without a word: its viewer leaves B's list within the documented bound.
+    let a = servers.remove(0);
+    let started = Instant::now();
+    a.kill();
+    viewers(&mut on_b, "ops", 1, Duration::from_secs(25)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(22),
+        "within TTL + refresh (20 s)"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_asked_of_one_instance_reaches_the_screens_of_every_instance() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 2);
+    let mut on_b = servers[1].connect().await;
+    support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
+    let asked = servers[0]
+        .http()
+        .post(format!("http://{}/api/v1/screens/reload", servers[0].addr))
+        .json(&json!({"within_s": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "B's screen was not asked to reload"
+        );
+        if let ServerFrame::Reload { within_ms } = next(&mut on_b).await {
+            assert_eq!(within_ms, 1000);
+            break;
+        }
+    }
 }

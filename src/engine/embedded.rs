@@ -18,7 +18,7 @@ use crate::clock::{now_iso8601, now_ms};
 use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{EventKind, Snapshot};
+use crate::protocol::{EventKind, Snapshot, Viewer};
 use crate::store::{Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
@@ -537,6 +537,26 @@ impl Engine for Embedded {
             slot.topic.lock().followed = false;
         }
         self.inner.release_if_unused(topic);
+    }
+
+    // The only instance: every viewer is its own, every screen its own to reload.
+    fn instance_tag(&self) -> String {
+        String::new()
+    }
+
+    fn share_presence(&self, _board: &str, _viewers: Vec<Viewer>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn others_viewing<'a>(
+        &'a self,
+        _board: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn reload_elsewhere(&self, _within_ms: u64) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {

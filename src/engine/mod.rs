@@ -23,7 +23,7 @@ mod write;
 
 use crate::encoded::EncodedFrame;
 use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
-use crate::protocol::{pattern_matches, EventKind, Snapshot};
+use crate::protocol::{pattern_matches, EventKind, Snapshot, Viewer};
 use futures_util::future::BoxFuture;
 use plan::OpError;
 use serde_json::Value;
@@ -95,6 +95,12 @@ pub trait Deliveries: Send + Sync {
     /// history let go of some, or the topic started a new epoch): its copy now, from which
     /// every local subscriber starts again with a snapshot.
     fn reset(&self, copy: TopicCopy);
+
+    /// Another instance's viewers of `board` changed: ask [`Engine::others_viewing`].
+    fn viewers_changed(&self, board: &str);
+
+    /// Another instance asked every screen to reload within `within_ms`.
+    fn reload(&self, within_ms: u64);
 }
 
 /// The engine could not do what was asked; nothing of it happened.
@@ -187,6 +193,22 @@ pub trait Engine: Send + Sync + 'static {
 
     /// This instance no longer follows `topic`.
     fn unfollow(&self, topic: &str);
+
+    /// This instance's part of viewer ids, so no two instances name a viewer alike; empty
+    /// when this instance is the only one.
+    fn instance_tag(&self) -> String;
+
+    /// Tells the other instances who views `board` here now (an empty list: nobody).
+    fn share_presence(&self, board: &str, viewers: Vec<Viewer>) -> BoxFuture<'_, ()>;
+
+    /// Who views `board` on the other instances.
+    fn others_viewing<'a>(
+        &'a self,
+        board: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>>;
+
+    /// Asks every other instance's screens to reload within `within_ms`.
+    fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()>;
 
     /// Whether the engine can serve: `/healthz` answers 503 with the reason when not, so a
     /// load balancer takes this instance out.

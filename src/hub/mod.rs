@@ -32,6 +32,10 @@ pub type ConnectionId = u64;
 pub struct Hub {
     /// Frames queued per connection before it counts as too slow.
     queue: usize,
+    /// Boards whose viewers here changed, to tell the other instances, in order.
+    presence_changed: tokio::sync::mpsc::UnboundedSender<String>,
+    /// The hub itself, for the tasks it starts.
+    this: Weak<Hub>,
     engine: Arc<dyn Engine>,
     metrics: Arc<Metrics>,
     follows: Mutex<HashMap<String, Arc<Followed>>>,
@@ -49,18 +53,28 @@ struct Followed {
 impl Hub {
     /// A hub for this instance, taking the engine's deliveries.
     pub fn new(queue: usize, engine: Arc<dyn Engine>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new_cyclic(|hub: &Weak<Hub>| {
+        let (presence_changed, changes) = tokio::sync::mpsc::unbounded_channel();
+        let hub = Arc::new_cyclic(|hub: &Weak<Hub>| {
             let deliveries: Weak<dyn Deliveries> = hub.clone();
             engine.deliver_to(deliveries);
             Hub {
                 queue,
+                presence_changed,
+                this: hub.clone(),
+                boards: Mutex::new(Boards::new(engine.instance_tag())),
                 engine,
                 metrics,
                 follows: Mutex::default(),
-                boards: Mutex::default(),
                 next_connection: AtomicU64::new(1),
             }
-        })
+        });
+        tokio::spawn(share_presence(Arc::downgrade(&hub), changes));
+        hub
+    }
+
+    /// The viewer id a connection has in presence frames.
+    pub fn viewer_id(&self, connection: ConnectionId) -> String {
+        self.boards.lock().viewer_id(connection)
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -150,10 +164,12 @@ impl Hub {
         self.boards
             .lock()
             .join(board, connection, outbox, &now_iso8601());
+        let _ = self.presence_changed.send(board.to_owned());
     }
 
     pub fn leave(&self, board: &str, connection: ConnectionId) {
         self.boards.lock().leave(board, connection);
+        let _ = self.presence_changed.send(board.to_owned());
     }
 
     /// Shows every viewer of a board its new definition (its file changed).
@@ -208,12 +224,17 @@ impl Hub {
         still
     }
 
-    /// Asks every open board page to reload itself within `within`; returns how many pages
-    /// were asked. For after a deploy that changed the page itself, or a wedged screen.
-    pub fn reload_screens(&self, within: std::time::Duration) -> usize {
-        let frame = encode(&ServerFrame::Reload {
-            within_ms: within.as_millis() as u64,
-        });
+    /// Asks every open board page, on this instance and the others, to reload itself within
+    /// `within`; returns how many pages of this instance were asked. For after a deploy that
+    /// changed the page itself, or a wedged screen.
+    pub async fn reload_screens(&self, within: std::time::Duration) -> usize {
+        let within_ms = within.as_millis() as u64;
+        self.engine.reload_elsewhere(within_ms).await;
+        self.reload_here(within_ms)
+    }
+
+    fn reload_here(&self, within_ms: u64) -> usize {
+        let frame = encode(&ServerFrame::Reload { within_ms });
         self.boards.lock().send_to_all(&frame)
     }
 }
@@ -232,5 +253,37 @@ impl Deliveries for Hub {
             return;
         };
         followed.follow.lock().reset(copy);
+    }
+
+    fn viewers_changed(&self, board: &str) {
+        if !self.boards.lock().watches(board) {
+            return;
+        }
+        let (hub, board) = (self.this.clone(), board.to_owned());
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let Ok(others) = engine.others_viewing(&board).await else {
+                return;
+            };
+            if let Some(hub) = hub.upgrade() {
+                hub.boards.lock().remote(&board, others);
+            }
+        });
+    }
+
+    fn reload(&self, within_ms: u64) {
+        self.reload_here(within_ms);
+    }
+}
+
+/// Tells the other instances, in order, who views each board here whenever that changes;
+/// each time with the viewers as they are then, so a burst of joins is one message.
+async fn share_presence(hub: Weak<Hub>, mut changes: tokio::sync::mpsc::UnboundedReceiver<String>) {
+    while let Some(board) = changes.recv().await {
+        let Some(hub) = hub.upgrade() else { return };
+        let viewers = hub.boards.lock().local_viewers(&board);
+        let engine = hub.engine.clone();
+        drop(hub);
+        engine.share_presence(&board, viewers).await;
     }
 }

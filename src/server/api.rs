@@ -382,7 +382,7 @@ async fn reload_screens(
         .field("within_s"));
     }
     let within = std::time::Duration::from_secs(request.within_s);
-    let screens = state.hub.reload_screens(within);
+    let screens = state.hub.reload_screens(within).await;
     tracing::info!(
         screens,
         within_s = request.within_s,

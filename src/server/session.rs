@@ -10,7 +10,6 @@ use crate::boards::library::Library;
 use crate::encoded::{encode, EncodedFrame};
 use crate::engine::{Engine, Outcome, PublishError};
 use crate::hub::outbox::{Inbox, Outbox};
-use crate::hub::presence::viewer_id;
 use crate::hub::{ConnectionId, Hub};
 use crate::ops::Publish;
 use crate::protocol::{
@@ -71,7 +70,7 @@ impl Session {
     /// The first frame on every connection: its viewer id and the heartbeat it will get.
     pub async fn welcome(&self, heartbeat: Heartbeat) {
         self.reply(ServerFrame::Welcome(Welcome {
-            connection: viewer_id(self.id),
+            connection: self.hub.viewer_id(self.id),
             server: env!("CARGO_PKG_VERSION").into(),
             heartbeat_ms: heartbeat.interval.as_millis() as u64,
             idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,

@@ -13,6 +13,7 @@
 //! A topic is subscribed before it is read, so no commit falls between the copy a follower
 //! starts from and the first message it gets.
 
+use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL};
 use super::{channel, parse_history, read_topic, topic_of, unreachable, Keys};
 use crate::engine::{Committed, Deliveries, EngineError, Retention, TopicCopy};
 use crate::protocol::{Event, Position};
@@ -42,6 +43,8 @@ pub(crate) struct Bus {
     requests: mpsc::UnboundedSender<Request>,
     /// Whether the pub/sub connection is up.
     connected: AtomicBool,
+    /// This instance, to tell its own presence and reload messages from others'.
+    instance: String,
 }
 
 /// Where a followed topic stands as delivered.
@@ -85,6 +88,7 @@ impl Bus {
         commands: ConnectionManager,
         read: Script,
         retention: Retention,
+        instance: String,
     ) -> Arc<Self> {
         let (requests, waiting) = mpsc::unbounded_channel();
         let bus = Arc::new(Bus {
@@ -95,6 +99,7 @@ impl Bus {
             deliveries: OnceLock::new(),
             requests,
             connected: AtomicBool::new(false),
+            instance,
         });
         tokio::spawn(run(Arc::downgrade(&bus), client, waiting));
         bus
@@ -104,7 +109,7 @@ impl Bus {
         let _ = self.deliveries.set(deliveries);
     }
 
-    fn deliveries(&self) -> Option<Arc<dyn Deliveries>> {
+    pub(crate) fn deliveries(&self) -> Option<Arc<dyn Deliveries>> {
         self.deliveries.get().and_then(Weak::upgrade)
     }
 
@@ -160,6 +165,24 @@ impl Bus {
     pub(crate) fn unfollow(&self, topic: &str) {
         if self.followed.lock().remove(topic).is_some() {
             let _ = self.requests.send(Request::Unsubscribe(topic.to_owned()));
+        }
+    }
+
+    /// A message on a channel that is not a topic's: presence, or a reload.
+    fn announced(&self, channel: &str, payload: &str) {
+        let (Some(what), Some(deliveries)) =
+            (from_elsewhere(payload, &self.instance), self.deliveries())
+        else {
+            return;
+        };
+        match channel {
+            PRESENCE_CHANNEL => deliveries.viewers_changed(what),
+            RELOAD_CHANNEL => {
+                if let Ok(within_ms) = what.parse() {
+                    deliveries.reload(within_ms);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -347,8 +370,9 @@ async fn run(
         };
         let (mut sink, mut stream) = pubsub.split();
         let topics: Vec<String> = bus_now.followed.lock().keys().cloned().collect();
-        let channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
-        if !channels.is_empty() && sink.subscribe(&channels).await.is_err() {
+        let mut channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
+        channels.extend([PRESENCE_CHANNEL.to_owned(), RELOAD_CHANNEL.to_owned()]);
+        if sink.subscribe(&channels).await.is_err() {
             drop(bus_now);
             tokio::time::sleep(RECONNECT).await;
             continue;
@@ -364,13 +388,13 @@ async fn run(
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Some(bus) = bus.upgrade() else { return };
-                    let (Some(topic), Ok(payload)) = (
-                        topic_of(message.get_channel_name()),
-                        std::str::from_utf8(message.get_payload_bytes()),
-                    ) else {
+                    let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
                         continue;
                     };
-                    bus.arrived(topic, payload).await;
+                    match topic_of(message.get_channel_name()) {
+                        Some(topic) => bus.arrived(topic, payload).await,
+                        None => bus.announced(message.get_channel_name(), payload),
+                    }
                 }
                 request = requests.recv() => {
                     let Some(request) = request else { return };

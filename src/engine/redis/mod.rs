@@ -17,6 +17,7 @@
 //! [`bus`] follows topics over pub/sub and keeps each followed topic gapless.
 
 mod bus;
+mod presence;
 
 use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
@@ -27,9 +28,10 @@ use crate::clock::{now_iso8601, now_ms};
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::Snapshot;
+use crate::protocol::{Snapshot, Viewer};
 use bus::Bus;
 use futures_util::future::BoxFuture;
+use presence::Presence;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 use serde_json::Value as Json;
@@ -62,6 +64,7 @@ struct Inner {
     read: Script,
     commit: Script,
     bus: Arc<Bus>,
+    presence: Arc<Presence>,
 }
 
 /// One topic's keys.
@@ -91,6 +94,11 @@ pub(crate) fn channel(topic: &str) -> String {
 /// A topic's channel back to its name.
 pub(crate) fn topic_of(channel: &str) -> Option<&str> {
     channel.strip_prefix("pb:{")?.strip_suffix("}:events")
+}
+
+/// Six random hex digits naming this instance among the others.
+fn random_tag() -> String {
+    format!("{:06x}", fastrand::u32(..0x0100_0000))
 }
 
 pub(crate) fn unreachable(e: impl std::fmt::Display) -> EngineError {
@@ -221,7 +229,19 @@ impl RedisEngine {
             }
         }
         let read = Script::new(include_str!("read.lua"));
-        let bus = Bus::start(client, commands.clone(), read.clone(), retention.clone());
+        let instance = random_tag();
+        let bus = Bus::start(
+            client,
+            commands.clone(),
+            read.clone(),
+            retention.clone(),
+            instance.clone(),
+        );
+        let presence = Arc::new(Presence::new(commands.clone(), instance));
+        tokio::spawn(presence::keep_fresh(
+            Arc::downgrade(&presence),
+            Arc::downgrade(&bus),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 retention,
@@ -230,6 +250,7 @@ impl RedisEngine {
                 read,
                 commit: Script::new(include_str!("commit.lua")),
                 bus,
+                presence,
             }),
         })
     }
@@ -612,6 +633,34 @@ impl Engine for RedisEngine {
 
     fn unfollow(&self, topic: &str) {
         self.inner.bus.unfollow(topic);
+    }
+
+    fn instance_tag(&self) -> String {
+        self.inner.presence.instance.clone()
+    }
+
+    fn share_presence(&self, board: &str, viewers: Vec<Viewer>) -> BoxFuture<'_, ()> {
+        let board = board.to_owned();
+        Box::pin(async move {
+            if let Err(e) = self.inner.presence.share(&board, viewers).await {
+                tracing::warn!(board, "sharing who views the board: {e}");
+            }
+        })
+    }
+
+    fn others_viewing<'a>(
+        &'a self,
+        board: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>> {
+        Box::pin(self.inner.presence.others(board))
+    }
+
+    fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.inner.presence.reload(within_ms).await {
+                tracing::warn!("asking the other instances to reload their screens: {e}");
+            }
+        })
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {
