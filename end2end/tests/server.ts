@@ -1,6 +1,7 @@
 // Starts and stops real Pulseboard servers for the browser tests.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -19,6 +20,45 @@ export interface Server {
   publish(topic: string, ops: object[]): Promise<void>;
   /** Stops the server with SIGTERM and waits for it to exit. */
   stop(): Promise<void>;
+}
+
+/** A real redis-server on a free loopback port, in a temp dir, for tests of several instances. */
+export interface Redis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startRedis(): Promise<Redis> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const dir = mkdtempSync(join(tmpdir(), "pulseboard-redis-"));
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir], {
+    stdio: "ignore",
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (let attempt = 0; ; attempt++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (up) break;
+    if (attempt > 100) throw new Error(`redis-server did not listen on ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}/`,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }
 
 /** A fresh boards directory holding the repository's demo board file. */
@@ -46,9 +86,10 @@ export async function startServer(
   if (!bin) throw new Error("PULSEBOARD_BIN must name the built server (scripts/test sets it)");
   const boardsDir = options.boardsDir ?? boardsCopy();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "pulseboard-e2e-"));
-  // Made with the CLI on the data dir, as an operator makes the first admin key.
+  // Made with the CLI where the server keeps its keys (its data dir, or the Redis its
+  // settings name), as an operator makes the first admin key.
   const key = execFileSync(bin, ["keys", "create", "--name", "e2e", "--scope", "admin"], {
-    env: { ...process.env, PULSEBOARD_DATA_DIR: dataDir },
+    env: { ...process.env, PULSEBOARD_DATA_DIR: dataDir, ...options.env },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"],
   }).trim();
