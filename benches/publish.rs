@@ -52,26 +52,45 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    // With PULSEBOARD_REDIS_URL the servers use the Redis engine (fsync is then Redis's
+    // business, so only one pass); PULSEBOARD_BENCH_INSTANCES of them share the clients.
+    let redis = std::env::var_os("PULSEBOARD_REDIS_URL").is_some();
+    let instances: usize = std::env::var("PULSEBOARD_BENCH_INSTANCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    assert!(instances == 1 || redis, "several instances share topics only over Redis");
     println!("| workload | fsync | clients | requests/s | ops/s | p50 ms | p99 ms |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
-    for fsync in [false, true] {
-        let server = Server::start(&[
-            ("PULSEBOARD_FSYNC", if fsync { "true" } else { "false" }),
-            ("PULSEBOARD_DEMO", "false"),
-            // Thousands of requests a second with one key is the point here.
-            ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
-        ]);
+    let passes: &[bool] = if redis { &[false] } else { &[false, true] };
+    for &fsync in passes {
+        let servers: Vec<Server> = (0..instances)
+            .map(|_| {
+                Server::start(&[
+                    ("PULSEBOARD_FSYNC", if fsync { "true" } else { "false" }),
+                    ("PULSEBOARD_DEMO", "false"),
+                    // Thousands of requests a second with one key is the point here.
+                    ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
+                ])
+            })
+            .collect();
+        let label = match (redis, fsync) {
+            (true, _) => format!("Redis, {instances} instance(s)"),
+            (false, true) => "on".into(),
+            (false, false) => "off".into(),
+        };
         for workload in &WORKLOADS {
-            run(&server, workload, fsync, Duration::from_secs(seconds)).await;
+            run(&servers, workload, &label, Duration::from_secs(seconds)).await;
         }
     }
 }
 
-async fn run(server: &Server, workload: &Workload, fsync: bool, length: Duration) {
+async fn run(servers: &[Server], workload: &Workload, label: &str, length: Duration) {
     let started = Instant::now();
     let deadline = started + length;
     let tasks: Vec<_> = (0..workload.clients)
         .map(|client| {
+            let server = &servers[client % servers.len()];
             let url = format!(
                 "http://{}/api/v1/topics/bench:{}",
                 server.addr,
@@ -105,7 +124,7 @@ async fn run(server: &Server, workload: &Workload, fsync: bool, length: Duration
     println!(
         "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} |",
         workload.name,
-        if fsync { "on" } else { "off" },
+        label,
         workload.clients,
         requests,
         requests * workload.ops_per_request as f64,

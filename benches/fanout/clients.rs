@@ -20,6 +20,15 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Handshakes in flight at once, per process.
 const CONCURRENT_HANDSHAKES: usize = 64;
 
+/// Servers as `--server` takes them: comma-separated.
+pub fn servers_arg(servers: &[SocketAddr]) -> String {
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn micros_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -30,7 +39,8 @@ pub fn micros_now() -> u64 {
 #[derive(Clone)]
 pub struct Share {
     pub adapter: Adapter,
-    pub server: SocketAddr,
+    /// The servers the subscribers connect to, round-robin (several instances on one Redis).
+    pub servers: Vec<SocketAddr>,
     pub topics: Vec<String>,
     /// Index of this share's first subscriber in the whole, so topics and source addresses
     /// go round-robin over all processes alike.
@@ -136,12 +146,13 @@ impl InProcess {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(share.count.max(1));
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_HANDSHAKES));
-        let url = share.adapter.url(&share.server.to_string());
         let mut subscribers = Vec::with_capacity(share.count);
         for i in share.first..share.first + share.count {
             let source = Ipv4Addr::new(127, 0, 0, 1 + (i % share.sources as usize) as u8);
             let topic = share.topics[i % share.topics.len()].clone();
-            let (adapter, url, server) = (share.adapter.clone(), url.clone(), share.server);
+            let server = share.servers[i % share.servers.len()];
+            let url = share.adapter.url(&server.to_string());
+            let adapter = share.adapter.clone();
             let (received, measuring, ready, permits, mut stopped) = (
                 received.clone(),
                 measuring.clone(),
@@ -250,7 +261,7 @@ impl ChildShare {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args(["--child", "--protocol", share.adapter.name()])
-            .args(["--server", &share.server.to_string()])
+            .args(["--server", &servers_arg(&share.servers)])
             .args(["--first", &first.to_string()])
             .args(["--subscribers", &count.to_string()])
             .args(["--topics", &share.topics.len().to_string()])

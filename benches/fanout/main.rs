@@ -50,6 +50,9 @@ struct Options {
     server: Option<String>,
     /// The running server's process, for its resident memory.
     server_pid: Option<u32>,
+    /// Pulseboard instances to start (on the Redis in PULSEBOARD_REDIS_URL) and spread the
+    /// subscribers over.
+    instances: usize,
     json: bool,
     /// Fail unless at least 99% of the expected messages arrive.
     require_delivery: bool,
@@ -70,6 +73,7 @@ impl Options {
             idle: false,
             server: None,
             server_pid: None,
+            instances: 1,
             json: false,
             require_delivery: false,
             child: None,
@@ -91,6 +95,7 @@ impl Options {
                 "--idle" => options.idle = true,
                 "--server" => options.server = Some(value()),
                 "--server-pid" => options.server_pid = Some(value().parse().expect("a pid")),
+                "--instances" => options.instances = value().parse().expect("a count"),
                 "--json" => options.json = true,
                 "--child" => options.child = Some(0),
                 "--first" => options.child = Some(value().parse().expect("an index")),
@@ -145,7 +150,10 @@ async fn main() {
             .expect("a child is given --server");
         return clients::serve_as_child(Share {
             adapter: options.adapter,
-            server: server.parse().expect("host:port"),
+            servers: server
+                .split(',')
+                .map(|s| s.parse().expect("host:port"))
+                .collect(),
             topics,
             first,
             count: options.subscribers,
@@ -154,38 +162,56 @@ async fn main() {
         .await;
     }
 
-    let started_server;
-    let (addr, pid) = match &options.server {
-        Some(addr) => (addr.clone(), options.server_pid),
+    let started_servers: Vec<Server>;
+    let (addrs, pids): (Vec<String>, Vec<u32>) = match &options.server {
+        Some(addr) => (vec![addr.clone()], options.server_pid.into_iter().collect()),
         None => {
             assert_eq!(
                 options.adapter,
                 Adapter::Pulseboard,
                 "give --server for another protocol"
             );
+            assert!(
+                options.instances == 1 || std::env::var_os("PULSEBOARD_REDIS_URL").is_some(),
+                "several instances share topics only over Redis: set PULSEBOARD_REDIS_URL"
+            );
             // The tool's own connections and publishes are the load: the limits per address
-            // and per key would refuse them.
-            started_server = Server::start(&[
-                ("PULSEBOARD_DEMO", "false"),
-                ("PULSEBOARD_CONNECTIONS_PER_IP", "1000000"),
-                ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
-            ]);
-            std::env::set_var("PULSEBOARD_KEY", &started_server.key);
-            (started_server.addr.clone(), Some(started_server.child.id()))
+            // and per key would refuse them. With PULSEBOARD_REDIS_URL in the environment the
+            // servers (and the key the first makes) use that Redis.
+            started_servers = (0..options.instances)
+                .map(|_| {
+                    Server::start(&[
+                        ("PULSEBOARD_DEMO", "false"),
+                        ("PULSEBOARD_CONNECTIONS_PER_IP", "1000000"),
+                        ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
+                    ])
+                })
+                .collect();
+            std::env::set_var("PULSEBOARD_KEY", &started_servers[0].key);
+            started_servers
+                .iter()
+                .map(|s| (s.addr.clone(), s.child.id()))
+                .unzip()
         }
     };
-    let server: SocketAddr = addr.parse().expect("--server is host:port on loopback");
+    let servers: Vec<SocketAddr> = addrs
+        .iter()
+        .map(|a| a.parse().expect("--server is host:port on loopback"))
+        .collect();
     assert!(
-        server.ip().is_loopback(),
+        servers.iter().all(|s| s.ip().is_loopback()),
         "the load tool only talks to loopback"
     );
+    // Events are published to the first server; subscribers are spread over all of them.
+    let (addr, servers_count) = (addrs[0].clone(), servers.len());
     let http = reqwest::Client::new();
-    let rss_before = pid.and_then(resident_kib);
+    let resident = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| resident_kib(*p)).sum() };
+    let rss_before = resident(&pids);
 
     let connect_started = Instant::now();
     let share = Share {
         adapter: options.adapter.clone(),
-        server,
+        servers,
         topics: topics.clone(),
         first: 0,
         count: options.subscribers,
@@ -195,7 +221,7 @@ async fn main() {
     let connect_seconds = connect_started.elapsed().as_secs_f64();
     let connected = options.subscribers - group.failed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = pid.and_then(resident_kib);
+    let rss_idle = resident(&pids);
     let kib_per_connection = match (rss_before, rss_idle) {
         (Some(before), Some(idle)) if connected > 0 => {
             Some(idle.saturating_sub(before) as f64 / connected as f64)
@@ -251,6 +277,7 @@ async fn main() {
     let delivered_per_second = (elapsed > 0.0).then(|| tally.received as f64 / elapsed);
     let result = json!({
         "protocol": options.adapter.name(),
+        "instances": servers_count,
         "subscribers": options.subscribers,
         "connected": connected,
         "processes": options.processes,
