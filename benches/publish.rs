@@ -59,7 +59,10 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    assert!(instances == 1 || redis, "several instances share topics only over Redis");
+    assert!(
+        instances == 1 || redis,
+        "several instances share topics only over Redis"
+    );
     println!("| workload | fsync | clients | requests/s | ops/s | p50 ms | p99 ms |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     let passes: &[bool] = if redis { &[false] } else { &[false, true] };
@@ -75,7 +78,7 @@ async fn main() {
             })
             .collect();
         let label = match (redis, fsync) {
-            (true, _) => format!("Redis, {instances} instance(s)"),
+            (true, _) => format!("Redis × {instances}"),
             (false, true) => "on".into(),
             (false, false) => "off".into(),
         };
@@ -103,7 +106,12 @@ async fn run(servers: &[Server], workload: &Workload, label: &str, length: Durat
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     let response = http.post(&url).json(&body).send().await.unwrap();
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(
+                        response.status(),
+                        200,
+                        "{}",
+                        response.text().await.unwrap_or_default()
+                    );
                     latencies.push(sent.elapsed());
                 }
                 latencies

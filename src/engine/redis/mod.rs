@@ -35,7 +35,7 @@ use presence::Presence;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,9 @@ struct Inner {
     commit: Script,
     bus: Arc<Bus>,
     presence: Arc<Presence>,
+    /// One writer per topic on this instance: requests here wait their turn rather than
+    /// collide in Redis and plan again. Only writers on other instances can collide.
+    writers: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// One topic's keys.
@@ -251,6 +254,7 @@ impl RedisEngine {
                 commit: Script::new(include_str!("commit.lua")),
                 bus,
                 presence,
+                writers: parking_lot::Mutex::default(),
             }),
         })
     }
@@ -348,11 +352,57 @@ impl Inner {
             user_id: batch.user_id.clone(),
             trace_id: batch.trace_id.clone(),
         };
+        // In name order, so two batches over the same topics never each hold one the other
+        // waits for.
+        let mut names: Vec<&str> = groups.iter().map(|g| g.topic.as_str()).collect();
+        names.sort_unstable();
+        let locks: Vec<_> = names.iter().map(|name| self.writer(name)).collect();
+        let mut _turns = Vec::with_capacity(locks.len());
+        for lock in &locks {
+            _turns.push(lock.lock().await);
+        }
+        let result = self.commit_planned(&groups, &by, idempotency).await;
+        drop(_turns);
+        drop(locks);
+        for name in names {
+            self.release_writer(name);
+        }
+        result
+    }
+
+    /// The lock one writer per topic on this instance holds.
+    fn writer(&self, topic: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.writers
+            .lock()
+            .entry(topic.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets a topic's writer lock once nobody holds or waits for it.
+    fn release_writer(&self, topic: &str) {
+        let mut writers = self.writers.lock();
+        if writers
+            .get(topic)
+            .is_some_and(|w| Arc::strong_count(w) == 1)
+        {
+            writers.remove(topic);
+        }
+    }
+
+    /// Plans the groups against the topics as Redis holds them and commits them, planning
+    /// again when another instance wrote first.
+    async fn commit_planned(
+        &self,
+        groups: &[super::write::Grouped],
+        by: &Authorship,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<BatchPublished, PublishError> {
         for attempt in 0..ATTEMPTS {
             let (now, ts) = (now_ms(), now_iso8601());
             let mut prepared = Vec::with_capacity(groups.len());
             let mut results = Vec::with_capacity(groups.len());
-            for group in &groups {
+            for group in groups {
                 let topic = self
                     .read(&group.topic, false)
                     .await
@@ -364,7 +414,7 @@ impl Inner {
                     offset: topic.offset,
                     keep: self.retention.history_for(&group.topic),
                 };
-                let ready = prepare(head, changes, &by, &ts);
+                let ready = prepare(head, changes, by, &ts);
                 results.push(Published {
                     topic: group.topic.clone(),
                     epoch: ready.epoch,
