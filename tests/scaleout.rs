@@ -445,3 +445,40 @@ async fn a_reload_asked_of_one_instance_reaches_the_screens_of_every_instance() 
         }
     }
 }
+
+#[tokio::test]
+async fn an_event_stream_resumes_on_another_instance_from_its_last_event_id() {
+    let redis = Redis::start();
+    let mut servers = instances(&redis, 3);
+    let a = servers.remove(0);
+    publish_many(&servers[1], "metric:n", 3).await;
+    let mut stream = support::EventStream::open(&a, "topics=metric:n", None).await;
+    let mut last_id = None;
+    while last_id.is_none() {
+        let message = stream.next().await;
+        if let ServerFrame::Snapshot(_) = message.frame {
+            last_id = message.id;
+        }
+    }
+    drop(stream);
+    a.kill();
+    publish_many(&servers[1], "metric:n", 4).await;
+    // The browser's EventSource reconnects on its own with Last-Event-ID, through the load
+    // balancer, here to another instance.
+    let last_id = last_id.unwrap();
+    let mut stream =
+        support::EventStream::open(&servers[0], "topics=metric:n", Some(&last_id)).await;
+    let mut missed = Vec::new();
+    loop {
+        match stream.next().await.frame {
+            ServerFrame::Event(e) => missed.push(e.offset),
+            ServerFrame::Resumed(r) => {
+                assert_eq!(r.replayed, 4);
+                break;
+            }
+            ServerFrame::Welcome(_) => {}
+            other => panic!("expected only the missed events, got {other:?}"),
+        }
+    }
+    assert_eq!(missed, [4, 5, 6, 7]);
+}

@@ -361,3 +361,62 @@ pub fn sample(metrics: &str, name: &str) -> f64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no sample {name} in:\n{metrics}"))
 }
+
+/// One Server-Sent Events stream, read message by message.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffered: String,
+}
+
+/// A message of the stream: its id, if it had one, and its frame.
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub frame: ServerFrame,
+}
+
+impl EventStream {
+    pub async fn open(server: &Server, query: &str, last_event_id: Option<&str>) -> EventStream {
+        let mut request = server
+            .http()
+            .get(format!("http://{}/sse?{query}", server.addr));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        EventStream {
+            response,
+            buffered: String::new(),
+        }
+    }
+
+    pub async fn next(&mut self) -> SseMessage {
+        loop {
+            if let Some((message, rest)) = self.buffered.split_once("\n\n") {
+                let (message, rest) = (message.to_owned(), rest.to_owned());
+                self.buffered = rest;
+                let field = |name: &str| {
+                    message
+                        .lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .map(|value| value.trim_start().to_owned())
+                };
+                let Some(data) = field("data:") else { continue };
+                return SseMessage {
+                    id: field("id:"),
+                    frame: serde_json::from_str(&data).unwrap(),
+                };
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
+                .await
+                .expect("a message within 5 s")
+                .unwrap()
+                .expect("the stream is open");
+            self.buffered.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
