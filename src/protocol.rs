@@ -106,6 +106,12 @@ pub enum ServerFrame {
     /// An operator asked every screen to reload (`POST /api/v1/screens/reload`): reload the
     /// page after a random delay below `within_ms`, so screens do not all return at once.
     Reload { within_ms: u64 },
+    /// The server cannot reach where its topics are (Redis is down): nothing changes until
+    /// it can. Keep showing what you have, marked as not updating; `fresh` follows when the
+    /// server can again, and the events in between arrive as usual.
+    Stale { reason: String },
+    /// The server reaches its topics again after `stale`.
+    Fresh,
     /// The answer to a `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -37,3 +37,34 @@ test("a board open on instances A and B updates live from a publish to C, and bo
     await redis.stop();
   }
 });
+
+test("while Redis is down a board keeps its last state, marked as not updating, and catches up after", async ({
+  page,
+}) => {
+  let redis = await startRedis();
+  const env = { PULSEBOARD_REDIS_URL: redis.url };
+  const servers: Server[] = [];
+  try {
+    for (let n = 0; n < 2; n++) servers.push(await startServer({ env }));
+    const [a, b] = servers;
+    await a.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 10 }]);
+    await openBoard(page, a);
+    const signups = page.locator('.counter[data-entity="signups"] .counter-value');
+    await expect(signups).toHaveAttribute("data-value", "10");
+
+    await redis.stop();
+    await expect(page.locator(".board-stale")).toBeVisible();
+    await expect(page.locator("main.board")).toHaveClass(/\bstale\b/);
+    await expect(signups).toHaveAttribute("data-value", "10");
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+
+    redis = await startRedis({ port: redis.port, dir: redis.dir });
+    await expect(page.locator(".board-stale")).toHaveCount(0);
+    await expect(page.locator("main.board")).not.toHaveClass(/\bstale\b/);
+    await b.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 11 }]);
+    await expect(signups).toHaveAttribute("data-value", "11");
+  } finally {
+    for (const server of servers) await server.stop();
+    await redis.stop();
+  }
+});

@@ -22,23 +22,30 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** A real redis-server on a free loopback port, in a temp dir, for tests of several instances. */
+/** A real redis-server on a loopback port, in a temp dir, for tests of several instances. */
 export interface Redis {
   url: string;
+  port: number;
+  dir: string;
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<Redis> {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), "pulseboard-redis-"));
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir], {
-    stdio: "ignore",
-  });
+/**
+ * Starts redis-server with its append-only file on: on a free port in a new dir, or (to
+ * start one again after `stop`) on the port and dir given.
+ */
+export async function startRedis(again?: { port: number; dir: string }): Promise<Redis> {
+  const port =
+    again?.port ??
+    (await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    }));
+  const dir = again?.dir ?? mkdtempSync(join(tmpdir(), "pulseboard-redis-"));
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", dir];
+  const child = spawn("redis-server", args, { stdio: "ignore" });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   for (let attempt = 0; ; attempt++) {
     const up = await new Promise<boolean>((resolve) => {
@@ -54,6 +61,8 @@ export async function startRedis(): Promise<Redis> {
   }
   return {
     url: `redis://127.0.0.1:${port}/`,
+    port,
+    dir,
     async stop() {
       child.kill("SIGTERM");
       await exited;

@@ -36,6 +36,8 @@ pub struct Hub {
     presence_changed: tokio::sync::mpsc::UnboundedSender<String>,
     /// The hub itself, for the tasks it starts.
     this: Weak<Hub>,
+    /// Why the engine cannot be reached, while it cannot: every page is told.
+    stale: Mutex<Option<String>>,
     engine: Arc<dyn Engine>,
     metrics: Arc<Metrics>,
     follows: Mutex<HashMap<String, Arc<Followed>>>,
@@ -61,6 +63,7 @@ impl Hub {
                 queue,
                 presence_changed,
                 this: hub.clone(),
+                stale: Mutex::default(),
                 boards: Mutex::new(Boards::new(engine.instance_tag())),
                 engine,
                 metrics,
@@ -165,6 +168,33 @@ impl Hub {
             .lock()
             .join(board, connection, outbox, &now_iso8601());
         let _ = self.presence_changed.send(board.to_owned());
+        if let Some(reason) = self.stale.lock().clone() {
+            outbox.try_push(encode(&ServerFrame::Stale { reason }));
+        }
+    }
+
+    /// Tells every page when the engine stops being reachable (`stale`, with why) and when
+    /// it is again (`fresh`); nothing while it stays as it was.
+    pub fn engine_health(&self, unreachable: Option<String>) {
+        let mut stale = self.stale.lock();
+        if *stale == unreachable {
+            return;
+        }
+        let frame = match &unreachable {
+            Some(reason) => {
+                tracing::warn!("the engine cannot be reached ({reason}): screens are told they are not updating");
+                ServerFrame::Stale {
+                    reason: reason.clone(),
+                }
+            }
+            None => {
+                tracing::info!("the engine answers again: screens are told they are current");
+                ServerFrame::Fresh
+            }
+        };
+        *stale = unreachable;
+        drop(stale);
+        self.boards.lock().send_to_all(&encode(&frame));
     }
 
     pub fn leave(&self, board: &str, connection: ConnectionId) {

@@ -139,6 +139,8 @@ pub struct Live {
     pub announcement: RwSignal<String>,
     /// Why the server refused this page (its close reason), once it has.
     pub refusal: RwSignal<Option<String>>,
+    /// Why the board is not updating, while the server says it cannot reach its topics.
+    pub stale: RwSignal<Option<String>>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
@@ -161,6 +163,7 @@ impl Live {
             clock: RwSignal::new(0.0),
             announcement: RwSignal::new(String::new()),
             refusal: RwSignal::new(None),
+            stale: RwSignal::new(None),
             writes: writes::Writes::default(),
             topics: StoredValue::new(topics),
         }
@@ -201,7 +204,11 @@ impl Live {
         match frame {
             ServerFrame::Welcome(welcome) => {
                 self.presence.update(|p| p.me = Some(welcome.connection));
+                // A new connection: the server says `stale` again if it still is.
+                self.stale.set(None);
             }
+            ServerFrame::Stale { reason } => self.stale.set(Some(reason)),
+            ServerFrame::Fresh => self.stale.set(None),
             ServerFrame::Snapshot(snapshot) => {
                 if let Some(view) = self.find(&snapshot.topic) {
                     let now = self.clock.get_untracked();

@@ -115,6 +115,7 @@ fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
             class="board"
             class:snap=move || live.snap.get()
             class:kiosk=screen.kiosk
+            class:stale=move || live.stale.with(Option::is_some)
             data-theme=screen.theme
             data-board=name
         >
@@ -125,6 +126,12 @@ fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
                 <ConnectionStatusBadge live/>
             </header>
             {problem}
+            {move || live.stale.get().map(|reason| view! {
+                <div class="board-problem board-stale" role="status">
+                    <strong>"Not updating."</strong>
+                    " The server cannot reach its data (" {reason} "). This is the last it had; it catches up by itself."
+                </div>
+            })}
             {move || live.refusal.get().map(|reason| view! {
                 <div class="board-problem board-refused" role="alert">
                     <strong>"This screen has no access to the board any more."</strong>

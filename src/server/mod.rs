@@ -156,6 +156,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // Tests and scripts read this line to learn the port when `listen` ends in :0.
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let expiry = tokio::spawn(expire_entities(engine.clone()));
+    let health = tokio::spawn(watch_health(engine.clone(), hub.clone()));
     let upkeep = tokio::spawn(keep_access_current(keyring, guard.clone()));
     let demo = config
         .demo
@@ -190,6 +191,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         _ = deadline => tracing::warn!("open requests and connections did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
+    health.abort();
     upkeep.abort();
     reloading.abort();
     if let Some(demo) = demo {
@@ -258,6 +260,17 @@ async fn keep_access_current(keyring: Arc<Keyring>, guard: Arc<limits::Guard>) {
         if ticks.is_multiple_of(60) {
             guard.forget_idle();
         }
+    }
+}
+
+/// Asks the engine every second whether it can serve, and has the hub tell every page when
+/// that changes.
+async fn watch_health(engine: Arc<dyn Engine>, hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let health = engine.health().await;
+        hub.engine_health(health.err().map(|e| e.to_string()));
     }
 }
 
