@@ -25,6 +25,15 @@ pub struct Metrics {
     pub idle_closed: Counter,
     /// Time from a publish arriving at the engine to its events being queued, in seconds.
     pub publish_seconds: Histogram,
+    /// 1 while the engine can be reached, 0 while it cannot (Redis down).
+    pub engine_up: Gauge,
+    /// Writes planned again because another instance wrote the topic first (Redis).
+    pub replans: Counter,
+    /// Gaps in a followed topic's events filled from its history (Redis).
+    pub gaps_filled: Counter,
+    /// Followed topics read again whole, their screens re-snapshotted: the history no
+    /// longer reached back, or the topic started a new epoch (Redis).
+    pub topic_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -39,6 +48,30 @@ impl Default for Metrics {
         let catch_ups = Counter::default();
         // 50 µs to about 1.6 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let engine_up = Gauge::default();
+        engine_up.set(1);
+        let (replans, gaps_filled, topic_reloads) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register(
+            "engine_up",
+            "1 while the engine (Redis, with several instances) can be reached, else 0",
+            engine_up.clone(),
+        );
+        registry.register(
+            "replans",
+            "Writes planned again because another instance wrote the topic first",
+            replans.clone(),
+        );
+        registry.register(
+            "gaps_filled",
+            "Gaps in a followed topic's events filled from its history",
+            gaps_filled.clone(),
+        );
+        registry.register(
+            "topic_reloads",
+            "Followed topics read again whole, their screens re-snapshotted",
+            topic_reloads.clone(),
+        );
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -89,6 +122,10 @@ impl Default for Metrics {
             catch_ups,
             idle_closed,
             publish_seconds,
+            engine_up,
+            replans,
+            gaps_filled,
+            topic_reloads,
         }
     }
 }

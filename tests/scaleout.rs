@@ -189,6 +189,8 @@ async fn a_dropped_pubsub_connection_leaves_no_subscriber_a_gap() {
     let first = followed.snapshots[0].offset;
     assert_eq!(followed.offsets, (first + 1..=30).collect::<Vec<_>>());
     assert_eq!(followed.state["n"], 30);
+    let metrics = servers[1].metrics().await;
+    assert!(support::sample(&metrics, "pulseboard_gaps_filled_total") >= 1.0);
 }
 
 #[tokio::test]
@@ -269,6 +271,14 @@ async fn with_redis_down_writes_fail_fast_and_healthz_says_so_and_all_comes_back
     let (status, health) = servers[0].get("/healthz").await;
     assert_eq!(status, 503);
     assert_eq!(health["status"], "unavailable");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while support::sample(&servers[0].metrics().await, "pulseboard_engine_up") != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "/metrics did not say the engine is down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     redis.start_again();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -192,6 +192,7 @@ impl Hub {
                 ServerFrame::Fresh
             }
         };
+        self.metrics.engine_up.set(i64::from(unreachable.is_none()));
         *stale = unreachable;
         drop(stale);
         self.boards.lock().send_to_all(&encode(&frame));

@@ -16,6 +16,7 @@
 use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL};
 use super::{channel, parse_history, read_topic, topic_of, unreachable, Keys};
 use crate::engine::{Committed, Deliveries, EngineError, Retention, TopicCopy};
+use crate::metrics::Metrics;
 use crate::protocol::{Event, Position};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -45,6 +46,7 @@ pub(crate) struct Bus {
     connected: AtomicBool,
     /// This instance, to tell its own presence and reload messages from others'.
     instance: String,
+    metrics: Arc<Metrics>,
 }
 
 /// Where a followed topic stands as delivered.
@@ -89,6 +91,7 @@ impl Bus {
         read: Script,
         retention: Retention,
         instance: String,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let (requests, waiting) = mpsc::unbounded_channel();
         let bus = Arc::new(Bus {
@@ -100,6 +103,7 @@ impl Bus {
             requests,
             connected: AtomicBool::new(false),
             instance,
+            metrics,
         });
         tokio::spawn(run(Arc::downgrade(&bus), client, waiting));
         bus
@@ -265,6 +269,7 @@ impl Bus {
                 events = filled.len(),
                 "filled a gap from the history"
             );
+            self.metrics.gaps_filled.inc();
             self.deliver(topic, at.epoch, filled);
         }
     }
@@ -276,6 +281,7 @@ impl Bus {
             return;
         };
         let copy = read.into_copy(topic, self.retention.history_for(topic));
+        self.metrics.topic_reloads.inc();
         let was = self.followed.lock().get(topic).copied();
         if let Some(Track::Ready(was)) = was {
             if was.epoch != copy.epoch {

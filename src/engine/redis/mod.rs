@@ -239,6 +239,7 @@ impl RedisEngine {
             read.clone(),
             retention.clone(),
             instance.clone(),
+            metrics.clone(),
         );
         let presence = Arc::new(Presence::new(commands.clone(), instance));
         tokio::spawn(presence::keep_fresh(
@@ -440,6 +441,7 @@ impl Inner {
                     return Ok(answer);
                 }
                 Committed::Moved => {
+                    self.metrics.replans.inc();
                     // Another instance wrote first: read again, plan again, after a moment
                     // that grows with the attempts so writers do not keep colliding.
                     let pause = fastrand::u64(0..=(attempt as u64 + 1) * 2);
