@@ -128,7 +128,7 @@ async fn concurrent_increments_spread_over_three_instances_sum_exactly() {
 #[tokio::test]
 async fn an_idempotent_retry_sent_to_another_instance_applies_once() {
     let redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     let post = |server: &Server| {
         server
             .http()
@@ -176,7 +176,7 @@ async fn publish_many(server: &Server, topic: &str, count: usize) {
 #[tokio::test]
 async fn a_dropped_pubsub_connection_leaves_no_subscriber_a_gap() {
     let redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     let mut screen = servers[1].connect().await;
     subscribe(&mut screen, "metric:n", None).await;
     publish_many(&servers[0], "metric:n", 10).await;
@@ -196,7 +196,7 @@ async fn a_dropped_pubsub_connection_leaves_no_subscriber_a_gap() {
 #[tokio::test]
 async fn redis_restarted_on_its_append_only_file_loses_nothing_and_keeps_every_epoch() {
     let mut redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     publish_many(&servers[0], "metric:n", 5).await;
     let (_, before) = snapshot(&servers[1], "metric:n").await;
     let mut screen = servers[1].connect().await;
@@ -229,7 +229,7 @@ async fn redis_restarted_on_its_append_only_file_loses_nothing_and_keeps_every_e
 #[tokio::test]
 async fn a_flushed_redis_starts_new_epochs_and_every_screen_takes_a_fresh_snapshot() {
     let redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     publish_many(&servers[0], "metric:n", 5).await;
     let mut screen = servers[1].connect().await;
     subscribe(&mut screen, "metric:n", None).await;
@@ -252,7 +252,7 @@ async fn a_flushed_redis_starts_new_epochs_and_every_screen_takes_a_fresh_snapsh
 #[tokio::test]
 async fn with_redis_down_writes_fail_fast_and_healthz_says_so_and_all_comes_back() {
     let mut redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     publish_many(&servers[0], "metric:n", 3).await;
     let mut screen = servers[1].connect().await;
     subscribe(&mut screen, "metric:n", None).await;
@@ -407,7 +407,7 @@ async fn viewers(socket: &mut Socket, board: &str, count: usize, within: Duratio
 #[tokio::test]
 async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_leave() {
     let redis = Redis::start();
-    let mut servers = instances(&redis, 2);
+    let mut servers = instances(&redis, 3);
     let (mut on_a, mut on_b) = (servers[0].connect().await, servers[1].connect().await);
     support::send(&mut on_a, json!({"type": "join", "board": "ops"})).await;
     support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
@@ -432,7 +432,7 @@ async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_
 #[tokio::test]
 async fn a_reload_asked_of_one_instance_reaches_the_screens_of_every_instance() {
     let redis = Redis::start();
-    let servers = instances(&redis, 2);
+    let servers = instances(&redis, 3);
     let mut on_b = servers[1].connect().await;
     support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
     let asked = servers[0]
