@@ -26,6 +26,9 @@ use crate::protocol::{Coalesced, EventKind, Position, Resumed, ServerFrame, Snap
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+/// At most this many deliveries are kept while a copy loads.
+const MAX_EARLY: usize = 1_000;
+
 /// Past this many changed entities a subscriber that fell behind gets a snapshot instead.
 pub const MAX_COALESCED: usize = 10_000;
 
@@ -314,7 +317,11 @@ impl Follow {
     /// gone are dropped. Returns how many frames were queued.
     pub fn deliver(&mut self, epoch: u64, events: &[Committed]) -> u64 {
         if !self.loaded {
-            self.early.push((epoch, events.to_vec()));
+            // Bounded: what does not fit is filled in again by the engine, which follows on
+            // from its copy, not from what it delivered meanwhile.
+            if self.early.len() < MAX_EARLY {
+                self.early.push((epoch, events.to_vec()));
+            }
             return 0;
         }
         let mut queued = 0;
@@ -322,16 +329,13 @@ impl Follow {
             if event.offset <= self.offset {
                 continue;
             }
-            // The engine delivers every event after its copy, in order: a jump here would be
-            // an engine that lost events.
-            debug_assert!(
-                epoch == self.epoch && event.offset == self.offset + 1,
-                "{}: event ({epoch}, {}) after ({}, {})",
-                self.name,
-                event.offset,
-                self.epoch,
-                self.offset
-            );
+            // Only what follows on is applied: an event of another epoch, or after a gap, is
+            // left for the engine, which fills the gap or resets the copy (a subscriber must
+            // never see a gap).
+            if epoch != self.epoch || event.offset != self.offset + 1 {
+                tracing::debug!(topic = %self.name, epoch, offset = event.offset, at = self.offset, "an event that does not follow on, left for the engine to fill");
+                continue;
+            }
             let (offset, frame, entity) = (event.offset, &event.frame, &event.entity_id);
             self.offset = offset;
             match event.kind {

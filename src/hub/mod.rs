@@ -101,6 +101,10 @@ impl Hub {
         name: &str,
         resume: Option<Position>,
     ) -> Result<bool, EngineError> {
+        // However this ends, a follow nobody uses is let go: also when the caller stops
+        // waiting (its connection closed) while the copy loads. Made first, so it is dropped
+        // last, after this call's own reference to the follow.
+        let _release = Release { hub: self, name };
         let followed = self
             .follows
             .lock()
@@ -126,9 +130,6 @@ impl Hub {
             Err(e) => Err(e),
         };
         drop(followed);
-        if !matches!(subscribed, Ok(true)) {
-            self.release_if_unused(name);
-        }
         subscribed
     }
 
@@ -142,6 +143,8 @@ impl Hub {
 
     /// Stops following a topic once no local connection reads it.
     fn release_if_unused(&self, name: &str) {
+        // Unfollowed whether or not its copy ever loaded: a follow abandoned half way may
+        // still be subscribed on the engine.
         let mut follows = self.follows.lock();
         // The map's own reference is the only one: no subscribe is under way, and none can
         // start while the map is locked.
@@ -149,11 +152,9 @@ impl Hub {
             Arc::strong_count(followed) == 1 && followed.follow.lock().subscriber_count() == 0
         });
         if unused {
-            let followed = follows.remove(name);
+            follows.remove(name);
             // Inside the lock: a subscribe that follows the topic again comes after this.
-            if followed.is_some_and(|f| f.loaded.initialized()) {
-                self.engine.unfollow(name);
-            }
+            self.engine.unfollow(name);
         }
     }
 
@@ -308,13 +309,28 @@ impl Deliveries for Hub {
 }
 
 /// Tells the other instances, in order, who views each board here whenever that changes;
-/// each time with the viewers as they are then, so a burst of joins is one message.
+/// each time with the viewers as they are then, so a burst of joins is one message. Then
+/// reads theirs, so a board's first viewer here sees the others at once.
 async fn share_presence(hub: Weak<Hub>, mut changes: tokio::sync::mpsc::UnboundedReceiver<String>) {
     while let Some(board) = changes.recv().await {
         let Some(hub) = hub.upgrade() else { return };
         let viewers = hub.boards.lock().local_viewers(&board);
         let engine = hub.engine.clone();
-        drop(hub);
         engine.share_presence(&board, viewers).await;
+        if let Ok(others) = engine.others_viewing(&board).await {
+            hub.boards.lock().remote(&board, others);
+        }
+    }
+}
+
+/// Lets go of a topic's follow if nothing uses it, when dropped.
+struct Release<'a> {
+    hub: &'a Hub,
+    name: &'a str,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.hub.release_if_unused(self.name);
     }
 }

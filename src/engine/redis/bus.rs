@@ -50,12 +50,27 @@ pub(crate) struct Bus {
 }
 
 /// Where a followed topic stands as delivered.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Track {
     /// Its copy is being read; events that arrive meanwhile are delivered as they are (the
     /// hub keeps them for after the copy), the newest noted here.
     Loading(Option<Position>),
     Ready(Position),
+}
+
+/// A follow under way; dropped before it finished (its caller went away), it stops
+/// following the topic again.
+struct Abandoned<'a> {
+    bus: &'a Bus,
+    topic: Option<&'a str>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(topic) = self.topic {
+            self.bus.unfollow(topic);
+        }
+    }
 }
 
 enum Request {
@@ -125,11 +140,16 @@ impl Bus {
         }
     }
 
-    /// Subscribes to a topic's channel, then reads its copy.
+    /// Subscribes to a topic's channel, then reads its copy. A follow given up half way (its
+    /// caller went away) unsubscribes again.
     pub(crate) async fn follow(&self, topic: &str) -> Result<TopicCopy, EngineError> {
         self.followed
             .lock()
             .insert(topic.to_owned(), Track::Loading(None));
+        let mut abandoned = Abandoned {
+            bus: self,
+            topic: Some(topic),
+        };
         let (done, subscribed) = oneshot::channel();
         let _ = self
             .requests
@@ -145,27 +165,24 @@ impl Bus {
         match copy {
             Ok(read) => {
                 let copy = read.into_copy(topic, self.retention.history_for(topic));
-                let mut at = Position {
+                // From the copy, not from what arrived meanwhile: what arrived may have a gap
+                // the hub skipped, and the next message or position check fills it.
+                let at = Position {
                     epoch: copy.epoch,
                     offset: copy.offset,
                 };
-                if let Some(Track::Loading(Some(seen))) = followed.get(topic) {
-                    if seen.epoch == at.epoch && seen.offset > at.offset {
-                        at = *seen;
-                    }
-                }
                 followed.insert(topic.to_owned(), Track::Ready(at));
+                abandoned.topic = None;
                 Ok(copy)
             }
             Err(e) => {
-                followed.remove(topic);
                 drop(followed);
-                let _ = self.requests.send(Request::Unsubscribe(topic.to_owned()));
                 Err(e)
             }
         }
     }
 
+    /// Stops following a topic; nothing if it is not followed.
     pub(crate) fn unfollow(&self, topic: &str) {
         if self.followed.lock().remove(topic).is_some() {
             let _ = self.requests.send(Request::Unsubscribe(topic.to_owned()));
@@ -244,9 +261,11 @@ impl Bus {
             // Redis is not answering: the next position check tries again.
             return;
         };
+        // Something is missing (a message showed it, or the head is past `at`): a history
+        // that is empty, or starts later, cannot fill it.
         if entries
             .first()
-            .is_some_and(|(offset, _)| *offset != at.offset + 1)
+            .is_none_or(|(offset, _)| *offset != at.offset + 1)
         {
             return self
                 .reload(topic, "its history no longer reaches back")
@@ -276,26 +295,33 @@ impl Bus {
 
     /// Reads a followed topic again whole, and has its screens start again from it.
     async fn reload(&self, topic: &str, why: &str) {
+        let Some(Track::Ready(was)) = self.followed.lock().get(topic).copied() else {
+            return;
+        };
         let read = read_topic(&self.commands, &self.read, topic, true).await;
         let Ok(read) = read else {
             return;
         };
         let copy = read.into_copy(topic, self.retention.history_for(topic));
-        self.metrics.topic_reloads.inc();
-        let was = self.followed.lock().get(topic).copied();
-        if let Some(Track::Ready(was)) = was {
-            if was.epoch != copy.epoch {
-                tracing::warn!(topic, was = was.epoch, now = copy.epoch, "the topic starts a new epoch: Redis lost its data (restarted empty, or flushed); screens take a fresh snapshot");
-            } else {
-                tracing::warn!(topic, "{why}: screens take a fresh snapshot");
+        {
+            let mut followed = self.followed.lock();
+            // Unfollowed meanwhile, or followed anew (a new copy is on its way there):
+            // this copy is no one's to give.
+            match followed.get_mut(topic) {
+                Some(track) if *track == Track::Ready(was) => {
+                    *track = Track::Ready(Position {
+                        epoch: copy.epoch,
+                        offset: copy.offset,
+                    });
+                }
+                _ => return,
             }
         }
-        let at = Position {
-            epoch: copy.epoch,
-            offset: copy.offset,
-        };
-        if let Some(track) = self.followed.lock().get_mut(topic) {
-            *track = Track::Ready(at);
+        self.metrics.topic_reloads.inc();
+        if was.epoch != copy.epoch {
+            tracing::warn!(topic, was = was.epoch, now = copy.epoch, "the topic starts a new epoch: Redis lost its data (restarted empty, or flushed); screens take a fresh snapshot");
+        } else {
+            tracing::warn!(topic, "{why}: screens take a fresh snapshot");
         }
         if let Some(deliveries) = self.deliveries() {
             deliveries.reset(copy);
@@ -406,7 +432,10 @@ async fn run(
                     let Some(request) = request else { return };
                     match request {
                         Request::Subscribe(topic, done) => {
-                            let subscribed = sink.subscribe(channel(&topic)).await.map_err(unreachable);
+                            let subscribed = tokio::time::timeout(super::COMMAND_TIMEOUT, sink.subscribe(channel(&topic)))
+                                .await
+                                .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))))
+                                .map_err(unreachable);
                             let failed = subscribed.is_err();
                             let _ = done.send(subscribed);
                             if failed {
@@ -415,13 +444,22 @@ async fn run(
                         }
                         Request::Unsubscribe(topic) => {
                             let followed_again = bus.upgrade().is_some_and(|b| b.followed.lock().contains_key(&topic));
-                            if !followed_again && sink.unsubscribe(channel(&topic)).await.is_err() {
-                                break;
+                            if !followed_again {
+                                let gone = tokio::time::timeout(super::COMMAND_TIMEOUT, sink.unsubscribe(channel(&topic))).await;
+                                if !matches!(gone, Ok(Ok(()))) {
+                                    break;
+                                }
                             }
                         }
                     }
                 }
                 _ = check.tick() => {
+                    // A connection can look up and carry nothing (a half-open socket, a
+                    // failover): it must answer a ping, or it is made again.
+                    let answered = tokio::time::timeout(super::COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        break;
+                    }
                     let Some(bus) = bus.upgrade() else { return };
                     bus.check_positions().await;
                 }

@@ -7,12 +7,17 @@
 --
 -- KEYS: for each topic: meta, state, expiries, history; then the set of topics, the zset of
 --       topics by their next expiry, and the idempotency key (unused without one).
--- ARGV: topics, idempotency answer ('' for none), its lifetime in seconds; then per topic:
+-- ARGV: topics, idempotency answer ('' for none), its lifetime in seconds, the claim the
+--       request holds on its key; then per topic:
 --       name, epoch, offset planned against, events kept, #upserts, #deletes, #events,
 --       upserts (id, payload, expiry or ''), deletes (id), events (offset, frame), message.
--- Returns {'ok'}, or {'conflict', topic} when a topic moved since it was read.
+-- Returns {'ok'}; {'conflict', topic} when a topic moved since it was read; {'claim_lost'}
+-- when the request's idempotency claim expired and another request took the key.
 local topics = tonumber(ARGV[1])
-local at = 4
+if ARGV[2] ~= '' and redis.call('GET', KEYS[topics * 4 + 3]) ~= ARGV[4] then
+  return {'claim_lost'}
+end
+local at = 5
 local writes = {}
 for i = 0, topics - 1 do
   local w = {keys = i * 4, name = ARGV[at], epoch = ARGV[at + 1], offset = ARGV[at + 2],
@@ -56,7 +61,11 @@ for _, w in ipairs(writes) do
     j = j + 2
   end
   redis.call('HSET', meta, 'offset', last)
-  redis.call('SADD', all_topics, w.name)
+  if w.events > 0 then
+    -- Written now: kept for good (a topic only read expires, see read.lua).
+    redis.call('PERSIST', meta)
+    redis.call('SADD', all_topics, w.name)
+  end
   local soonest = redis.call('ZRANGE', expiries, 0, 0, 'WITHSCORES')
   if #soonest == 0 then
     redis.call('ZREM', expiring, w.name)

@@ -63,6 +63,7 @@ struct Inner {
     commands: ConnectionManager,
     read: Script,
     commit: Script,
+    release: Script,
     bus: Arc<Bus>,
     presence: Arc<Presence>,
     /// One writer per topic on this instance: requests here wait their turn rather than
@@ -253,6 +254,7 @@ impl RedisEngine {
                 commands,
                 read,
                 commit: Script::new(include_str!("commit.lua")),
+                release: Script::new(RELEASE),
                 bus,
                 presence,
                 writers: parking_lot::Mutex::default(),
@@ -266,7 +268,23 @@ enum Committed {
     Done,
     /// A topic moved since it was read.
     Moved,
+    /// The request's idempotency claim is no longer its own (it expired and was taken).
+    ClaimLost,
 }
+
+/// A request's idempotency record: its key, the claim it holds on it, and the answer that
+/// replaces the claim.
+#[derive(Default)]
+struct Record {
+    key: String,
+    claim: String,
+    value: String,
+}
+
+/// Deletes a claim only if it is still the one given: never another request's, never an
+/// answer.
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 impl Inner {
     /// A topic as Redis holds it, created (with a new epoch) if it never was.
@@ -299,22 +317,32 @@ impl Inner {
     async fn publish_once(&self, batch: &Batch, key: &str) -> Result<Outcome, PublishError> {
         let fingerprint = idempotency::fingerprint(batch);
         let record = format!("pb:idem:{key}");
+        let claim = format!("inflight|{fingerprint}");
         let mut commands = self.commands.clone();
-        let claimed: Option<String> = redis::cmd("SET")
-            .arg(&record)
-            .arg(format!("inflight|{fingerprint}"))
-            .arg("NX")
-            .arg("PX")
-            .arg(IN_FLIGHT_MS)
-            .query_async(&mut commands)
-            .await
-            .map_err(|e| PublishError::Unavailable(unreachable(e)))?;
-        if claimed.is_none() {
-            let seen: Option<String> = commands
-                .get(&record)
+        let unavailable = |e| PublishError::Unavailable(unreachable(e));
+        // Claimed, or what holds the key instead; the record can expire between the two
+        // commands, so the claim is tried again then.
+        let mut seen: Option<String> = None;
+        for _ in 0..3 {
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&record)
+                .arg(&claim)
+                .arg("NX")
+                .arg("PX")
+                .arg(IN_FLIGHT_MS)
+                .query_async(&mut commands)
                 .await
-                .map_err(|e| PublishError::Unavailable(unreachable(e)))?;
-            let seen = seen.unwrap_or_default();
+                .map_err(unavailable)?;
+            if claimed.is_some() {
+                seen = None;
+                break;
+            }
+            seen = commands.get(&record).await.map_err(unavailable)?;
+            if seen.is_some() {
+                break;
+            }
+        }
+        if let Some(seen) = seen {
             let mut parts = seen.splitn(3, '|');
             return match (parts.next(), parts.next(), parts.next()) {
                 (Some("done"), Some(seen), Some(answer)) if seen == fingerprint => {
@@ -332,10 +360,22 @@ impl Inner {
                 _ => Err(PublishError::KeyReused),
             };
         }
-        let result = self.apply_batch(batch, Some((&record, &fingerprint))).await;
-        if result.is_err() {
-            // Not applied: a retry may try again.
-            let _: Result<(), _> = commands.del(&record).await;
+        let result = self
+            .apply_batch(batch, Some((&record, &fingerprint, &claim)))
+            .await;
+        // Refused before anything was committed: a retry may try again at once. Whether an
+        // unavailable engine committed is not known: the claim stays until it expires, and a
+        // retry meanwhile is told the request is in flight.
+        if matches!(
+            result,
+            Err(PublishError::Refused { .. } | PublishError::TooManyOps)
+        ) {
+            let _: Result<i64, _> = self
+                .release
+                .key(&record)
+                .arg(&claim)
+                .invoke_async(&mut commands)
+                .await;
         }
         result.map(|answer| Outcome {
             answer,
@@ -346,7 +386,7 @@ impl Inner {
     async fn apply_batch(
         &self,
         batch: &Batch,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<(&str, &str, &str)>,
     ) -> Result<BatchPublished, PublishError> {
         let groups = group(batch);
         let by = Authorship {
@@ -397,7 +437,7 @@ impl Inner {
         &self,
         groups: &[super::write::Grouped],
         by: &Authorship,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<(&str, &str, &str)>,
     ) -> Result<BatchPublished, PublishError> {
         for attempt in 0..ATTEMPTS {
             let (now, ts) = (now_ms(), now_iso8601());
@@ -425,10 +465,14 @@ impl Inner {
                 prepared.push(ready);
             }
             let answer = BatchPublished { results };
-            // The request's record (key, value) replaces its claim in the same commit.
-            let record = idempotency.map(|(key, fingerprint)| {
+            // The request's record (key, claim, value) replaces its claim in the same commit.
+            let record = idempotency.map(|(key, fingerprint, claim)| {
                 let response = serde_json::to_string(&answer).unwrap_or_default();
-                (key.to_owned(), format!("done|{fingerprint}|{response}"))
+                Record {
+                    key: key.to_owned(),
+                    claim: claim.to_owned(),
+                    value: format!("done|{fingerprint}|{response}"),
+                }
             });
             match self
                 .commit(&prepared, record)
@@ -439,6 +483,12 @@ impl Inner {
                     let events: usize = prepared.iter().map(|p| p.events.len()).sum();
                     self.metrics.events_published.inc_by(events as u64);
                     return Ok(answer);
+                }
+                Committed::ClaimLost => {
+                    return Err(PublishError::Unavailable(EngineError::Failed(
+                        "the request's idempotency key was claimed anew while it waited; retry"
+                            .into(),
+                    )))
                 }
                 Committed::Moved => {
                     self.metrics.replans.inc();
@@ -454,11 +504,11 @@ impl Inner {
         ))))
     }
 
-    /// Runs the commit script for prepared writes, with an idempotency record (key, value).
+    /// Runs the commit script for prepared writes, with the request's idempotency record.
     async fn commit(
         &self,
         prepared: &[Prepared],
-        record: Option<(String, String)>,
+        record: Option<Record>,
     ) -> Result<Committed, EngineError> {
         let mut invocation = self.commit.prepare_invoke();
         for write in prepared {
@@ -469,19 +519,20 @@ impl Inner {
                 .key(keys.expiries)
                 .key(keys.history);
         }
-        let (record_key, record_value) = record.unwrap_or_default();
+        let record = record.unwrap_or_default();
         invocation
             .key("pb:topics")
             .key("pb:expiring")
-            .key(if record_key.is_empty() {
+            .key(if record.key.is_empty() {
                 "pb:idem:"
             } else {
-                &record_key
+                &record.key
             });
         invocation
             .arg(prepared.len())
-            .arg(record_value)
-            .arg(REMEMBER_FOR_MS / 1000);
+            .arg(record.value)
+            .arg(REMEMBER_FOR_MS / 1000)
+            .arg(record.claim);
         for write in prepared {
             let finals = write.finals();
             let (upserts, deletes): (Vec<_>, Vec<_>) =
@@ -524,6 +575,7 @@ impl Inner {
         match items(&answer).first().and_then(text).as_deref() {
             Some("ok") => Ok(Committed::Done),
             Some("conflict") => Ok(Committed::Moved),
+            Some("claim_lost") => Ok(Committed::ClaimLost),
             _ => Err(EngineError::Failed(format!(
                 "redis: an unexpected answer to a commit: {answer:?}"
             ))),

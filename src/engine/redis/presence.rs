@@ -42,6 +42,8 @@ pub(crate) struct Presence {
     pub(crate) instance: String,
     /// The viewers this instance last shared, per board.
     shared: Mutex<HashMap<String, Vec<Viewer>>>,
+    /// One writer at a time, so a refresh cannot write back a viewer a share just removed.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Presence {
@@ -50,11 +52,13 @@ impl Presence {
             commands,
             instance,
             shared: Mutex::default(),
+            writing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Replaces this instance's viewers of `board` with `viewers`, and announces it.
     pub(crate) async fn share(&self, board: &str, viewers: Vec<Viewer>) -> Result<(), EngineError> {
+        let _one_writer = self.writing.lock().await;
         let before = {
             let mut shared = self.shared.lock();
             let before = shared.remove(board).unwrap_or_default();
@@ -64,7 +68,9 @@ impl Presence {
             before
         };
         let mut commands = self.commands.clone();
+        // All of it or none: a viewer written without its expiry would never leave.
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for gone in before
             .iter()
             .filter(|b| !viewers.iter().any(|v| v.id == b.id))
@@ -95,8 +101,14 @@ impl Presence {
         let mut commands = self.commands.clone();
         let all: Vec<(String, String)> =
             commands.hgetall(data(board)).await.map_err(unreachable)?;
+        // Only viewers whose expiry is still ahead count, whatever the hash holds.
+        let live: Vec<String> = commands
+            .zrangebyscore(expiries(board), now_ms(), "+inf")
+            .await
+            .map_err(unreachable)?;
         Ok(all
             .into_iter()
+            .filter(|(id, _)| live.contains(id))
             .filter_map(|(id, record)| {
                 let record: Value = serde_json::from_str(&record).ok()?;
                 (record["instance"].as_str()? != self.instance).then(|| Viewer {
@@ -129,6 +141,7 @@ impl Presence {
     /// Refreshes this instance's viewers, and announces the boards where an instance's
     /// viewers expired.
     async fn refresh(&self) -> Result<(), EngineError> {
+        let _one_writer = self.writing.lock().await;
         let shared: Vec<(String, Vec<Viewer>)> = self
             .shared
             .lock()
@@ -138,6 +151,7 @@ impl Presence {
         let mut commands = self.commands.clone();
         for (board, viewers) in shared {
             let mut pipe = redis::pipe();
+            pipe.atomic();
             self.write(&mut pipe, &board, &viewers);
             pipe.query_async::<()>(&mut commands)
                 .await

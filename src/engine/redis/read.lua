@@ -7,6 +7,9 @@
 local meta = KEYS[1]
 if redis.call('EXISTS', meta) == 0 then
   redis.call('HSET', meta, 'epoch', ARGV[1], 'offset', '0')
+  -- A name only read (subscribed to, never written) is forgotten after a day, so such
+  -- names cannot pile up; the first write keeps it.
+  redis.call('EXPIRE', meta, 86400)
 end
 local head = redis.call('HMGET', meta, 'epoch', 'offset')
 local state = redis.call('HGETALL', KEYS[2])
