@@ -11,8 +11,8 @@ use super::idempotency::{self, Memory, Recall, REMEMBER_FOR_MS};
 use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
-    Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
-    TopicInfo,
+    to_the_end, Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention,
+    TopicCopy, TopicInfo,
 };
 use crate::clock::{now_iso8601, now_ms};
 use crate::encoded::EncodedFrame;
@@ -469,17 +469,8 @@ impl Engine for Embedded {
         batch: Batch,
         key: Option<String>,
     ) -> BoxFuture<'_, Result<Outcome, PublishError>> {
-        // Runs to the end even if the caller stops waiting, so a write the store has made
-        // durable always reaches memory, and its followers, too.
         let inner = self.inner.clone();
-        let publishing = tokio::spawn(async move { inner.publish(batch, key).await });
-        Box::pin(async move {
-            publishing.await.unwrap_or_else(|e| {
-                Err(PublishError::Unavailable(EngineError::Failed(format!(
-                    "the publish did not finish: {e}"
-                ))))
-            })
-        })
+        to_the_end(async move { inner.publish(batch, key).await })
     }
 
     fn expire_due(&self) -> BoxFuture<'_, Result<usize, EngineError>> {

@@ -159,6 +159,22 @@ pub struct Outcome {
     pub replayed: bool,
 }
 
+/// Runs a publish in a task of its own, so it goes to the end even if its caller stops
+/// waiting: a write made durable always reaches the followers, and an idempotency claim is
+/// always settled.
+pub(crate) fn to_the_end(
+    publishing: impl std::future::Future<Output = Result<Outcome, PublishError>> + Send + 'static,
+) -> BoxFuture<'static, Result<Outcome, PublishError>> {
+    let task = tokio::spawn(publishing);
+    Box::pin(async move {
+        task.await.unwrap_or_else(|e| {
+            Err(PublishError::Unavailable(EngineError::Failed(format!(
+                "the publish did not finish: {e}"
+            ))))
+        })
+    })
+}
+
 /// What every engine offers. Methods return boxed futures so callers can hold any engine as
 /// `Arc<dyn Engine>`.
 pub trait Engine: Send + Sync + 'static {

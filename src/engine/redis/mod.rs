@@ -22,7 +22,8 @@ mod presence;
 use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
-    Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy, TopicInfo,
+    to_the_end, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
+    TopicInfo,
 };
 use crate::clock::{now_iso8601, now_ms};
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
@@ -672,16 +673,8 @@ impl Engine for RedisEngine {
         batch: Batch,
         key: Option<String>,
     ) -> BoxFuture<'_, Result<Outcome, PublishError>> {
-        // Runs to the end even if the caller stops waiting: an idempotency claim is settled.
         let inner = self.inner.clone();
-        let publishing = tokio::spawn(async move { inner.publish(batch, key).await });
-        Box::pin(async move {
-            publishing.await.unwrap_or_else(|e| {
-                Err(PublishError::Unavailable(EngineError::Failed(format!(
-                    "the publish did not finish: {e}"
-                ))))
-            })
-        })
+        to_the_end(async move { inner.publish(batch, key).await })
     }
 
     fn expire_due(&self) -> BoxFuture<'_, Result<usize, EngineError>> {
