@@ -255,16 +255,9 @@ async fn bad_input_gets_its_documented_status_and_changes_nothing() {
         );
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let oversize = format!(
-        r#"{{"ops": [{{"op": "set", "entity_id": "big", "payload": "{}"}}]}}"#,
-        "x".repeat(2 * 1024 * 1024)
-    );
-    let (got, error) = refused(&server, "t:bad", &oversize).await;
-    assert_eq!(
-        (got, error["code"].as_str()),
-        (413, Some("body_too_large")),
-        "{error}"
-    );
+    // A body over the limit is refused on its declared size, before it is sent; a client
+    // that is still writing it may see the connection close first (reqwest reports a broken
+    // pipe then, not the answer). `integrators.rs` reads that answer off a raw socket.
 
     let (_, snapshot) = server.get("/api/v1/topics/t:bad").await;
     assert_eq!(

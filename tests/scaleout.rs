@@ -435,6 +435,8 @@ async fn a_reload_asked_of_one_instance_reaches_the_screens_of_every_instance() 
     let servers = instances(&redis, 3);
     let mut on_b = servers[1].connect().await;
     support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
+    // B counts the screen once it answers the join with the board's viewers.
+    while !matches!(next(&mut on_b).await, ServerFrame::Presence(_)) {}
     let asked = servers[0]
         .http()
         .post(format!("http://{}/api/v1/screens/reload", servers[0].addr))

@@ -243,6 +243,13 @@ impl RedisEngine {
             instance.clone(),
             metrics.clone(),
         );
+        // An instance that says it is listening hears the others already: a reload or a
+        // viewer announced just after it started reaches it. Bounded: a slow pub/sub
+        // connection catches up by itself, and `/healthz` says so meanwhile.
+        let hearing = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        while bus.health().is_err() && tokio::time::Instant::now() < hearing {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let presence = Arc::new(Presence::new(commands.clone(), instance));
         tokio::spawn(presence::keep_fresh(
             Arc::downgrade(&presence),
