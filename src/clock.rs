@@ -12,10 +12,16 @@ pub fn now_ms() -> u64 {
 
 /// The current time as ISO 8601 in UTC with milliseconds, the form every `ts` has.
 pub fn now_iso8601() -> String {
+    iso8601(now_ms())
+}
+
+/// `ms` since the Unix epoch as ISO 8601 in UTC with milliseconds.
+pub fn iso8601(ms: u64) -> String {
     const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|at| at.format(FORMAT).ok())
         .unwrap_or_default()
 }

@@ -150,6 +150,11 @@ pub struct Welcome {
     /// Silence after which the server closes the connection, and after which a client that
     /// has heard nothing should reconnect.
     pub idle_timeout_ms: u64,
+    /// The server's clock as it sent this frame, in ms since the Unix epoch: a client whose
+    /// own clock is off (a wall TV's often is) measures the age of `changed` and `ts` times
+    /// against it.
+    #[serde(default)]
+    pub server_time_ms: u64,
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -161,6 +166,10 @@ pub struct Snapshot {
     /// Every entity of the topic: `entity_id` → payload.
     #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Object>))]
     pub state: BTreeMap<String, Value>,
+    /// When each entity last changed, in ms since the Unix epoch by the server's clock:
+    /// `entity_id` → time. Entities written by a server older than this field have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub changed: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -171,6 +180,9 @@ pub struct Coalesced {
     pub offset: u64,
     /// Entities changed after `from`, with their payload now.
     pub state: BTreeMap<String, Value>,
+    /// When each of them last changed, as in a snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub changed: BTreeMap<String, u64>,
     /// Entities deleted after `from` (and not written again).
     pub deleted: Vec<String>,
 }
@@ -264,6 +276,46 @@ pub struct ErrorFrame {
     /// The client's `ref` from the frame that failed, when it carried one.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+}
+
+/// An event's `ts` (ISO 8601 in UTC, as the server writes it: `2026-12-01T09:30:00.250Z`) in
+/// ms since the Unix epoch; `None` for any other form.
+pub fn ts_ms(ts: &str) -> Option<u64> {
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = ts.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let bytes = ts.as_bytes();
+    let shape = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !shape.iter().all(|(at, sep)| bytes.get(*at) == Some(sep)) || !ts.ends_with('Z') {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let millis = match ts.get(19..ts.len() - 1)? {
+        "" => 0,
+        fraction if fraction.len() == 4 && fraction.starts_with('.') => digits(20..23)?,
+        _ => return None,
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), years counted from March.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let of_era = year - era * 400;
+    let of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let of_cycle = of_era * 365 + of_era / 4 - of_era / 100 + of_year;
+    let days = era * 146_097 + of_cycle - 719_468;
+    let ms = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis;
+    u64::try_from(ms).ok()
 }
 
 /// Machine-readable error codes of error frames.
@@ -425,6 +477,24 @@ pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_read_back_to_the_millisecond() {
+        assert_eq!(ts_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(ts_ms("2026-12-01T09:30:00.250Z"), Some(1_796_117_400_250));
+        assert_eq!(ts_ms("2024-02-29T23:59:59Z"), Some(1_709_251_199_000));
+        for bad in [
+            "",
+            "2026-12-01",
+            "2026-12-01T09:30Z",
+            "2026-12-01T09:30:00.25Z",
+            "2026-13-01T09:30:00Z",
+            "2026-12-01 09:30:00Z",
+            "2026-12-01T09:30:0éZ",
+        ] {
+            assert_eq!(ts_ms(bad), None, "{bad}");
+        }
+    }
     use serde_json::json;
 
     fn round_trip_client(frame: ClientFrame, expected: Value) {
@@ -508,9 +578,11 @@ mod tests {
                 server: "0.1.0".into(),
                 heartbeat_ms: 15_000,
                 idle_timeout_ms: 45_000,
+                server_time_ms: 1_796_117_400_250,
             }),
             json!({"type": "welcome", "connection": "c1", "server": "0.1.0",
-                   "heartbeat_ms": 15000, "idle_timeout_ms": 45000}),
+                   "heartbeat_ms": 15000, "idle_timeout_ms": 45000,
+                   "server_time_ms": 1_796_117_400_250u64}),
         );
         round_trip_server(
             ServerFrame::Snapshot(Snapshot {
@@ -518,9 +590,10 @@ mod tests {
                 epoch: 7,
                 offset: 2,
                 state: BTreeMap::from([("total".to_string(), json!(12))]),
+                changed: BTreeMap::from([("total".to_string(), 1_796_117_400_250)]),
             }),
             json!({"type": "snapshot", "topic": "metric:signups", "epoch": 7, "offset": 2,
-                   "state": {"total": 12}}),
+                   "state": {"total": 12}, "changed": {"total": 1_796_117_400_250u64}}),
         );
         round_trip_server(
             ServerFrame::Event(Event {

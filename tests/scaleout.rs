@@ -494,3 +494,31 @@ async fn an_event_stream_resumes_on_another_instance_from_its_last_event_id() {
     }
     assert_eq!(missed, [4, 5, 6, 7]);
 }
+
+#[tokio::test]
+async fn when_each_entity_last_changed_is_the_same_on_every_instance() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 3);
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    // B follows the topic before the writes, so its copy learns the times from the events.
+    let mut screen = b.connect().await;
+    subscribe(&mut screen, "metric:quiet", None).await;
+    follow_until(&mut screen, 0).await;
+    assert_eq!(a.publish("metric:quiet", incr("old")).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(c.publish("metric:quiet", incr("new")).await.status(), 200);
+    let (_, from_redis) = snapshot(c, "metric:quiet").await;
+    let (old, new) = (&from_redis["changed"]["old"], &from_redis["changed"]["new"]);
+    assert!(
+        new.as_u64().unwrap() >= old.as_u64().unwrap() + 1000,
+        "{from_redis}"
+    );
+    let mut late = b.connect().await;
+    subscribe(&mut late, "metric:quiet", None).await;
+    let followed_copy = loop {
+        if let ServerFrame::Snapshot(s) = next(&mut late).await {
+            break s;
+        }
+    };
+    assert_eq!(json!(followed_copy.changed), from_redis["changed"]);
+}

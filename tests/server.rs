@@ -424,3 +424,72 @@ async fn metrics_count_connections_subscriptions_and_events() {
     assert_eq!(left, 1.0);
     assert_eq!(sample(&scrape().await, "pulseboard_subscriptions"), 1.0);
 }
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn snapshot_of(server: &Server, topic: &str) -> pulseboard::protocol::Snapshot {
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, topic, None).await;
+    match next(&mut socket).await {
+        ServerFrame::Snapshot(snapshot) => snapshot,
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_entity_keeps_when_it_last_changed_over_a_restart_and_an_upgrade() {
+    let data = TempDir::new().unwrap();
+    let server = Server::start_in(data.path(), &[]);
+    let before = wall_ms();
+    server.set("metric:quiet", "old", 1).await;
+    let after = wall_ms();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.set("metric:quiet", "new", 2).await;
+    let snapshot = snapshot_of(&server, "metric:quiet").await;
+    let (old, new) = (snapshot.changed["old"], snapshot.changed["new"]);
+    assert!(
+        (before..=after).contains(&old),
+        "{old} not in {before}..={after}"
+    );
+    assert!(new >= old + 1000, "{new} is not a second after {old}");
+    let (_, http) = server.get("/api/v1/topics/metric:quiet").await;
+    assert_eq!(
+        http["changed"]["old"],
+        json!(old),
+        "the HTTP snapshot carries them too"
+    );
+
+    // Deleted entities take their time with them; a restart keeps the others'.
+    let deleted = server
+        .publish(
+            "metric:quiet",
+            json!({"ops": [{"op": "delete", "entity_id": "new"}]}),
+        )
+        .await;
+    assert_eq!(deleted.status(), 200);
+    server.stop();
+    let server = Server::start_in(data.path(), &[]);
+    let snapshot = snapshot_of(&server, "metric:quiet").await;
+    assert_eq!(snapshot.changed, [("old".to_string(), old)].into());
+    server.stop();
+
+    // A data file from a server before change times: brought up to date on open, its
+    // entities kept; they have no change time until written again.
+    let file = rusqlite::Connection::open(data.path().join("pulseboard.db")).unwrap();
+    file.execute_batch("ALTER TABLE entities DROP COLUMN changed_ms; PRAGMA user_version = 0;")
+        .unwrap();
+    drop(file);
+    let server = Server::start_in(data.path(), &[]);
+    let snapshot = snapshot_of(&server, "metric:quiet").await;
+    assert_eq!(snapshot.state["old"], json!(1));
+    assert!(snapshot.changed.is_empty());
+    let write = wall_ms();
+    server.set("metric:quiet", "old", 3).await;
+    let snapshot = snapshot_of(&server, "metric:quiet").await;
+    assert!(snapshot.changed["old"] >= write);
+}

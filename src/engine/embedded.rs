@@ -14,7 +14,7 @@ use super::{
     to_the_end, Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention,
     TopicCopy, TopicInfo,
 };
-use crate::clock::{now_iso8601, now_ms};
+use crate::clock::now_ms;
 use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
@@ -65,6 +65,8 @@ struct TopicState {
     state: BTreeMap<String, Value>,
     /// When entities with a TTL expire, in ms since the Unix epoch.
     expiries: BTreeMap<String, u64>,
+    /// When each entity last changed, in ms since the Unix epoch, where known.
+    changed: BTreeMap<String, u64>,
     /// The newest events, oldest first, each encoded once.
     history: VecDeque<(u64, EncodedFrame)>,
     keep: usize,
@@ -80,6 +82,7 @@ impl TopicState {
             offset: 0,
             state: BTreeMap::new(),
             expiries: BTreeMap::new(),
+            changed: BTreeMap::new(),
             history: VecDeque::new(),
             keep,
             followed: false,
@@ -95,6 +98,7 @@ impl TopicState {
             offset: record.offset,
             state: record.state,
             expiries: record.expiries,
+            changed: record.changed,
             history: record
                 .history
                 .into_iter()
@@ -128,6 +132,7 @@ impl TopicState {
             epoch: self.epoch,
             offset: self.offset,
             state: self.state.clone(),
+            changed: self.changed.clone(),
         }
     }
 
@@ -142,11 +147,16 @@ impl TopicState {
                 None => self.expiries.remove(&change.entity_id),
             };
             match change.kind {
-                EventKind::Deleted => self.state.remove(&change.entity_id),
-                _ => self
-                    .state
-                    .insert(change.entity_id.clone(), change.payload.clone()),
-            };
+                EventKind::Deleted => {
+                    self.state.remove(&change.entity_id);
+                    self.changed.remove(&change.entity_id);
+                }
+                _ => {
+                    let id = change.entity_id.clone();
+                    self.state.insert(id.clone(), change.payload.clone());
+                    self.changed.insert(id, prepared.at_ms);
+                }
+            }
             self.history.push_back((*offset, frame.clone()));
             if self.history.len() > self.keep {
                 self.history.pop_front();
@@ -178,6 +188,7 @@ fn to_write(prepared: &Prepared) -> Option<TopicWrite> {
             })
             .collect(),
         deletes: deletes.into_iter().map(|(id, _)| id.to_owned()).collect(),
+        at_ms: prepared.at_ms,
         events: prepared
             .events
             .iter()
@@ -361,13 +372,13 @@ impl Inner {
             user_id: batch.user_id.clone(),
             trace_id: batch.trace_id.clone(),
         };
-        let (now, ts) = (now_ms(), now_iso8601());
+        let now = now_ms();
         let mut prepared = Vec::with_capacity(groups.len());
         let mut results = Vec::with_capacity(groups.len());
         for (group, slot) in groups.iter().zip(&slots) {
             let topic = slot.topic.lock();
             let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
-            let ready = prepare(topic.head(), changes, &by, &ts);
+            let ready = prepare(topic.head(), changes, &by, now);
             results.push(Published {
                 topic: group.topic.clone(),
                 epoch: topic.epoch,
@@ -441,7 +452,7 @@ impl Inner {
                     user_id: None,
                     trace_id: Some("ttl".into()),
                 };
-                prepare(topic.head(), changes, &by, &now_iso8601())
+                prepare(topic.head(), changes, &by, now)
             };
             let unit = WriteUnit {
                 topics: to_write(&prepared).into_iter().collect(),
@@ -516,6 +527,7 @@ impl Engine for Embedded {
             epoch: topic.epoch,
             offset: topic.offset,
             state: topic.state.clone(),
+            changed: topic.changed.clone(),
             history: topic.history.iter().cloned().collect(),
             keep: topic.keep,
         };

@@ -60,6 +60,8 @@ pub struct Committed {
     pub kind: EventKind,
     pub entity_id: String,
     pub payload: Value,
+    /// When it was made, ms since the Unix epoch.
+    pub at_ms: u64,
     pub frame: EncodedFrame,
 }
 
@@ -70,6 +72,9 @@ pub struct TopicCopy {
     pub epoch: u64,
     pub offset: u64,
     pub state: BTreeMap<String, Value>,
+    /// When each entity last changed, ms since the Unix epoch (where known: entities written
+    /// before change times were kept have none).
+    pub changed: BTreeMap<String, u64>,
     /// The newest events, oldest first, with their offsets.
     pub history: Vec<(u64, EncodedFrame)>,
     /// How many events the topic keeps.

@@ -4,6 +4,7 @@
 
 use super::plan::{self, Change, Entities, OpError};
 use super::{Committed, PublishError};
+use crate::clock::iso8601;
 use crate::encoded::{encode, EncodedFrame};
 use crate::ops::{Batch, Op};
 use crate::protocol::{Event, EventKind, ServerFrame};
@@ -83,11 +84,20 @@ pub(crate) struct Prepared {
     /// The offset the write was planned against.
     pub base: u64,
     pub keep: usize,
+    /// When the changes were made, ms since the Unix epoch: their events' `ts`, and when
+    /// each entity they touch last changed.
+    pub at_ms: u64,
     pub events: Vec<(u64, Change, EncodedFrame)>,
 }
 
-/// Gives planned changes their offsets after `head` and encodes each event once.
-pub(crate) fn prepare(head: Head<'_>, changes: Vec<Change>, by: &Authorship, ts: &str) -> Prepared {
+/// Gives changes planned at `at_ms` their offsets after `head` and encodes each event once.
+pub(crate) fn prepare(
+    head: Head<'_>,
+    changes: Vec<Change>,
+    by: &Authorship,
+    at_ms: u64,
+) -> Prepared {
+    let ts = iso8601(at_ms);
     let events = changes
         .into_iter()
         .zip(head.offset + 1..)
@@ -99,7 +109,7 @@ pub(crate) fn prepare(head: Head<'_>, changes: Vec<Change>, by: &Authorship, ts:
                 event: change.kind.clone(),
                 entity_id: change.entity_id.clone(),
                 payload: change.payload.clone(),
-                ts: ts.to_owned(),
+                ts: ts.clone(),
                 user_id: by.user_id.clone(),
                 trace_id: by.trace_id.clone(),
             }));
@@ -111,6 +121,7 @@ pub(crate) fn prepare(head: Head<'_>, changes: Vec<Change>, by: &Authorship, ts:
         epoch: head.epoch,
         base: head.offset,
         keep: head.keep,
+        at_ms,
         events,
     }
 }
@@ -141,6 +152,7 @@ impl Prepared {
 
     /// The events as a follower applies them.
     pub fn committed(self) -> Vec<Committed> {
+        let at_ms = self.at_ms;
         self.events
             .into_iter()
             .map(|(offset, change, frame)| Committed {
@@ -148,6 +160,7 @@ impl Prepared {
                 kind: change.kind,
                 entity_id: change.entity_id,
                 payload: change.payload,
+                at_ms,
                 frame,
             })
             .collect()

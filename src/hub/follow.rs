@@ -37,6 +37,8 @@ pub struct Follow {
     epoch: u64,
     offset: u64,
     state: BTreeMap<String, Value>,
+    /// When each entity last changed, ms since the Unix epoch, where known.
+    changed: BTreeMap<String, u64>,
     /// The newest events, oldest first, each encoded once.
     history: VecDeque<(u64, EncodedFrame)>,
     keep: usize,
@@ -97,6 +99,7 @@ impl Follow {
             epoch: 0,
             offset: 0,
             state: BTreeMap::new(),
+            changed: BTreeMap::new(),
             history: VecDeque::new(),
             keep: 0,
             loaded: false,
@@ -114,6 +117,7 @@ impl Follow {
         self.epoch = copy.epoch;
         self.offset = copy.offset;
         self.state = copy.state;
+        self.changed = copy.changed;
         self.history = copy.history.into();
         self.keep = copy.keep;
         self.loaded = true;
@@ -130,6 +134,7 @@ impl Follow {
         self.epoch = copy.epoch;
         self.offset = copy.offset;
         self.state = copy.state;
+        self.changed = copy.changed;
         self.history = copy.history.into();
         self.keep = copy.keep;
         self.loaded = true;
@@ -161,6 +166,7 @@ impl Follow {
             epoch: self.epoch,
             offset: self.offset,
             state: self.state.clone(),
+            changed: self.changed.clone(),
         }
     }
 
@@ -268,10 +274,14 @@ impl Follow {
                 let frame = match changed {
                     Some(changed) => {
                         let (mut state, mut deleted) = (BTreeMap::new(), Vec::new());
+                        let mut times = BTreeMap::new();
                         for id in changed.iter() {
                             match self.state.get(id) {
                                 Some(payload) => {
                                     state.insert(id.clone(), payload.clone());
+                                    if let Some(at) = self.changed.get(id) {
+                                        times.insert(id.clone(), *at);
+                                    }
                                 }
                                 None => deleted.push(id.clone()),
                             }
@@ -282,6 +292,7 @@ impl Follow {
                             from: *from,
                             offset: self.offset,
                             state,
+                            changed: times,
                             deleted,
                         }))
                     }
@@ -290,6 +301,7 @@ impl Follow {
                         epoch: self.epoch,
                         offset: self.offset,
                         state: self.state.clone(),
+                        changed: self.changed.clone(),
                     })),
                 };
                 (subscriber.outbox.try_push(frame), Sent::Coalesced)
@@ -339,9 +351,15 @@ impl Follow {
             let (offset, frame, entity) = (event.offset, &event.frame, &event.entity_id);
             self.offset = offset;
             match event.kind {
-                EventKind::Deleted => self.state.remove(entity),
-                _ => self.state.insert(entity.clone(), event.payload.clone()),
-            };
+                EventKind::Deleted => {
+                    self.state.remove(entity);
+                    self.changed.remove(entity);
+                }
+                _ => {
+                    self.state.insert(entity.clone(), event.payload.clone());
+                    self.changed.insert(entity.clone(), event.at_ms);
+                }
+            }
             self.history.push_back((offset, frame.clone()));
             if self.history.len() > self.keep {
                 self.history.pop_front();
@@ -404,6 +422,7 @@ mod tests {
             epoch: 9,
             offset: 0,
             state: BTreeMap::new(),
+            changed: BTreeMap::new(),
             history: Vec::new(),
             keep,
         });
@@ -429,6 +448,7 @@ mod tests {
             kind,
             entity_id: id.into(),
             payload,
+            at_ms: 1_795_000_000_000 + offset,
             frame,
         }
     }
@@ -469,6 +489,7 @@ mod tests {
                 kind: EventKind::Updated,
                 entity_id: "a".into(),
                 payload: json!(offset),
+                at_ms: 1_795_000_000_000 + offset,
                 frame: source.history[offset as usize - 1].1.clone(),
             })
             .collect();
@@ -481,11 +502,13 @@ mod tests {
             epoch: 9,
             offset: 3,
             state: BTreeMap::from([("a".into(), json!(3))]),
+            changed: BTreeMap::from([("a".into(), 1_795_000_000_003)]),
             history: source.history.iter().take(3).cloned().collect(),
             keep: 100,
         });
         assert_eq!(follow.offset, 5);
         assert_eq!(follow.snapshot().state["a"], json!(5));
+        assert_eq!(follow.snapshot().changed["a"], 1_795_000_000_005);
         let kept: Vec<u64> = follow.history.iter().map(|(o, _)| *o).collect();
         assert_eq!(kept, [1, 2, 3, 4, 5], "each event once, in order");
     }

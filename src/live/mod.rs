@@ -20,7 +20,7 @@ pub mod writes;
 pub use clock::wall_time;
 
 use crate::boards::BoardView;
-use crate::protocol::{EventKind, Position, ServerFrame, TopicRequest};
+use crate::protocol::{ts_ms, EventKind, Position, ServerFrame, TopicRequest};
 use leptos::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -78,9 +78,22 @@ pub struct TopicView {
     pub epoch: u64,
     pub offset: u64,
     pub entities: BTreeMap<String, Value>,
-    /// The page clock (ms) when this page last saw the topic change: its first snapshot, or
-    /// an event. A stale indicator measures from here.
+    /// When the topic last changed, on the page's clock (ms): the newest change the server
+    /// reports, moved onto the page's clock, or, where it reports none (entities older
+    /// than change times), when this page first saw the topic. Stale indicators measure
+    /// from here.
     pub changed_at: Option<f64>,
+    /// The same for each entity the server has a change time for.
+    pub entity_changed_at: BTreeMap<String, f64>,
+}
+
+impl TopicView {
+    /// When `entity` last changed, or else the topic.
+    pub fn changed_at(&self, entity: Option<&str>) -> Option<f64> {
+        entity
+            .and_then(|id| self.entity_changed_at.get(id).copied())
+            .or(self.changed_at)
+    }
 }
 
 /// A clock widget's text for one moment.
@@ -99,6 +112,11 @@ pub struct PresenceView {
     pub me: Option<String>,
     /// How many viewers have joined since this page loaded; each join restarts the pulse.
     pub joins: u32,
+}
+
+/// The latest of some change times.
+fn newest(times: &BTreeMap<String, f64>) -> Option<f64> {
+    times.values().copied().reduce(f64::max)
 }
 
 /// The result of applying one frame.
@@ -141,6 +159,9 @@ pub struct Live {
     pub refusal: RwSignal<Option<String>>,
     /// Why the board is not updating, while the server says it cannot reach its topics.
     pub stale: RwSignal<Option<String>>,
+    /// The server's clock minus the page's (ms), from the last `welcome`: a screen whose
+    /// clock is off still ages the server's change times right.
+    server_ahead_ms: StoredValue<f64>,
     topics: StoredValue<BTreeMap<String, RwSignal<TopicView>>>,
 }
 
@@ -164,6 +185,7 @@ impl Live {
             announcement: RwSignal::new(String::new()),
             refusal: RwSignal::new(None),
             stale: RwSignal::new(None),
+            server_ahead_ms: StoredValue::new(0.0),
             writes: writes::Writes::default(),
             topics: StoredValue::new(topics),
         }
@@ -203,6 +225,11 @@ impl Live {
     pub fn apply(&self, frame: ServerFrame) -> Applied {
         match frame {
             ServerFrame::Welcome(welcome) => {
+                let page_now = self.clock.get_untracked();
+                if welcome.server_time_ms > 0 && page_now > 0.0 {
+                    self.server_ahead_ms
+                        .set_value(welcome.server_time_ms as f64 - page_now);
+                }
                 self.presence.update(|p| p.me = Some(welcome.connection));
                 // A new connection: the server says `stale` again if it still is.
                 self.stale.set(None);
@@ -212,16 +239,23 @@ impl Live {
             ServerFrame::Snapshot(snapshot) => {
                 if let Some(view) = self.find(&snapshot.topic) {
                     let now = self.clock.get_untracked();
+                    let times = self.on_page_clock(&snapshot.changed);
                     view.update(|v| {
                         // A reconnect's snapshot of an unchanged topic is not a change.
                         let unchanged =
                             v.loaded && v.epoch == snapshot.epoch && v.offset == snapshot.offset;
+                        let changed_at = match newest(&times) {
+                            Some(at) => Some(at),
+                            None if unchanged => v.changed_at,
+                            None => Some(now),
+                        };
                         *v = TopicView {
                             loaded: true,
                             epoch: snapshot.epoch,
                             offset: snapshot.offset,
                             entities: snapshot.state,
-                            changed_at: if unchanged { v.changed_at } else { Some(now) },
+                            changed_at,
+                            entity_changed_at: times,
                         };
                     });
                     self.writes.settle(&snapshot.topic, snapshot.offset);
@@ -241,11 +275,21 @@ impl Live {
                         return false;
                     }
                     v.offset = event.offset;
-                    v.changed_at = Some(self.clock.get_untracked());
+                    // A replayed event's time is when it happened, not when it arrived.
+                    let at = ts_ms(&event.ts)
+                        .map(|ms| self.page_time(ms))
+                        .unwrap_or_else(|| self.clock.get_untracked());
+                    v.changed_at = Some(at);
                     match event.event {
-                        EventKind::Deleted => v.entities.remove(&event.entity_id),
-                        _ => v.entities.insert(event.entity_id, event.payload),
-                    };
+                        EventKind::Deleted => {
+                            v.entities.remove(&event.entity_id);
+                            v.entity_changed_at.remove(&event.entity_id);
+                        }
+                        _ => {
+                            v.entity_changed_at.insert(event.entity_id.clone(), at);
+                            v.entities.insert(event.entity_id, event.payload);
+                        }
+                    }
                     true
                 });
                 if gap {
@@ -259,6 +303,7 @@ impl Live {
                 };
                 let mut gap = false;
                 let now = self.clock.get_untracked();
+                let times = self.on_page_clock(&coalesced.changed);
                 view.maybe_update(|v| {
                     if coalesced.offset <= v.offset && coalesced.epoch == v.epoch {
                         return false;
@@ -268,11 +313,13 @@ impl Live {
                         return false;
                     }
                     v.offset = coalesced.offset;
-                    v.changed_at = Some(now);
+                    v.changed_at = Some(newest(&times).unwrap_or(now));
                     for id in &coalesced.deleted {
                         v.entities.remove(id);
+                        v.entity_changed_at.remove(id);
                     }
                     v.entities.extend(coalesced.state);
+                    v.entity_changed_at.extend(times);
                     true
                 });
                 if gap {
@@ -363,6 +410,18 @@ impl Live {
             }
             now
         });
+    }
+
+    /// A time of the server's clock (ms since the Unix epoch) on the page's.
+    fn page_time(&self, server_ms: u64) -> f64 {
+        server_ms as f64 - self.server_ahead_ms.get_value()
+    }
+
+    fn on_page_clock(&self, times: &BTreeMap<String, u64>) -> BTreeMap<String, f64> {
+        times
+            .iter()
+            .map(|(id, at)| (id.clone(), self.page_time(*at)))
+            .collect()
     }
 
     /// Whether the board currently reads this topic.

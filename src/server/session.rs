@@ -7,6 +7,7 @@ use super::socket::Heartbeat;
 use super::AppState;
 use crate::access::Caller;
 use crate::boards::library::Library;
+use crate::clock::now_ms;
 use crate::encoded::{encode, EncodedFrame};
 use crate::engine::{Engine, Outcome, PublishError};
 use crate::hub::outbox::{Inbox, Outbox};
@@ -74,6 +75,7 @@ impl Session {
             server: env!("CARGO_PKG_VERSION").into(),
             heartbeat_ms: heartbeat.interval.as_millis() as u64,
             idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
+            server_time_ms: now_ms(),
         }))
         .await;
     }

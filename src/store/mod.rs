@@ -21,6 +21,8 @@ pub struct TopicRecord {
     pub state: BTreeMap<String, Value>,
     /// Expiry times (ms since the Unix epoch) of the entities that have one.
     pub expiries: BTreeMap<String, u64>,
+    /// When each entity last changed (ms since the Unix epoch), where known.
+    pub changed: BTreeMap<String, u64>,
     /// The newest encoded event frames, oldest first, with their offsets.
     pub history: Vec<(u64, String)>,
 }
@@ -34,6 +36,8 @@ pub struct TopicWrite {
     pub offset: u64,
     /// Entities to create or replace, with their expiry time if they have one.
     pub upserts: Vec<(String, Value, Option<u64>)>,
+    /// When the write was made (ms since the Unix epoch): when its upserts last changed.
+    pub at_ms: u64,
     /// Entities to remove.
     pub deletes: Vec<String>,
     /// The encoded event frames, in offset order.

@@ -92,7 +92,28 @@ fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
             if fsync { "FULL" } else { "NORMAL" }
         ))
         .map_err(failed)?;
+    migrate(&connection).map_err(failed)?;
     Ok(connection)
+}
+
+/// What changed in the schema after its first version, in order. `PRAGMA user_version`
+/// counts how many a file has had, so a file from an older server is brought up to date
+/// when a newer one opens it, and its data kept.
+const MIGRATIONS: &[&str] = &[
+    // 1: when each entity last changed (ms since the Unix epoch), so a screen opened on a
+    // quiet topic shows it stale at once. Entities written before have none.
+    "ALTER TABLE entities ADD COLUMN changed_ms INTEGER",
+];
+
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let applied: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (version, change) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        connection.execute_batch(&format!(
+            "BEGIN; {change}; PRAGMA user_version = {}; COMMIT;",
+            version + 1
+        ))?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -126,7 +147,9 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()
             .map_err(failed)?;
         let mut entities = connection
-            .prepare("SELECT entity_id, payload, expires_at FROM entities WHERE topic = ?1")
+            .prepare(
+                "SELECT entity_id, payload, expires_at, changed_ms FROM entities WHERE topic = ?1",
+            )
             .map_err(failed)?;
         let mut events = connection
             .prepare("SELECT position, frame FROM events WHERE topic = ?1 ORDER BY position")
@@ -135,21 +158,26 @@ impl Store for SqliteStore {
         for (name, epoch, offset) in heads {
             let mut state = BTreeMap::new();
             let mut expiries = BTreeMap::new();
+            let mut changed = BTreeMap::new();
             let rows = entities
                 .query_map([&name], |row| {
                     Ok((
                         row.get::<_, String>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
                     ))
                 })
                 .map_err(failed)?;
             for row in rows {
-                let (id, payload, expires_at) = row.map_err(failed)?;
+                let (id, payload, expires_at, changed_ms) = row.map_err(failed)?;
                 let payload: Value = serde_json::from_str(&payload)
                     .map_err(|e| StoreError(format!("entity {id} of {name}: {e}")))?;
                 if let Some(at) = expires_at {
                     expiries.insert(id.clone(), stored(at));
+                }
+                if let Some(at) = changed_ms {
+                    changed.insert(id.clone(), stored(at));
                 }
                 state.insert(id, payload);
             }
@@ -164,6 +192,7 @@ impl Store for SqliteStore {
                 offset,
                 state,
                 expiries,
+                changed,
                 history,
             });
         }
@@ -316,9 +345,10 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()>
              ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
         )?;
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO entities (topic, entity_id, payload, expires_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (topic, entity_id)
-             DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at",
+            "INSERT INTO entities (topic, entity_id, payload, expires_at, changed_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (topic, entity_id) DO UPDATE SET payload = excluded.payload,
+                 expires_at = excluded.expires_at, changed_ms = excluded.changed_ms",
         )?;
         let mut delete =
             tx.prepare_cached("DELETE FROM entities WHERE topic = ?1 AND entity_id = ?2")?;
@@ -346,7 +376,13 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()>
             head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
             for (id, payload, expires_at) in &write.upserts {
                 let expires_at = expires_at.map(sql);
-                upsert.execute(params![write.topic, id, payload.to_string(), expires_at])?;
+                upsert.execute(params![
+                    write.topic,
+                    id,
+                    payload.to_string(),
+                    expires_at,
+                    sql(write.at_ms)
+                ])?;
             }
             for id in &write.deletes {
                 delete.execute(params![write.topic, id])?;

@@ -15,9 +15,10 @@
 
 use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL};
 use super::{channel, parse_history, read_topic, topic_of, unreachable, Keys};
+use crate::clock::now_ms;
 use crate::engine::{Committed, Deliveries, EngineError, Retention, TopicCopy};
 use crate::metrics::Metrics;
-use crate::protocol::{Event, Position};
+use crate::protocol::{ts_ms, Event, Position};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::aio::ConnectionManager;
@@ -94,6 +95,7 @@ fn decode(frame: &str) -> Option<Arrived> {
             kind: event.event,
             entity_id: event.entity_id,
             payload: event.payload,
+            at_ms: ts_ms(&event.ts).unwrap_or_else(now_ms),
             frame: frame.to_owned().into(),
         },
     })

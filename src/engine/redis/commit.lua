@@ -1,28 +1,28 @@
 -- Commits one request's writes, whole or not at all: for every topic, checks that it still
 -- stands where the write was planned against it; then, for every topic, sets and deletes its
--- entities and their expiry times, appends the events to its history (trimmed to what it
+-- entities, their expiry times and when they last changed, appends the events to its history (trimmed to what it
 -- keeps), advances its offset and publishes the events to the instances that follow it; and
 -- records the request's idempotency answer. Redis runs a script alone, so no other write
 -- comes in between, and no instance sees an event of a request that did not commit.
 --
--- KEYS: for each topic: meta, state, expiries, history; then the set of topics, the zset of
+-- KEYS: for each topic: meta, state, expiries, changed, history; then the set of topics, the zset of
 --       topics by their next expiry, and the idempotency key (unused without one).
 -- ARGV: topics, idempotency answer ('' for none), its lifetime in seconds, the claim the
 --       request holds on its key; then per topic:
---       name, epoch, offset planned against, events kept, #upserts, #deletes, #events,
+--       name, epoch, offset planned against, events kept, when (ms), #upserts, #deletes, #events,
 --       upserts (id, payload, expiry or ''), deletes (id), events (offset, frame), message.
 -- Returns {'ok'}; {'conflict', topic} when a topic moved since it was read; {'claim_lost'}
 -- when the request's idempotency claim expired and another request took the key.
 local topics = tonumber(ARGV[1])
-if ARGV[2] ~= '' and redis.call('GET', KEYS[topics * 4 + 3]) ~= ARGV[4] then
+if ARGV[2] ~= '' and redis.call('GET', KEYS[topics * 5 + 3]) ~= ARGV[4] then
   return {'claim_lost'}
 end
 local at = 5
 local writes = {}
 for i = 0, topics - 1 do
-  local w = {keys = i * 4, name = ARGV[at], epoch = ARGV[at + 1], offset = ARGV[at + 2],
-             keep = ARGV[at + 3], upserts = tonumber(ARGV[at + 4]),
-             deletes = tonumber(ARGV[at + 5]), events = tonumber(ARGV[at + 6]), first = at + 7}
+  local w = {keys = i * 5, name = ARGV[at], epoch = ARGV[at + 1], offset = ARGV[at + 2],
+             keep = ARGV[at + 3], when = ARGV[at + 4], upserts = tonumber(ARGV[at + 5]),
+             deletes = tonumber(ARGV[at + 6]), events = tonumber(ARGV[at + 7]), first = at + 8}
   at = w.first + w.upserts * 3 + w.deletes + w.events * 2 + 1
   local head = redis.call('HMGET', KEYS[w.keys + 1], 'epoch', 'offset')
   if head[1] ~= w.epoch or head[2] ~= w.offset then
@@ -30,13 +30,14 @@ for i = 0, topics - 1 do
   end
   writes[i + 1] = w
 end
-local all_topics, expiring = KEYS[topics * 4 + 1], KEYS[topics * 4 + 2]
+local all_topics, expiring = KEYS[topics * 5 + 1], KEYS[topics * 5 + 2]
 for _, w in ipairs(writes) do
-  local meta, state, expiries, history = KEYS[w.keys + 1], KEYS[w.keys + 2],
-    KEYS[w.keys + 3], KEYS[w.keys + 4]
+  local meta, state, expiries, changed, history = KEYS[w.keys + 1], KEYS[w.keys + 2],
+    KEYS[w.keys + 3], KEYS[w.keys + 4], KEYS[w.keys + 5]
   local j = w.first
   for _ = 1, w.upserts do
     redis.call('HSET', state, ARGV[j], ARGV[j + 1])
+    redis.call('HSET', changed, ARGV[j], w.when)
     if ARGV[j + 2] == '' then
       redis.call('ZREM', expiries, ARGV[j])
     else
@@ -46,6 +47,7 @@ for _, w in ipairs(writes) do
   end
   for _ = 1, w.deletes do
     redis.call('HDEL', state, ARGV[j])
+    redis.call('HDEL', changed, ARGV[j])
     redis.call('ZREM', expiries, ARGV[j])
     j = j + 1
   end
@@ -77,6 +79,6 @@ for _, w in ipairs(writes) do
   end
 end
 if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[topics * 4 + 3], ARGV[2], 'EX', ARGV[3])
+  redis.call('SET', KEYS[topics * 5 + 3], ARGV[2], 'EX', ARGV[3])
 end
 return {'ok'}

@@ -9,7 +9,8 @@
 //! topics then needs them in one slot.
 //!
 //! Keys, per topic: `:meta` (hash: epoch, offset), `:state` (hash: entity → JSON payload),
-//! `:exp` (zset: entity → expiry, ms), `:log` (stream: id `offset-0`, field `f` = the event
+//! `:exp` (zset: entity → expiry, ms), `:changed` (hash: entity → when it last changed, ms),
+//! `:log` (stream: id `offset-0`, field `f` = the event
 //! frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
 //! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<key>`
 //! (a request's idempotency record), `pb:layout` (the version of this layout).
@@ -25,7 +26,7 @@ use super::{
     to_the_end, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
     TopicInfo,
 };
-use crate::clock::{now_iso8601, now_ms};
+use crate::clock::now_ms;
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
@@ -77,6 +78,8 @@ pub(crate) struct Keys {
     meta: String,
     state: String,
     expiries: String,
+    /// When each entity last changed: a hash of entity id → ms since the Unix epoch.
+    changed: String,
     history: String,
 }
 
@@ -86,6 +89,7 @@ impl Keys {
             meta: format!("pb:{{{topic}}}:meta"),
             state: format!("pb:{{{topic}}}:state"),
             expiries: format!("pb:{{{topic}}}:exp"),
+            changed: format!("pb:{{{topic}}}:changed"),
             history: format!("pb:{{{topic}}}:log"),
         }
     }
@@ -116,6 +120,7 @@ pub(crate) struct Read {
     offset: u64,
     state: BTreeMap<String, Json>,
     expiries: BTreeMap<String, u64>,
+    changed: BTreeMap<String, u64>,
     history: Vec<(u64, String)>,
 }
 
@@ -157,12 +162,20 @@ fn parse_read(value: &Value) -> Result<Read, EngineError> {
             expiries.insert(text(id).ok_or_else(bad)?, at as u64);
         }
     }
-    let history = parse_history(parts.get(4).ok_or_else(bad)?)?;
+    let mut changed = BTreeMap::new();
+    for pair in items(parts.get(4).ok_or_else(bad)?).chunks(2) {
+        if let [id, at] = pair {
+            let at = text(at).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            changed.insert(text(id).ok_or_else(bad)?, at);
+        }
+    }
+    let history = parse_history(parts.get(5).ok_or_else(bad)?)?;
     Ok(Read {
         epoch,
         offset,
         state,
         expiries,
+        changed,
         history,
     })
 }
@@ -448,7 +461,7 @@ impl Inner {
         idempotency: Option<(&str, &str, &str)>,
     ) -> Result<BatchPublished, PublishError> {
         for attempt in 0..ATTEMPTS {
-            let (now, ts) = (now_ms(), now_iso8601());
+            let now = now_ms();
             let mut prepared = Vec::with_capacity(groups.len());
             let mut results = Vec::with_capacity(groups.len());
             for group in groups {
@@ -463,7 +476,7 @@ impl Inner {
                     offset: topic.offset,
                     keep: self.retention.history_for(&group.topic),
                 };
-                let ready = prepare(head, changes, by, &ts);
+                let ready = prepare(head, changes, by, now);
                 results.push(Published {
                     topic: group.topic.clone(),
                     epoch: ready.epoch,
@@ -525,6 +538,7 @@ impl Inner {
                 .key(keys.meta)
                 .key(keys.state)
                 .key(keys.expiries)
+                .key(keys.changed)
                 .key(keys.history);
         }
         let record = record.unwrap_or_default();
@@ -550,6 +564,7 @@ impl Inner {
                 .arg(write.epoch)
                 .arg(write.base)
                 .arg(write.keep)
+                .arg(write.at_ms)
                 .arg(upserts.len())
                 .arg(deletes.len())
                 .arg(write.events.len());
@@ -618,7 +633,7 @@ impl Inner {
                     trace_id: Some("ttl".into()),
                 };
                 let count = changes.len();
-                let prepared = prepare(head, changes, &by, &now_iso8601());
+                let prepared = prepare(head, changes, &by, now);
                 if let Committed::Done = self.commit(std::slice::from_ref(&prepared), None).await? {
                     deleted += count;
                     self.metrics.events_published.inc_by(count as u64);
@@ -643,6 +658,7 @@ pub(crate) async fn read_topic(
         .key(keys.meta)
         .key(keys.state)
         .key(keys.expiries)
+        .key(keys.changed)
         .key(keys.history)
         .arg(now_ms().max(1))
         .arg(if with_history { "1" } else { "0" })
@@ -660,6 +676,7 @@ impl Read {
             epoch: self.epoch,
             offset: self.offset,
             state: self.state,
+            changed: self.changed,
             history: self
                 .history
                 .into_iter()
@@ -699,6 +716,7 @@ impl Engine for RedisEngine {
                 epoch: read.epoch,
                 offset: read.offset,
                 state: read.state,
+                changed: read.changed,
             }))
         })
     }
