@@ -6,9 +6,11 @@
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
 //! - `bodies`: request bodies refused on their declared size, and read out after a refusal;
 //! - `error`: the JSON refusal every handler answers with, and its closed list of codes;
-//! - `login`: the admin session's form and cookie.
+//! - `login`: the admin session's form and cookie;
+//! - `assets`: the site's build, compressed and cached by the version in its address.
 
 pub mod api;
+mod assets;
 mod bodies;
 mod caller;
 mod error;
@@ -48,6 +50,8 @@ use tokio::sync::watch;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
+    /// The site's build, at the address `leptos_options.site_pkg_dir` names.
+    pub assets: Arc<assets::Assets>,
     /// What topics are, and the writes that change them.
     pub engine: Arc<dyn Engine>,
     /// Who on this instance follows which topic and board.
@@ -76,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     let boards = state.boards.clone();
     let ancestors = state.frame_ancestors.clone();
     Router::new()
+        .route(&state.assets.route(), get(assets::serve))
         .route("/ws", get(socket::upgrade))
         .route("/sse", get(sse::stream))
         .route("/login", get(login::form).post(login::login))
@@ -117,6 +122,8 @@ fn page_context(ancestors: &str) {
         if let Ok(value) = HeaderValue::from_str(&policy) {
             response.insert_header(header::CONTENT_SECURITY_POLICY, value);
         }
+        // Rendered afresh each time, with a new nonce: a screen's reload asks again.
+        response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
 }
 
@@ -137,8 +144,12 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let keyring = Arc::new(keyring);
     let guard = limits::Guard::new(config.client_limits());
     let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
+    let mut leptos_options = config.leptos_options();
+    let assets = assets::Assets::open(&leptos_options.site_root, &leptos_options.site_pkg_dir);
+    leptos_options.site_pkg_dir = assets.address().into();
     let state = AppState {
-        leptos_options: config.leptos_options(),
+        leptos_options,
+        assets,
         engine: engine.clone(),
         hub: hub.clone(),
         boards,
