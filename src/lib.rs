@@ -6,21 +6,26 @@
 //!
 //! # Layout
 //!
+//! Pages are Leptos islands: the server renders them whole, and the browser hydrates only
+//! the board island, so the WASM holds the live board and nothing else.
+//!
 //! Shared by both builds:
 //! - [`protocol`]: every frame on `/ws`, as serde types both sides encode and decode.
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
-//! - [`app`]: the HTML shell and the routes.
-//! - [`pages`]: the board list at `/` and a board at `/b/{name}`, which lays its widgets out,
-//!   owns its live connection, and is shown as its address asks (kiosk, theme, playlist).
-//! - [`boards`]: boards as data (title, grid, widgets and their options); on the server, board
-//!   files, their Markdown, and the directory that hot-reloads them.
+//! - [`boards`]: boards as data (title, grid, widgets and their options, how an address asks
+//!   a board to be shown); on the server, board files, their Markdown, and the directory
+//!   that hot-reloads them.
 //! - [`live`]: the browser's copy of each topic and the presence list, as signals, how frames
 //!   update them, and the page's own writes shown before the server confirms them.
-//! - [`widgets`]: one component per widget type (number, sparkline, leaderboard, feed, gauge,
-//!   status, text, clock, presence, manual) and the connection status.
+//! - [`widgets`]: the board island ([`widgets::LiveBoard`]), which lays the widgets out and
+//!   owns the board's live connection; one component per widget type (number, sparkline,
+//!   leaderboard, feed, gauge, status, text, clock, presence, manual) and the connection
+//!   status.
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):
+//! - [`app`]: the HTML shell and the routes.
+//! - [`pages`]: the board list at `/`, a board at `/b/{name}`, the 404 page.
 //! - [`access`]: API keys, their scopes, admin sessions, and who may read and write what.
 //! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` / `reload` against a
 //!   running server.
@@ -44,17 +49,17 @@
 // every widget) go past rustc's default limit of 128.
 #![recursion_limit = "256"]
 
-pub mod app;
 pub mod boards;
 pub mod live;
 pub mod motion;
 pub mod ops;
-pub mod pages;
 pub mod protocol;
 pub mod widgets;
 
 #[cfg(feature = "ssr")]
 pub mod access;
+#[cfg(feature = "ssr")]
+pub mod app;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
@@ -72,14 +77,17 @@ pub mod hub;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
+pub mod pages;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-/// The browser entry point: hydrates the server-rendered page.
+/// The browser entry point: readies the reactive system for the page's islands, which the
+/// hydration script then hydrates one by one.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
 }

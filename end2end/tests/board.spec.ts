@@ -316,6 +316,42 @@ test("a widget whose topic goes quiet is marked stale, and clears when it resume
   }
 });
 
+test("a board opened on a topic that went quiet before it loaded shows it stale on its first paint", async ({ page }) => {
+  const boardsDir = boardsCopy();
+  const file = join(boardsDir, "demo.toml");
+  writeFileSync(file, readFileSync(file, "utf8").replaceAll('stale_after = "30s"', 'stale_after = "2s"'));
+  const server = await startServer({ boardsDir });
+  try {
+    await seed(server);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // The same topic, another entity: only what each widget shows counts for it.
+    await server.publish(KPIS, [{ op: "incr", entity_id: "orders", by: 1 }]);
+    // On the first frame that shows the signups figure, its cell is already marked.
+    await page.addInitScript(() => {
+      const w = window as any;
+      const watch = () => {
+        const value = document.querySelector('.counter[data-entity="signups"] .counter-value');
+        if (value) {
+          w.firstPaint = {
+            signups: value.closest(".cell")!.classList.contains("stale"),
+            orders: document.querySelector('.counter[data-entity="orders"]')!.closest(".cell")!.classList.contains("stale"),
+          };
+        } else {
+          requestAnimationFrame(watch);
+        }
+      };
+      requestAnimationFrame(watch);
+    });
+    await page.goto(server.boardUrl);
+    await page.waitForFunction(() => (window as any).firstPaint !== undefined);
+    expect(await page.evaluate(() => (window as any).firstPaint)).toEqual({ signups: true, orders: false });
+    const signups = page.locator(".cell", { has: page.locator('.counter[data-entity="signups"]') });
+    await expect(signups.locator(".stale-badge")).toContainText(/No update for [3-9] s/);
+  } finally {
+    await server.stop();
+  }
+});
+
 test("the gauge turns to its value and the status grid lights each service", async ({ page }) => {
   const server = await startServer();
   try {

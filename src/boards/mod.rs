@@ -1,7 +1,8 @@
 //! Boards: what a screen shows. A board is a title, a grid, and widgets, each bound to a
 //! topic with its options. The types here are shared: the server reads them from board files
 //! (`file.rs`) and keeps the last good version of each (`library.rs`); the browser renders
-//! them and swaps in a new version when its file changes.
+//! them and swaps in a new version when its file changes. `screen.rs`: how an address asks
+//! for a board to be shown (kiosk, theme, playlist).
 
 #[cfg(feature = "ssr")]
 pub mod file;
@@ -9,8 +10,11 @@ pub mod file;
 pub mod library;
 #[cfg(feature = "ssr")]
 pub mod markdown;
+pub mod screen;
 
-use serde::{Deserialize, Serialize};
+use crate::protocol::{content, tagged};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A board as its file describes it, validated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,7 +63,9 @@ pub struct Widget {
     pub kind: WidgetKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A widget's type and its options, as JSON names them (`{"type": "number", "entity": …}`).
+/// Decoded by hand, like the socket's frames (see [`crate::protocol::tagged`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WidgetKind {
     Number(NumberOptions),
@@ -89,6 +95,50 @@ impl WidgetKind {
             WidgetKind::Presence => "presence",
             WidgetKind::Manual(_) => "manual",
         }
+    }
+}
+
+impl WidgetKind {
+    /// The one entity the widget shows, for the kinds that show one.
+    pub fn entity(&self) -> Option<&str> {
+        match self {
+            Self::Number(NumberOptions { entity, .. })
+            | Self::Sparkline(SparklineOptions { entity, .. })
+            | Self::Gauge(GaugeOptions { entity, .. })
+            | Self::Manual(ManualOptions { entity, .. }) => Some(entity),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WidgetKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const TYPES: &[&str] = &[
+            "number",
+            "sparkline",
+            "leaderboard",
+            "feed",
+            "gauge",
+            "status",
+            "text",
+            "clock",
+            "presence",
+            "manual",
+        ];
+        let (kind, value) = tagged(deserializer, "type")?;
+        Ok(match kind.as_str() {
+            "number" => Self::Number(content(value)?),
+            "sparkline" => Self::Sparkline(content(value)?),
+            "leaderboard" => Self::Leaderboard(content(value)?),
+            "feed" => Self::Feed(content(value)?),
+            "gauge" => Self::Gauge(content(value)?),
+            "status" => Self::Status(content(value)?),
+            "text" => Self::Text(content(value)?),
+            "clock" => Self::Clock(content(value)?),
+            "presence" => Self::Presence,
+            "manual" => Self::Manual(content(value)?),
+            other => return Err(D::Error::unknown_variant(other, TYPES)),
+        })
     }
 }
 

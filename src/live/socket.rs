@@ -532,7 +532,7 @@ fn on_message(connection: &Shared) -> Closure<dyn FnMut(MessageEvent)> {
 fn received(connection: &Shared, text: String) {
     let mut c = connection.borrow_mut();
     c.heard_at = crate::motion::now_ms();
-    let frame = match serde_json::from_str(&text) {
+    let frame = match ServerFrame::decode(&text) {
         Ok(frame) => frame,
         Err(e) => {
             leptos::logging::warn!("ignoring a frame this page cannot read: {e}");

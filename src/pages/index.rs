@@ -2,11 +2,10 @@
 
 use super::library;
 use leptos::prelude::*;
-use leptos::server::SharedValue;
 
 #[component]
 pub fn BoardList() -> impl IntoView {
-    let boards = SharedValue::new(library::boards).into_inner();
+    let boards = library::boards();
     let empty = boards.is_empty();
     let rows = boards
         .into_iter()

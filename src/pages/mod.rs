@@ -1,20 +1,15 @@
-//! The pages, one module per route: the list of boards at `/`, a board at `/b/{name}` (shown
-//! as its address asks: kiosk, theme, playlist; see `screen.rs`), and the 404 page for
-//! anything else.
+//! The pages, one module per route, rendered on the server only: the list of boards at `/`,
+//! a board at `/b/{name}` (shown as its address asks: kiosk, theme, playlist), and the 404
+//! page for anything else.
 //!
-//! Each page takes what it shows from the server once, at render time, and hydrates with the
-//! same data (Leptos' `SharedValue` carries it in the HTML); after that a board keeps itself
-//! current over its socket.
+//! Each page takes what it shows from the server's library as it renders. A board page's
+//! live part is the board island (`widgets::LiveBoard`), the only code the browser runs;
+//! everything else on the pages is plain HTML.
 
 mod board;
 mod index;
-#[cfg(feature = "ssr")]
-mod library;
-#[cfg(not(feature = "ssr"))]
-#[path = "library_in_browser.rs"]
 mod library;
 mod not_found;
-mod screen;
 
 pub use board::BoardPage;
 pub use index::BoardList;

@@ -7,6 +7,7 @@
 
 use super::format::{age, NumberStyle};
 use super::payload::{change_over, latest, timed_points};
+use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{level_of, Delta, Level, NumberOptions};
 use crate::live::Live;
 use crate::motion::tween;
@@ -117,7 +118,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
     view! {
         <article class="widget counter" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{label}</h2>
-            <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
+            {until_loaded(loaded, Skeleton::Number, move || view! {
                 <p class="counter-value" data-value=move || value.get().unwrap_or_default()>
                     {move || {
                         // A whole-number counter counts in whole numbers while it tweens.
@@ -128,9 +129,9 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
                 </p>
                 <p class="counter-delta">
                     {arrow}
-                    {move || level().filter(|l| *l != Level::Ok).map(|l| view! { <span class="level-badge">{l.as_str()}</span> })}
-                </p>
-            </Show>
+                        {move || level().filter(|l| *l != Level::Ok).map(|l| view! { <span class="level-badge">{l.as_str()}</span> })}
+                    </p>
+            })}
         </article>
     }
 }

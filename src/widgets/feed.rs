@@ -4,6 +4,7 @@
 //! clock.
 
 use super::format::age;
+use super::skeleton::{until_loaded, Skeleton};
 use crate::live::Live;
 use crate::motion::{animated_list, Phase};
 use leptos::prelude::*;
@@ -67,7 +68,7 @@ pub fn Feed(
     view! {
         <article class="widget feed" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
-            <Show when=loaded fallback=move || view! { <div class="skeleton skeleton-rows"></div> }>
+            {until_loaded(loaded, Skeleton::Rows, move || view! {
                 <ul class="feed-items" style=format!("--rows: {rows}") aria-live="off">
                     <For each=move || items.get() key=|item| item.key.clone() let:item>
                         {
@@ -99,7 +100,7 @@ pub fn Feed(
                         }
                     </For>
                 </ul>
-            </Show>
+            })}
         </article>
     }
 }

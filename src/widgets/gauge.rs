@@ -4,6 +4,7 @@
 
 use super::format::NumberStyle;
 use super::payload::number;
+use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{level_of, GaugeOptions, Level};
 use crate::live::Live;
 use leptos::prelude::*;
@@ -52,7 +53,7 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
     view! {
         <article class="widget gauge" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{title}</h2>
-            <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
+            {until_loaded(loaded, Skeleton::Number, move || view! {
                 <svg class="gauge-dial" viewBox="0 0 120 68" aria-hidden="true">
                     <path class="gauge-track" d="M10 62 A50 50 0 0 1 110 62"/>
                     <line
@@ -64,7 +65,7 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
                 </svg>
                 <p class="gauge-value" data-value=move || value.get().unwrap_or_default()>{text}</p>
                 <p class="gauge-range"><span>{low.clone()}</span><span>{high.clone()}</span></p>
-            </Show>
+            })}
         </article>
     }
 }

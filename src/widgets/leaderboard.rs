@@ -1,6 +1,7 @@
 //! A leaderboard: the top entities by a numeric field. Rows keep their DOM node and move to
 //! their new rank with a transform transition; rows that drop out fade below the list.
 
+use super::skeleton::{until_loaded, Skeleton};
 use crate::live::Live;
 use crate::motion::{animated_list, Phase};
 use crate::widgets::format::grouped;
@@ -57,7 +58,7 @@ pub fn Leaderboard(
     view! {
         <article class="widget leaderboard" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
-            <Show when=loaded fallback=move || view! { <div class="skeleton skeleton-rows"></div> }>
+            {until_loaded(loaded, Skeleton::Rows, move || view! {
                 <ol class="leaderboard-rows" style=format!("--rows: {limit}")>
                     <For each=move || rows.get() key=|row| row.key.clone() let:row>
                         {
@@ -91,7 +92,7 @@ pub fn Leaderboard(
                         }
                     </For>
                 </ol>
-            </Show>
+            })}
         </article>
     }
 }

@@ -5,6 +5,7 @@
 
 use super::format::NumberStyle;
 use super::payload::number;
+use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::ManualOptions;
 use crate::live::Live;
 use crate::ops::Op;
@@ -72,7 +73,7 @@ pub fn Manual(live: Live, topic: String, title: String, options: ManualOptions) 
     view! {
         <article class="widget manual" data-topic=move || topic.get_value() data-entity=entity>
             <h2 class="widget-title">{move || title.get_value()}</h2>
-            <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
+            {until_loaded(loaded, Skeleton::Number, move || view! {
                 <p class="manual-value" data-value=move || shown.with(|p| p.as_ref().and_then(number))>
                     {move || text().unwrap_or_else(|| "–".into())}
                 </p>
@@ -80,7 +81,7 @@ pub fn Manual(live: Live, topic: String, title: String, options: ManualOptions) 
                     <button class="manual-step" aria-label=move || format!("Decrease {}", title.get_value()) on:click=move |_| step(-1.0)>"−"</button>
                     <button class="manual-step" aria-label=move || format!("Increase {}", title.get_value()) on:click=move |_| step(1.0)>"+"</button>
                 </p>
-            </Show>
+            })}
         </article>
     }
 }

@@ -1,7 +1,9 @@
 //! The widgets a board is made of. Each is a component bound to a topic of the board's
 //! [`Live`](crate::live::Live) state, shows a skeleton until that topic's first snapshot, and
-//! has its own block in `style/main.css`.
+//! has its own block in `style/main.css`. [`LiveBoard`] lays them out: the island a board
+//! page hydrates.
 
+mod board;
 mod clock;
 mod connection_status;
 mod counter;
@@ -12,10 +14,12 @@ mod leaderboard;
 mod manual;
 mod payload;
 mod presence;
+mod skeleton;
 mod sparkline;
 mod status;
 mod text;
 
+pub use board::LiveBoard;
 pub use clock::Clock;
 pub use connection_status::ConnectionStatusBadge;
 pub use counter::Counter;

@@ -1,5 +1,6 @@
 //! Presence: how many people are viewing this board, with a pulse each time someone joins.
 
+use super::skeleton::{until_loaded, Skeleton};
 use crate::live::Live;
 use leptos::prelude::*;
 
@@ -31,10 +32,10 @@ pub fn PresenceBadge(live: Live) -> impl IntoView {
     };
     view! {
         <div class="presence" data-viewers=move || presence.with(|p| p.known.then_some(p.viewers.len()))>
-            <Show when=move || presence.with(|p| p.known) fallback=|| view! { <span class="skeleton skeleton-chip"></span> }>
+            {until_loaded(move || presence.with(|p| p.known), Skeleton::Chip, move || view! {
                 <span class="presence-dots">{pulse}{dots}</span>
                 <span class="presence-count">{label}</span>
-            </Show>
+            })}
         </div>
     }
 }

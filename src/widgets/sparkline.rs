@@ -5,6 +5,7 @@
 
 use super::format::NumberStyle;
 use super::payload::series;
+use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::SparklineOptions;
 use crate::live::Live;
 use leptos::prelude::*;
@@ -90,7 +91,7 @@ pub fn Sparkline(
     view! {
         <article class="widget sparkline" data-topic=topic data-entity=entity>
             <h2 class="widget-title">{title}</h2>
-            <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-number"></div> }>
+            {until_loaded(loaded, Skeleton::Number, move || view! {
                 <p class="sparkline-value" data-points=move || values.with(Vec::len)>
                     {move || latest().unwrap_or_else(|| "–".into())}
                 </p>
@@ -102,7 +103,7 @@ pub fn Sparkline(
                 >
                     {line}
                 </svg>
-            </Show>
+            })}
         </article>
     }
 }

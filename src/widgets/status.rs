@@ -8,6 +8,7 @@
 //! The publisher's next `set` of the entity clears it, as a new state should.
 
 use super::payload::{display_name, state};
+use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{Level, StatusOptions};
 use crate::live::Live;
 use crate::ops::Op;
@@ -132,7 +133,7 @@ pub fn StatusGrid(
     view! {
         <article class="widget status" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
-            <Show when=loaded fallback=|| view! { <div class="skeleton skeleton-rows"></div> }>
+            {until_loaded(loaded, Skeleton::Rows, move || view! {
                 <ul class="status-items">
                     // Keyed by what is drawn, so a changed row is drawn afresh and its pulse
                     // plays; whether it is marked changed is not part of the key.
@@ -153,22 +154,22 @@ pub fn StatusGrid(
                                     <span class="status-light" aria-hidden="true"></span>
                                     <span class="status-name">{name}</span>
                                     <span class="status-state">{text}</span>
-                                    {acknowledged.then(|| view! { <span class="status-acknowledged">"acknowledged"</span> })}
-                                    {can_acknowledge.then(|| view! {
-                                        <button
-                                            class="status-acknowledge"
-                                            aria-label=format!("Acknowledge {label}")
-                                            on:click=move |_| acknowledge(key.clone(), label.clone())
-                                        >
-                                            "Ack"
-                                        </button>
-                                    })}
-                                </li>
+                                        {acknowledged.then(|| view! { <span class="status-acknowledged">"acknowledged"</span> })}
+                                        {can_acknowledge.then(|| view! {
+                                            <button
+                                                class="status-acknowledge"
+                                                aria-label=format!("Acknowledge {label}")
+                                                on:click=move |_| acknowledge(key.clone(), label.clone())
+                                            >
+                                                "Ack"
+                                            </button>
+                                        })}
+                                    </li>
+                                }
                             }
-                        }
-                    />
-                </ul>
-            </Show>
+                        />
+                    </ul>
+            })}
         </article>
     }
 }

@@ -5,8 +5,10 @@
 //! - `?theme=light` or `?theme=dark`: overrides the system's colour scheme;
 //! - `?playlist=ops,sales&every=30s`: after `every` (default 30 s), moves on to the next board
 //!   of the list, wrapping around, with the same address options.
+//!
+//! The server reads the address; the board island gets the result as a prop.
 
-use leptos_router::params::ParamsMap;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How long a playlist shows each board unless `every` says otherwise.
@@ -14,33 +16,45 @@ pub const DEFAULT_DWELL: Duration = Duration::from_secs(30);
 /// The shortest `every`: below it a board has barely loaded before it goes.
 pub const MIN_DWELL: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Screen {
     pub kiosk: bool,
     /// `None` follows the system.
-    pub theme: Option<&'static str>,
+    pub theme: Option<Theme>,
     pub playlist: Option<Playlist>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Theme {
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Light => "light",
+            Self::Dark => "dark",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Playlist {
     pub boards: Vec<String>,
     pub every: Duration,
 }
 
 impl Screen {
-    pub fn from_query(query: &ParamsMap) -> Screen {
-        let yes = |key: &str| {
-            query
-                .get_str(key)
-                .is_some_and(|v| matches!(v, "1" | "true" | "yes" | ""))
-        };
-        let theme = match query.get_str("theme") {
-            Some("light") => Some("light"),
-            Some("dark") => Some("dark"),
+    /// The screen an address asks for; `query` looks up one of its parameters.
+    pub fn from_query<'a>(query: impl Fn(&str) -> Option<&'a str>) -> Screen {
+        let yes = |key: &str| query(key).is_some_and(|v| matches!(v, "1" | "true" | "yes" | ""));
+        let theme = match query("theme") {
+            Some("light") => Some(Theme::Light),
+            Some("dark") => Some(Theme::Dark),
             _ => None,
         };
-        let playlist = query.get_str("playlist").and_then(|list| {
+        let playlist = query("playlist").and_then(|list| {
             let boards: Vec<String> = list
                 .split(',')
                 .map(str::trim)
@@ -49,10 +63,7 @@ impl Screen {
                 .collect();
             (!boards.is_empty()).then(|| Playlist {
                 boards,
-                every: query
-                    .get_str("every")
-                    .and_then(dwell)
-                    .unwrap_or(DEFAULT_DWELL),
+                every: query("every").and_then(dwell).unwrap_or(DEFAULT_DWELL),
             })
         });
         Screen {
@@ -95,12 +106,8 @@ fn dwell(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn screen(query: &[(&str, &str)]) -> Screen {
-        let mut map = ParamsMap::new();
-        for (key, value) in query {
-            map.insert(key.to_string(), (*value).to_owned());
-        }
-        Screen::from_query(&map)
+    fn screen<'a>(query: &'a [(&'a str, &'a str)]) -> Screen {
+        Screen::from_query(|key| query.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
     }
 
     #[test]
@@ -116,7 +123,7 @@ mod tests {
     fn kiosk_and_theme_come_from_the_address() {
         let tv = screen(&[("kiosk", "1"), ("theme", "light")]);
         assert!(tv.kiosk);
-        assert_eq!(tv.theme, Some("light"));
+        assert_eq!(tv.theme, Some(Theme::Light));
         assert!(screen(&[("kiosk", "true")]).kiosk);
     }
 
