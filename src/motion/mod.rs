@@ -11,13 +11,17 @@ mod tween;
 pub use list::{animated_list, ListItem, Phase};
 pub use tween::tween;
 
-/// True when the viewer asked the system for reduced motion.
+/// True when the viewer asked the system for reduced motion. The query is made once per
+/// page and answers live: asked before every tween, a fresh `matchMedia` was the busiest
+/// browser call of a board under load.
 pub fn reduced_motion() -> bool {
-    leptos::prelude::window()
-        .match_media("(prefers-reduced-motion: reduce)")
-        .ok()
-        .flatten()
-        .is_some_and(|query| query.matches())
+    thread_local! {
+        static QUERY: Option<web_sys::MediaQueryList> = leptos::prelude::window()
+            .match_media("(prefers-reduced-motion: reduce)")
+            .ok()
+            .flatten();
+    }
+    QUERY.with(|query| query.as_ref().is_some_and(|query| query.matches()))
 }
 
 /// Milliseconds on the page's monotonic clock.
