@@ -108,3 +108,28 @@ fn version(dir: &FilePath) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_follows_the_build_and_not_its_compressed_copies() {
+        let dir = tempfile::TempDir::new().unwrap();
+        assert_eq!(version(&dir.path().join("missing")), "unbuilt");
+        assert_eq!(version(dir.path()), "unbuilt");
+        std::fs::write(dir.path().join("pulseboard.wasm"), b"\0asm one").unwrap();
+        std::fs::write(dir.path().join("pulseboard.js"), b"glue").unwrap();
+        let first = version(dir.path());
+        assert_eq!(first.len(), 16);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+        std::fs::write(dir.path().join("pulseboard.wasm.br"), b"compressed").unwrap();
+        assert_eq!(
+            version(dir.path()),
+            first,
+            "the copies follow from the files"
+        );
+        std::fs::write(dir.path().join("pulseboard.wasm"), b"\0asm two").unwrap();
+        assert_ne!(version(dir.path()), first, "a new build, a new address");
+    }
+}
