@@ -433,3 +433,87 @@ impl Live {
         self.topics.with_value(|t| t.get(topic).copied())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Event, Snapshot, Welcome};
+
+    fn snapshot(offset: u64, changed: &[(&str, u64)]) -> ServerFrame {
+        ServerFrame::Snapshot(Snapshot {
+            topic: "t".into(),
+            epoch: 1,
+            offset,
+            state: changed
+                .iter()
+                .map(|(id, _)| (id.to_string(), Value::from(1)))
+                .collect(),
+            changed: changed
+                .iter()
+                .map(|(id, at)| (id.to_string(), *at))
+                .collect(),
+        })
+    }
+
+    fn event(offset: u64, id: &str, ts: &str) -> ServerFrame {
+        ServerFrame::Event(Event {
+            topic: "t".into(),
+            epoch: 1,
+            offset,
+            event: EventKind::Updated,
+            entity_id: id.into(),
+            payload: Value::from(2),
+            ts: ts.into(),
+            user_id: None,
+            trace_id: None,
+        })
+    }
+
+    #[test]
+    fn the_server_s_change_times_land_on_the_page_s_clock() {
+        let owner = Owner::new();
+        owner.set();
+        let live = Live::new(BoardView::default());
+        let view = live.topic("t");
+        // The page's clock reads 10 s; the server's, 1,000 s: it is 990 s ahead.
+        live.clock.set(10_000.0);
+        live.apply(ServerFrame::Welcome(Welcome {
+            connection: "c1".into(),
+            server: "test".into(),
+            heartbeat_ms: 15_000,
+            idle_timeout_ms: 45_000,
+            server_time_ms: 1_000_000,
+        }));
+        live.apply(snapshot(2, &[("old", 400_000), ("new", 995_000)]));
+        let held = view.get_untracked();
+        assert_eq!(held.changed_at(Some("old")), Some(-590_000.0));
+        assert_eq!(held.changed_at(Some("new")), Some(5_000.0));
+        assert_eq!(
+            held.changed_at(None),
+            Some(5_000.0),
+            "the topic: its newest"
+        );
+        assert_eq!(held.changed_at(Some("unknown")), Some(5_000.0));
+
+        // A replayed event counts from when it happened (999 s on the server's clock).
+        live.apply(event(3, "old", "1970-01-01T00:16:39.000Z"));
+        let held = view.get_untracked();
+        assert_eq!(held.changed_at(Some("old")), Some(9_000.0));
+        assert_eq!(held.changed_at(None), Some(9_000.0));
+    }
+
+    #[test]
+    fn without_change_times_a_topic_counts_from_when_the_page_saw_it() {
+        let owner = Owner::new();
+        owner.set();
+        let live = Live::new(BoardView::default());
+        let view = live.topic("t");
+        live.clock.set(10_000.0);
+        live.apply(snapshot(2, &[]));
+        assert_eq!(view.get_untracked().changed_at(None), Some(10_000.0));
+        // The same snapshot again (a reconnect to an unchanged topic) is not a change.
+        live.clock.set(20_000.0);
+        live.apply(snapshot(2, &[]));
+        assert_eq!(view.get_untracked().changed_at(None), Some(10_000.0));
+    }
+}
