@@ -25,6 +25,14 @@ async function seed(server: Server) {
   }
 }
 
+/** A boards directory whose demo board calls its numbers stale after 2 s instead of 30 s. */
+function quickToGoStale(): string {
+  const boardsDir = boardsCopy();
+  const file = join(boardsDir, "demo.toml");
+  writeFileSync(file, readFileSync(file, "utf8").replaceAll('stale_after = "30s"', 'stale_after = "2s"'));
+  return boardsDir;
+}
+
 async function openBoard(page: Page, server: Server) {
   await page.goto(server.boardUrl);
   await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
@@ -292,10 +300,7 @@ test("a number takes its threshold level, shown in colour and in words", async (
 });
 
 test("a widget whose topic goes quiet is marked stale, and clears when it resumes", async ({ page }) => {
-  const boardsDir = boardsCopy();
-  const file = join(boardsDir, "demo.toml");
-  writeFileSync(file, readFileSync(file, "utf8").replaceAll('stale_after = "30s"', 'stale_after = "2s"'));
-  const server = await startServer({ boardsDir });
+  const server = await startServer({ boardsDir: quickToGoStale() });
   try {
     await seed(server);
     await openBoard(page, server);
@@ -317,10 +322,7 @@ test("a widget whose topic goes quiet is marked stale, and clears when it resume
 });
 
 test("a board opened on a topic that went quiet before it loaded shows it stale on its first paint", async ({ page }) => {
-  const boardsDir = boardsCopy();
-  const file = join(boardsDir, "demo.toml");
-  writeFileSync(file, readFileSync(file, "utf8").replaceAll('stale_after = "30s"', 'stale_after = "2s"'));
-  const server = await startServer({ boardsDir });
+  const server = await startServer({ boardsDir: quickToGoStale() });
   try {
     await seed(server);
     await new Promise((resolve) => setTimeout(resolve, 3_000));

@@ -29,8 +29,12 @@ use serde::Deserialize;
 pub const MAX_COLUMNS: u8 = 12;
 /// The tallest a widget may be, in grid rows.
 pub const MAX_ROWS: u8 = 6;
-const KINDS: &str =
-    "number, sparkline, leaderboard, feed, gauge, status, text, clock, presence or manual";
+
+/// The kinds a widget may have, as an error message lists them.
+fn kinds() -> String {
+    let (last, others) = WidgetKind::TYPES.split_last().unwrap_or((&"", &[]));
+    format!("{} or {last}", others.join(", "))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,13 +124,14 @@ fn place(text: &str, at: usize) -> (usize, usize) {
 fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
     let kind = match table.remove("type") {
         Some(toml::Value::String(kind)) => kind,
-        Some(_) => return Err(format!("`type` must be a string: {KINDS}")),
+        Some(_) => return Err(format!("`type` must be a string: {}", kinds())),
         None if table.contains_key("kind") => {
             return Err(format!(
-                "`type` is missing: a board file writes `type = \"number\"` and the options in the widget's own table, not under `kind` ({KINDS})"
+                "`type` is missing: a board file writes `type = \"number\"` and the options in the widget's own table, not under `kind` ({})",
+                kinds()
             ))
         }
-        None => return Err(format!("`type` is missing: {KINDS}")),
+        None => return Err(format!("`type` is missing: {}", kinds())),
     };
     let text = |table: &mut toml::Table, key: &str| match table.remove(key) {
         None => Ok(None),
@@ -198,7 +203,7 @@ fn widget(mut table: toml::Table, columns: u8) -> Result<Widget, String> {
             }
             WidgetKind::Presence
         }
-        other => return Err(format!("unknown `type` \"{other}\": use {KINDS}")),
+        other => return Err(format!("unknown `type` \"{other}\": use {}", kinds())),
     };
     let reads_topic = !matches!(
         kind,

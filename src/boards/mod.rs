@@ -81,6 +81,20 @@ pub enum WidgetKind {
 }
 
 impl WidgetKind {
+    /// Every kind's name, as [`WidgetKind::name`] gives it.
+    pub const TYPES: &'static [&'static str] = &[
+        "number",
+        "sparkline",
+        "leaderboard",
+        "feed",
+        "gauge",
+        "status",
+        "text",
+        "clock",
+        "presence",
+        "manual",
+    ];
+
     /// The name a board file gives this kind in `type = "…"`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -113,18 +127,6 @@ impl WidgetKind {
 
 impl<'de> Deserialize<'de> for WidgetKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const TYPES: &[&str] = &[
-            "number",
-            "sparkline",
-            "leaderboard",
-            "feed",
-            "gauge",
-            "status",
-            "text",
-            "clock",
-            "presence",
-            "manual",
-        ];
         let (kind, value) = tagged(deserializer, "type")?;
         Ok(match kind.as_str() {
             "number" => Self::Number(content(value)?),
@@ -137,7 +139,7 @@ impl<'de> Deserialize<'de> for WidgetKind {
             "clock" => Self::Clock(content(value)?),
             "presence" => Self::Presence,
             "manual" => Self::Manual(content(value)?),
-            other => return Err(D::Error::unknown_variant(other, TYPES)),
+            other => return Err(D::Error::unknown_variant(other, WidgetKind::TYPES)),
         })
     }
 }

@@ -114,13 +114,7 @@ impl Follow {
         if self.loaded {
             return 0;
         }
-        self.epoch = copy.epoch;
-        self.offset = copy.offset;
-        self.state = copy.state;
-        self.changed = copy.changed;
-        self.history = copy.history.into();
-        self.keep = copy.keep;
-        self.loaded = true;
+        self.take(copy);
         let mut queued = 0;
         for (epoch, events) in std::mem::take(&mut self.early) {
             queued += self.deliver(epoch, &events);
@@ -131,13 +125,7 @@ impl Follow {
     /// Starts again from a new copy: the engine could not carry on from what it delivered.
     /// Every subscriber gets a snapshot of it (once its queue has room).
     pub fn reset(&mut self, copy: TopicCopy) {
-        self.epoch = copy.epoch;
-        self.offset = copy.offset;
-        self.state = copy.state;
-        self.changed = copy.changed;
-        self.history = copy.history.into();
-        self.keep = copy.keep;
-        self.loaded = true;
+        self.take(copy);
         self.early.clear();
         let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
         let name = &self.name;
@@ -160,14 +148,25 @@ impl Follow {
         );
     }
 
+    /// Holds the engine's copy in place of whatever the topic had.
+    fn take(&mut self, copy: TopicCopy) {
+        self.epoch = copy.epoch;
+        self.offset = copy.offset;
+        self.state = copy.state;
+        self.changed = copy.changed;
+        self.history = copy.history.into();
+        self.keep = copy.keep;
+        self.loaded = true;
+    }
+
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            topic: self.name.clone(),
-            epoch: self.epoch,
-            offset: self.offset,
-            state: self.state.clone(),
-            changed: self.changed.clone(),
-        }
+        snapshot_of(
+            &self.name,
+            self.epoch,
+            self.offset,
+            &self.state,
+            &self.changed,
+        )
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -296,13 +295,14 @@ impl Follow {
                             deleted,
                         }))
                     }
-                    None => encode(&ServerFrame::Snapshot(Snapshot {
-                        topic: self.name.clone(),
-                        epoch: self.epoch,
-                        offset: self.offset,
-                        state: self.state.clone(),
-                        changed: self.changed.clone(),
-                    })),
+                    // Not `self.snapshot()`: the subscriber is borrowed from `self`.
+                    None => encode(&ServerFrame::Snapshot(snapshot_of(
+                        &self.name,
+                        self.epoch,
+                        self.offset,
+                        &self.state,
+                        &self.changed,
+                    ))),
                 };
                 (subscriber.outbox.try_push(frame), Sent::Coalesced)
             }
@@ -404,6 +404,23 @@ impl Follow {
             });
         }
         queued
+    }
+}
+
+/// The whole topic as a `snapshot` frame carries it.
+fn snapshot_of(
+    name: &str,
+    epoch: u64,
+    offset: u64,
+    state: &BTreeMap<String, Value>,
+    changed: &BTreeMap<String, u64>,
+) -> Snapshot {
+    Snapshot {
+        topic: name.to_owned(),
+        epoch,
+        offset,
+        state: state.clone(),
+        changed: changed.clone(),
     }
 }
 
