@@ -10,7 +10,8 @@
 //! the board island, so the WASM holds the live board and nothing else.
 //!
 //! Shared by both builds:
-//! - [`protocol`]: every frame on `/ws`, as serde types both sides encode and decode.
+//! - [`protocol`]: every frame on `/ws`, shared by both sides: the server encodes with serde,
+//!   the browser decodes by hand from one parsed JSON value (`protocol::json`).
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
 //! - [`boards`]: boards as data (title, grid, widgets and their options, how an address asks
 //!   a board to be shown); on the server, board files, their Markdown, and the directory

@@ -4,6 +4,7 @@
 //! `ADDED` / `UPDATED` / `DELETED` events (see `engine::plan`). No feature gate, so a browser
 //! client can build the same requests.
 
+use crate::protocol::{json, Fields, FromJson};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
@@ -110,6 +111,18 @@ pub struct Published {
     pub offset: u64,
     /// The offsets of every event the request produced, in order.
     pub offsets: Vec<u64>,
+}
+
+impl FromJson for Published {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Published {
+            topic: fields.take("topic")?,
+            epoch: fields.take("epoch")?,
+            offset: fields.take("offset")?,
+            offsets: fields.take("offsets")?,
+        })
+    }
 }
 
 /// Ops for one topic within a batch.

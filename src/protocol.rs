@@ -5,9 +5,12 @@
 //! types, so a protocol change that would break the browser does not compile.
 //! `docs/protocol.md` describes the same frames for clients written in other languages.
 
+pub(crate) mod json;
+
 use crate::boards::BoardView;
 use crate::ops::{Op, Published};
-use serde::de::{self, DeserializeOwned, Error as _};
+pub(crate) use json::{named, Fields, FromJson};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -125,52 +128,42 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
-    /// Decodes one text frame: its `type` and the fields of the small frames first, then the
-    /// frame's own struct straight from the same text. No copy of the frame is made in
-    /// between, and each struct has one decoder, for text: serde's derive for internally
-    /// tagged enums buffers the frame into its own generic `Content` and copies every
-    /// variant's decoder for it, which was a tenth of the browser's WASM.
+    /// Decodes one text frame, as the browser does (see [`json`]).
     pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
-        /// The tag, and the fields of the frames that are not a struct of their own.
-        #[derive(Deserialize)]
-        struct Head<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: &'a str,
-            reconnect_in_ms: Option<u64>,
-            within_ms: Option<u64>,
-            reason: Option<String>,
-            id: Option<u64>,
-            #[serde(rename = "ref")]
-            reference: Option<String>,
-        }
-        let head: Head = serde_json::from_str(text)?;
-        let missing = |field| serde_json::Error::missing_field(field);
-        Ok(match head.kind {
-            "welcome" => Self::Welcome(serde_json::from_str(text)?),
-            "snapshot" => Self::Snapshot(serde_json::from_str(text)?),
-            "coalesced" => Self::Coalesced(serde_json::from_str(text)?),
-            "event" => Self::Event(serde_json::from_str(text)?),
-            "resumed" => Self::Resumed(serde_json::from_str(text)?),
-            "presence" => Self::Presence(serde_json::from_str(text)?),
-            "board" => Self::Board(serde_json::from_str(text)?),
+        Self::from_json(serde_json::from_str(text)?)
+    }
+}
+
+impl FromJson for ServerFrame {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        let kind: String = fields.take("type")?;
+        Ok(match kind.as_str() {
+            "welcome" => Self::Welcome(Welcome::from_json(fields.rest())?),
+            "snapshot" => Self::Snapshot(Snapshot::from_json(fields.rest())?),
+            "coalesced" => Self::Coalesced(Coalesced::from_json(fields.rest())?),
+            "event" => Self::Event(Event::from_json(fields.rest())?),
+            "resumed" => Self::Resumed(Resumed::from_json(fields.rest())?),
+            "presence" => Self::Presence(Presence::from_json(fields.rest())?),
+            "board" => Self::Board(BoardFrame::from_json(fields.rest())?),
             "restarting" => Self::Restarting {
-                reconnect_in_ms: head
-                    .reconnect_in_ms
-                    .ok_or_else(|| missing("reconnect_in_ms"))?,
+                reconnect_in_ms: fields.take("reconnect_in_ms")?,
             },
             "reload" => Self::Reload {
-                within_ms: head.within_ms.ok_or_else(|| missing("within_ms"))?,
+                within_ms: fields.take("within_ms")?,
             },
             "stale" => Self::Stale {
-                reason: head.reason.ok_or_else(|| missing("reason"))?,
+                reason: fields.take("reason")?,
             },
             "fresh" => Self::Fresh,
-            "pong" => Self::Pong { id: head.id },
+            "pong" => Self::Pong {
+                id: fields.take("id")?,
+            },
             "ack" => Self::Ack(Ack {
-                reference: head.reference,
-                published: serde_json::from_str(text)?,
+                reference: fields.take("ref")?,
+                published: Published::from_json(fields.rest())?,
             }),
-            "error" => Self::Error(serde_json::from_str(text)?),
+            "error" => Self::Error(ErrorFrame::from_json(fields.rest())?),
             other => {
                 return Err(serde_json::Error::unknown_variant(
                     other,
@@ -182,11 +175,10 @@ impl ServerFrame {
 }
 
 /// For decoders that do not start from text (a frame inside another document): through
-/// [`ServerFrame::decode`], so there is one way frames are read.
+/// [`FromJson`], so there is one way frames are read.
 impl<'de> Deserialize<'de> for ServerFrame {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Self::decode(&value.to_string()).map_err(D::Error::custom)
+        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
     }
 }
 
@@ -208,34 +200,14 @@ pub const SERVER_FRAME_TYPES: &[&str] = &[
     "error",
 ];
 
-/// Reads a JSON object whose variant is named by its field `tag` (serde's internally tagged
-/// form) as the tag and the rest, for types nested in other documents (a board's widgets).
-/// By hand, through a JSON value, for the reason [`ServerFrame::decode`] gives.
-pub(crate) fn tagged<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    tag: &'static str,
-) -> Result<(String, Value), D::Error> {
-    let mut value = Value::deserialize(deserializer)?;
-    match value.as_object_mut().and_then(|fields| fields.remove(tag)) {
-        Some(Value::String(kind)) => Ok((kind, value)),
-        Some(_) => Err(D::Error::custom(format!("`{tag}` must be a string"))),
-        None => Err(D::Error::missing_field(tag)),
-    }
-}
-
-/// One variant's content, from what [`tagged`] left.
-pub(crate) fn content<T: DeserializeOwned, E: de::Error>(value: Value) -> Result<T, E> {
-    T::deserialize(value).map_err(E::custom)
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct BoardFrame {
     /// The board's name, as in `join`.
     pub name: String,
     pub view: BoardView,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Ack {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -243,7 +215,7 @@ pub struct Ack {
     pub published: Published,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Welcome {
     /// This connection's id; it is also the viewer id the connection has in presence frames.
     pub connection: String,
@@ -263,7 +235,7 @@ pub struct Welcome {
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Snapshot {
     pub topic: String,
     pub epoch: u64,
@@ -277,7 +249,7 @@ pub struct Snapshot {
     pub changed: BTreeMap<String, u64>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Coalesced {
     pub topic: String,
     pub epoch: u64,
@@ -292,6 +264,7 @@ pub struct Coalesced {
     pub deleted: Vec<String>,
 }
 
+/// Also read by the server, from the Redis engine's bus (with serde: it is the hot path).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     pub topic: String,
@@ -309,7 +282,7 @@ pub struct Event {
     pub trace_id: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Resumed {
     pub topic: String,
     pub epoch: u64,
@@ -318,7 +291,7 @@ pub struct Resumed {
     pub replayed: u64,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Presence {
     pub board: String,
     /// Everyone viewing the board now, oldest first.
@@ -331,7 +304,7 @@ pub struct Presence {
     pub left: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Viewer {
     pub id: String,
     /// When the viewer joined, ISO 8601 in UTC.
@@ -373,7 +346,7 @@ impl From<EventKind> for String {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ErrorFrame {
     pub code: ErrorCode,
     /// A sentence for a person reading logs.
@@ -450,6 +423,142 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The connection's key does not allow what it asked.
     Forbidden,
+}
+
+impl FromJson for Welcome {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Welcome {
+            connection: fields.take("connection")?,
+            server: fields.take("server")?,
+            heartbeat_ms: fields.take("heartbeat_ms")?,
+            idle_timeout_ms: fields.take("idle_timeout_ms")?,
+            // Older servers do not send it; 0 reads as "no clock to go by".
+            server_time_ms: fields.take::<Option<u64>>("server_time_ms")?.unwrap_or(0),
+        })
+    }
+}
+
+impl FromJson for Snapshot {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Snapshot {
+            topic: fields.take("topic")?,
+            epoch: fields.take("epoch")?,
+            offset: fields.take("offset")?,
+            state: fields.take("state")?,
+            changed: fields.take("changed")?,
+        })
+    }
+}
+
+impl FromJson for Coalesced {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Coalesced {
+            topic: fields.take("topic")?,
+            epoch: fields.take("epoch")?,
+            from: fields.take("from")?,
+            offset: fields.take("offset")?,
+            state: fields.take("state")?,
+            changed: fields.take("changed")?,
+            deleted: fields.take("deleted")?,
+        })
+    }
+}
+
+impl FromJson for Event {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Event {
+            topic: fields.take("topic")?,
+            epoch: fields.take("epoch")?,
+            offset: fields.take("offset")?,
+            event: EventKind::from(fields.take::<String>("event")?),
+            entity_id: fields.take("entity_id")?,
+            payload: fields.take("payload")?,
+            ts: fields.take("ts")?,
+            user_id: fields.take("user_id")?,
+            trace_id: fields.take("trace_id")?,
+        })
+    }
+}
+
+impl FromJson for Resumed {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Resumed {
+            topic: fields.take("topic")?,
+            epoch: fields.take("epoch")?,
+            offset: fields.take("offset")?,
+            replayed: fields.take("replayed")?,
+        })
+    }
+}
+
+impl FromJson for Presence {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Presence {
+            board: fields.take("board")?,
+            viewers: fields.take("viewers")?,
+            joined: fields.take("joined")?,
+            left: fields.take("left")?,
+        })
+    }
+}
+
+impl FromJson for Viewer {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Viewer {
+            id: fields.take("id")?,
+            since: fields.take("since")?,
+        })
+    }
+}
+
+impl FromJson for BoardFrame {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(BoardFrame {
+            name: fields.take("name")?,
+            view: fields.take("view")?,
+        })
+    }
+}
+
+impl FromJson for ErrorFrame {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(ErrorFrame {
+            code: fields.take("code")?,
+            message: fields.take("message")?,
+            reference: fields.take("ref")?,
+        })
+    }
+}
+
+impl ErrorCode {
+    /// Every code, by the name frames give it.
+    const NAMES: [(&'static str, ErrorCode); 10] = [
+        ("invalid_json", ErrorCode::InvalidJson),
+        ("unknown_frame", ErrorCode::UnknownFrame),
+        ("invalid_frame", ErrorCode::InvalidFrame),
+        ("invalid_name", ErrorCode::InvalidName),
+        ("op_refused", ErrorCode::OpRefused),
+        ("store_unavailable", ErrorCode::StoreUnavailable),
+        ("rate_limited", ErrorCode::RateLimited),
+        ("too_many_subscriptions", ErrorCode::TooManySubscriptions),
+        ("unauthenticated", ErrorCode::Unauthenticated),
+        ("forbidden", ErrorCode::Forbidden),
+    ];
+}
+
+impl FromJson for ErrorCode {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        named(value, &ErrorCode::NAMES)
+    }
 }
 
 /// Close code: the key the connection presented is unknown, or was revoked while it was open.
@@ -600,6 +709,7 @@ mod tests {
             assert_eq!(ts_ms(bad), None, "{bad}");
         }
     }
+    use crate::boards::Level;
     use serde_json::json;
 
     fn round_trip_client(frame: ClientFrame, expected: Value) {
@@ -673,6 +783,20 @@ mod tests {
             json!({"type": "publish", "ref": "r1", "topic": "metric:kpis", "trace_id": "t",
                    "ops": [{"op": "delete", "entity_id": "errors"}]}),
         );
+    }
+
+    /// The names the browser reads unit variants by are the ones serde writes.
+    #[test]
+    fn named_variants_are_serdes_names() {
+        for (name, code) in ErrorCode::NAMES {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(name));
+            assert_eq!(ErrorCode::from_json(json!(name)).unwrap(), code);
+        }
+        for level in [Level::Ok, Level::Info, Level::Warn, Level::Critical] {
+            let written = serde_json::to_value(level).unwrap();
+            assert_eq!(written, json!(level.as_str()));
+            assert_eq!(Level::from_json(written).unwrap(), level);
+        }
     }
 
     #[test]

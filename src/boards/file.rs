@@ -514,6 +514,50 @@ type = "presence"
         }
     }
 
+    /// What the server sends a screen is what the browser reads: every widget type of the
+    /// demo board, and a number widget with each shape of delta, through serde and back
+    /// through [`FromJson`].
+    #[test]
+    fn screens_read_back_every_board_the_server_sends() {
+        use crate::boards::BoardView;
+        use crate::protocol::{FromJson, ServerFrame};
+        let demo = include_str!("../../boards/demo.toml");
+        let mut boards = vec![parse("demo", "demo.toml", demo).unwrap()];
+        for delta in ["\"none\"", "\"previous\"", "\"1h\""] {
+            let text = format!(
+                "title = \"Deltas\"\n[[widget]]\ntype = \"number\"\ntopic = \"t\"\nentity = \"e\"\ndelta = {delta}\nunit = \"ms\"\nthresholds = [{{ at = 5, level = \"warn\" }}]\n"
+            );
+            boards.push(parse("deltas", "deltas.toml", &text).unwrap());
+        }
+        let kinds: std::collections::BTreeSet<&str> =
+            boards[0].widgets.iter().map(|w| w.kind.name()).collect();
+        assert_eq!(
+            kinds.len(),
+            WidgetKind::TYPES.len(),
+            "the demo shows every type"
+        );
+        for board in boards {
+            let view = BoardView {
+                revision: 7,
+                board: Some(board),
+                problem: Some(BoardProblem {
+                    file: "demo.toml".into(),
+                    line: Some(3),
+                    column: None,
+                    message: "older".into(),
+                }),
+            };
+            let written = serde_json::to_value(&view).unwrap();
+            assert_eq!(BoardView::from_json(written).unwrap(), view);
+            let frame = ServerFrame::Board(crate::protocol::BoardFrame {
+                name: "demo".into(),
+                view: view.clone(),
+            });
+            let text = serde_json::to_string(&frame).unwrap();
+            assert_eq!(ServerFrame::decode(&text).unwrap(), frame);
+        }
+    }
+
     #[test]
     fn board_names_are_safe_in_an_address() {
         assert!(valid_name("ops-wall_2"));

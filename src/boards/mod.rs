@@ -12,12 +12,13 @@ pub mod library;
 pub mod markdown;
 pub mod screen;
 
-use crate::protocol::{content, tagged};
+use crate::protocol::{json, named, Fields, FromJson};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 /// A board as its file describes it, validated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Board {
     /// The file's name without `.toml`: the board's address, `/b/{name}`.
     pub name: String,
@@ -51,7 +52,7 @@ impl Board {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Widget {
     pub title: Option<String>,
     /// The topic the widget reads; clock and text widgets have none.
@@ -64,7 +65,7 @@ pub struct Widget {
 }
 
 /// A widget's type and its options, as JSON names them (`{"type": "number", "entity": …}`).
-/// Decoded by hand, like the socket's frames (see [`crate::protocol::tagged`]).
+/// Board files are read into these by `file.rs`; the browser reads them with [`FromJson`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WidgetKind {
@@ -122,25 +123,6 @@ impl WidgetKind {
             | Self::Manual(ManualOptions { entity, .. }) => Some(entity),
             _ => None,
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for WidgetKind {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (kind, value) = tagged(deserializer, "type")?;
-        Ok(match kind.as_str() {
-            "number" => Self::Number(content(value)?),
-            "sparkline" => Self::Sparkline(content(value)?),
-            "leaderboard" => Self::Leaderboard(content(value)?),
-            "feed" => Self::Feed(content(value)?),
-            "gauge" => Self::Gauge(content(value)?),
-            "status" => Self::Status(content(value)?),
-            "text" => Self::Text(content(value)?),
-            "clock" => Self::Clock(content(value)?),
-            "presence" => Self::Presence,
-            "manual" => Self::Manual(content(value)?),
-            other => return Err(D::Error::unknown_variant(other, WidgetKind::TYPES)),
-        })
     }
 }
 
@@ -297,13 +279,18 @@ pub enum Level {
 }
 
 impl Level {
+    const NAMES: [(&'static str, Level); 4] = [
+        ("ok", Level::Ok),
+        ("info", Level::Info),
+        ("warn", Level::Warn),
+        ("critical", Level::Critical),
+    ];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Critical => "critical",
-        }
+        Self::NAMES
+            .iter()
+            .find(|(_, level)| *level == self)
+            .map_or("", |(name, _)| name)
     }
 
     /// The level as a screen reader says it when a figure reaches it.
@@ -341,7 +328,7 @@ pub fn level_of(value: f64, thresholds: &[Threshold]) -> Option<Level> {
 
 /// A board as a screen gets it: the last version of its file that parsed, and the problem
 /// with the current file if there is one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BoardView {
     /// Grows with every change to any board, so a page can tell a stale frame from a new one.
     pub revision: u64,
@@ -379,6 +366,213 @@ impl std::fmt::Display for BoardProblem {
             _ => write!(f, "{}: ", self.file)?,
         }
         f.write_str(&self.message)
+    }
+}
+
+/// The island's props carry a board view: read as the socket's board frames are.
+impl<'de> Deserialize<'de> for BoardView {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+impl FromJson for BoardView {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(BoardView {
+            revision: fields.take("revision")?,
+            board: fields.take("board")?,
+            problem: fields.take("problem")?,
+        })
+    }
+}
+
+impl FromJson for BoardProblem {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(BoardProblem {
+            file: fields.take("file")?,
+            line: fields.take("line")?,
+            column: fields.take("column")?,
+            message: fields.take("message")?,
+        })
+    }
+}
+
+impl FromJson for Board {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Board {
+            name: fields.take("name")?,
+            title: fields.take("title")?,
+            columns: fields.take("columns")?,
+            private: fields.take("private")?,
+            widgets: fields.take("widgets")?,
+        })
+    }
+}
+
+impl FromJson for Widget {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Widget {
+            title: fields.take("title")?,
+            topic: fields.take("topic")?,
+            span: fields.take("span")?,
+            stale_after: fields.take("stale_after")?,
+            kind: fields.take("kind")?,
+        })
+    }
+}
+
+impl FromJson for WidgetKind {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        let kind: String = fields.take("type")?;
+        let options = fields.rest();
+        Ok(match kind.as_str() {
+            "number" => Self::Number(FromJson::from_json(options)?),
+            "sparkline" => Self::Sparkline(FromJson::from_json(options)?),
+            "leaderboard" => Self::Leaderboard(FromJson::from_json(options)?),
+            "feed" => Self::Feed(FromJson::from_json(options)?),
+            "gauge" => Self::Gauge(FromJson::from_json(options)?),
+            "status" => Self::Status(FromJson::from_json(options)?),
+            "text" => Self::Text(FromJson::from_json(options)?),
+            "clock" => Self::Clock(FromJson::from_json(options)?),
+            "presence" => Self::Presence,
+            "manual" => Self::Manual(FromJson::from_json(options)?),
+            other => return Err(json::Error::unknown_variant(other, WidgetKind::TYPES)),
+        })
+    }
+}
+
+// The options as the server writes them: every field, defaults already applied by `file.rs`.
+
+impl FromJson for NumberOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(NumberOptions {
+            entity: fields.take("entity")?,
+            unit: fields.take("unit")?,
+            decimals: fields.take("decimals")?,
+            compact: fields.take("compact")?,
+            delta: fields.take("delta")?,
+            up_is_good: fields.take("up_is_good")?,
+            thresholds: fields.take("thresholds")?,
+        })
+    }
+}
+
+/// `"previous"`, `"none"`, or `{"window": seconds}`.
+impl FromJson for Delta {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        match value {
+            Value::String(name) if name == "previous" => Ok(Delta::Previous),
+            Value::String(name) if name == "none" => Ok(Delta::None),
+            value => Ok(Delta::Window(Fields::of(value)?.take("window")?)),
+        }
+    }
+}
+
+impl FromJson for SparklineOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(SparklineOptions {
+            entity: fields.take("entity")?,
+            unit: fields.take("unit")?,
+            decimals: fields.take("decimals")?,
+            points: fields.take("points")?,
+        })
+    }
+}
+
+impl FromJson for LeaderboardOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(LeaderboardOptions {
+            field: fields.take("field")?,
+            label: fields.take("label")?,
+            limit: fields.take("limit")?,
+        })
+    }
+}
+
+impl FromJson for FeedOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        Ok(FeedOptions {
+            rows: Fields::of(value)?.take("rows")?,
+        })
+    }
+}
+
+impl FromJson for GaugeOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(GaugeOptions {
+            entity: fields.take("entity")?,
+            min: fields.take("min")?,
+            max: fields.take("max")?,
+            unit: fields.take("unit")?,
+            decimals: fields.take("decimals")?,
+            thresholds: fields.take("thresholds")?,
+        })
+    }
+}
+
+impl FromJson for StatusOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(StatusOptions {
+            field: fields.take("field")?,
+            thresholds: fields.take("thresholds")?,
+            acknowledge: fields.take("acknowledge")?,
+        })
+    }
+}
+
+impl FromJson for TextOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(TextOptions {
+            markdown: fields.take("markdown")?,
+            html: fields.take("html")?,
+        })
+    }
+}
+
+impl FromJson for ClockOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        Ok(ClockOptions {
+            timezone: Fields::of(value)?.take("timezone")?,
+        })
+    }
+}
+
+impl FromJson for ManualOptions {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(ManualOptions {
+            entity: fields.take("entity")?,
+            step: fields.take("step")?,
+            unit: fields.take("unit")?,
+            decimals: fields.take("decimals")?,
+        })
+    }
+}
+
+impl FromJson for Threshold {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Threshold {
+            at: fields.take("at")?,
+            level: fields.take("level")?,
+        })
+    }
+}
+
+impl FromJson for Level {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        named(value, &Level::NAMES)
     }
 }
 

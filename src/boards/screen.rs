@@ -8,7 +8,10 @@
 //!
 //! The server reads the address; the board island gets the result as a prop.
 
-use serde::{Deserialize, Serialize};
+use crate::protocol::{json, named, Fields, FromJson};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use std::time::Duration;
 
 /// How long a playlist shows each board unless `every` says otherwise.
@@ -16,7 +19,7 @@ pub const DEFAULT_DWELL: Duration = Duration::from_secs(30);
 /// The shortest `every`: below it a board has barely loaded before it goes.
 pub const MIN_DWELL: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Screen {
     pub kiosk: bool,
     /// `None` follows the system.
@@ -24,7 +27,7 @@ pub struct Screen {
     pub playlist: Option<Playlist>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Theme {
     Light,
     Dark,
@@ -39,7 +42,7 @@ impl Theme {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Playlist {
     pub boards: Vec<String>,
     pub every: Duration,
@@ -83,6 +86,40 @@ impl Playlist {
             .position(|b| b == current)
             .map_or(0, |i| (i + 1) % self.boards.len());
         &self.boards[next]
+    }
+}
+
+/// The island's props carry the screen: read as board views are (see [`FromJson`]).
+impl<'de> Deserialize<'de> for Screen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+impl FromJson for Screen {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Screen {
+            kiosk: fields.take("kiosk")?,
+            theme: fields.take("theme")?,
+            playlist: fields.take("playlist")?,
+        })
+    }
+}
+
+impl FromJson for Theme {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        named(value, &[("Light", Theme::Light), ("Dark", Theme::Dark)])
+    }
+}
+
+impl FromJson for Playlist {
+    fn from_json(value: Value) -> Result<Self, json::Error> {
+        let mut fields = Fields::of(value)?;
+        Ok(Playlist {
+            boards: fields.take("boards")?,
+            every: fields.take("every")?,
+        })
     }
 }
 
@@ -136,6 +173,22 @@ mod tests {
         assert_eq!(playlist.after("ops"), "sales");
         assert_eq!(playlist.after("demo"), "ops");
         assert_eq!(playlist.after("elsewhere"), "ops");
+    }
+
+    #[test]
+    fn a_screen_reads_back_as_the_server_wrote_it() {
+        for theme in [None, Some("light"), Some("dark")] {
+            let mut query = vec![("kiosk", "1"), ("playlist", "a,b"), ("every", "5m")];
+            query.extend(theme.map(|t| ("theme", t)));
+            let tv = screen(&query);
+            let written = serde_json::to_value(&tv).unwrap();
+            assert_eq!(Screen::from_json(written).unwrap(), tv);
+        }
+        let plain = serde_json::to_string(&Screen::default()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Screen>(&plain).unwrap(),
+            Screen::default()
+        );
     }
 
     #[test]
