@@ -114,6 +114,16 @@ pub struct PresenceView {
     pub joins: u32,
 }
 
+/// A map of the pairs, by insertion: `collect` into a `BTreeMap` sorts the pairs first, and
+/// each sort it instantiates is kilobytes of the board's WASM.
+pub fn map_of<V>(pairs: impl IntoIterator<Item = (String, V)>) -> BTreeMap<String, V> {
+    let mut map = BTreeMap::new();
+    for (key, value) in pairs {
+        map.insert(key, value);
+    }
+    map
+}
+
 /// The latest of some change times.
 fn newest(times: &BTreeMap<String, f64>) -> Option<f64> {
     times.values().copied().reduce(f64::max)
@@ -167,14 +177,15 @@ pub struct Live {
 
 impl Live {
     pub fn new(board: BoardView) -> Self {
-        let topics = board
-            .board
-            .as_ref()
-            .map(|b| b.topics())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t, RwSignal::new(TopicView::default())))
-            .collect();
+        let topics = map_of(
+            board
+                .board
+                .as_ref()
+                .map(|b| b.topics())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t, RwSignal::new(TopicView::default()))),
+        );
         Self {
             status: RwSignal::new(ConnectionStatus::Connecting),
             transport: RwSignal::new(Transport::WebSocket),
@@ -418,10 +429,11 @@ impl Live {
     }
 
     fn on_page_clock(&self, times: &BTreeMap<String, u64>) -> BTreeMap<String, f64> {
-        times
-            .iter()
-            .map(|(id, at)| (id.clone(), self.page_time(*at)))
-            .collect()
+        map_of(
+            times
+                .iter()
+                .map(|(id, at)| (id.clone(), self.page_time(*at))),
+        )
     }
 
     /// Whether the board currently reads this topic.

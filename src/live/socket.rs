@@ -615,9 +615,13 @@ fn flush(connection: &Shared) {
     }
     // One batch can both skip a topic's events and drop (or re-add) the topic: what counts is
     // whether the board reads it once the whole batch is applied.
-    fresh.retain(|topic| live.reads(topic));
-    fresh.sort();
-    fresh.dedup();
+    let mut once = Vec::with_capacity(fresh.len());
+    for topic in fresh {
+        if live.reads(&topic) && !once.contains(&topic) {
+            once.push(topic);
+        }
+    }
+    let fresh = once;
     dropped.retain(|topic| !live.reads(topic));
     let on_source = connection.borrow().source.is_some();
     if on_source {

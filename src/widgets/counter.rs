@@ -9,7 +9,7 @@ use super::format::{age, NumberStyle};
 use super::payload::{change_over, latest, timed_points};
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{level_of, Delta, Level, NumberOptions};
-use crate::live::Live;
+use crate::live::{map_of, Live};
 use crate::motion::tween;
 use leptos::prelude::*;
 
@@ -56,7 +56,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
     {
         let (entity, label) = (options.with_value(|o| o.entity.clone()), label.clone());
         live.announce_level_changes(
-            move || level().map(|l| (entity.clone(), l)).into_iter().collect(),
+            move || map_of(level().map(|l| (entity.clone(), l))),
             move |_, level: &Level| {
                 let value = value.get_untracked().map(style).unwrap_or_default();
                 format!("{label}: {value}, {}", level.spoken())

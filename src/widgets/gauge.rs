@@ -6,7 +6,7 @@ use super::format::NumberStyle;
 use super::payload::number;
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{level_of, GaugeOptions, Level};
-use crate::live::Live;
+use crate::live::{map_of, Live};
 use leptos::prelude::*;
 
 /// The needle's angle in degrees: -90 at `min`, 90 at `max`, held at the ends beyond them.
@@ -41,7 +41,7 @@ pub fn Gauge(live: Live, topic: String, title: String, options: GaugeOptions) ->
     {
         let (entity, title) = (options.with_value(|o| o.entity.clone()), title.clone());
         live.announce_level_changes(
-            move || level().map(|l| (entity.clone(), l)).into_iter().collect(),
+            move || map_of(level().map(|l| (entity.clone(), l))),
             move |_, level: &Level| format!("{title}: {}, {}", text(), level.spoken()),
         );
     }

@@ -33,25 +33,29 @@ pub fn Leaderboard(
     let loaded = move || view.with(|v| v.loaded);
     let ranked = Signal::derive(move || {
         view.with(|v| {
-            let mut entries: Vec<(String, Entry)> = v
-                .entities
-                .iter()
-                .map(|(id, payload)| {
+            // The best `limit`, picked in one pass over the topic: each entity goes in after
+            // every one scoring at least as much, so ties keep the map's (entity id) order.
+            let mut top: Vec<(String, Entry)> = Vec::with_capacity(limit + 1);
+            for (id, payload) in &v.entities {
+                let score = payload
+                    .get(field.as_str())
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                let at = top
+                    .iter()
+                    .position(|(_, ranked)| ranked.score < score)
+                    .unwrap_or(top.len());
+                if at < limit {
                     let name = payload
                         .get(name_field.as_str())
                         .and_then(Value::as_str)
                         .unwrap_or(id)
                         .to_owned();
-                    let score = payload
-                        .get(field.as_str())
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.0);
-                    (id.clone(), Entry { name, score })
-                })
-                .collect();
-            entries.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then_with(|| a.0.cmp(&b.0)));
-            entries.truncate(limit);
-            entries
+                    top.insert(at, (id.clone(), Entry { name, score }));
+                    top.truncate(limit);
+                }
+            }
+            top
         })
     });
     let rows = animated_list(ranked, live.snap, EXIT_MS);

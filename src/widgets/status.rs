@@ -10,7 +10,7 @@
 use super::payload::{display_name, state};
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{Level, StatusOptions};
-use crate::live::Live;
+use crate::live::{map_of, Live};
 use crate::ops::Op;
 use leptos::prelude::*;
 use serde_json::{json, Value};
@@ -113,9 +113,10 @@ pub fn StatusGrid(
         live.announce_level_changes(
             move || {
                 rows.with(|rows| {
-                    rows.iter()
-                        .filter_map(|row| Some((row.id.clone(), row.level?)))
-                        .collect()
+                    map_of(
+                        rows.iter()
+                            .filter_map(|row| Some((row.id.clone(), row.level?))),
+                    )
                 })
             },
             // Said in the service's own word ("down", "degraded"), as the light's label is.
