@@ -4,7 +4,7 @@
 //! `ADDED` / `UPDATED` / `DELETED` events (see `engine::plan`). No feature gate, so a browser
 //! client can build the same requests.
 
-use crate::protocol::{json, Fields, FromJson};
+use crate::protocol::decode_fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
@@ -113,17 +113,12 @@ pub struct Published {
     pub offsets: Vec<u64>,
 }
 
-impl FromJson for Published {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Published {
-            topic: fields.take("topic")?,
-            epoch: fields.take("epoch")?,
-            offset: fields.take("offset")?,
-            offsets: fields.take("offsets")?,
-        })
-    }
-}
+decode_fields!(Published {
+    topic,
+    epoch,
+    offset,
+    offsets
+});
 
 /// Ops for one topic within a batch.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

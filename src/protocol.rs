@@ -9,7 +9,7 @@ pub(crate) mod json;
 
 use crate::boards::BoardView;
 use crate::ops::{Op, Published};
-pub(crate) use json::{named, Fields, FromJson};
+pub(crate) use json::{decode_fields, deserialize_via_json, named, Fields, FromJson};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -178,7 +178,7 @@ impl FromJson for ServerFrame {
 /// [`FromJson`], so there is one way frames are read.
 impl<'de> Deserialize<'de> for ServerFrame {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        deserialize_via_json(deserializer)
     }
 }
 
@@ -439,103 +439,63 @@ impl FromJson for Welcome {
     }
 }
 
-impl FromJson for Snapshot {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Snapshot {
-            topic: fields.take("topic")?,
-            epoch: fields.take("epoch")?,
-            offset: fields.take("offset")?,
-            state: fields.take("state")?,
-            changed: fields.take("changed")?,
-        })
-    }
-}
+decode_fields!(Snapshot {
+    topic,
+    epoch,
+    offset,
+    state,
+    changed
+});
 
-impl FromJson for Coalesced {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Coalesced {
-            topic: fields.take("topic")?,
-            epoch: fields.take("epoch")?,
-            from: fields.take("from")?,
-            offset: fields.take("offset")?,
-            state: fields.take("state")?,
-            changed: fields.take("changed")?,
-            deleted: fields.take("deleted")?,
-        })
-    }
-}
+decode_fields!(Coalesced {
+    topic,
+    epoch,
+    from,
+    offset,
+    state,
+    changed,
+    deleted
+});
 
-impl FromJson for Event {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Event {
-            topic: fields.take("topic")?,
-            epoch: fields.take("epoch")?,
-            offset: fields.take("offset")?,
-            event: EventKind::from(fields.take::<String>("event")?),
-            entity_id: fields.take("entity_id")?,
-            payload: fields.take("payload")?,
-            ts: fields.take("ts")?,
-            user_id: fields.take("user_id")?,
-            trace_id: fields.take("trace_id")?,
-        })
-    }
-}
+decode_fields!(Event {
+    topic,
+    epoch,
+    offset,
+    event,
+    entity_id,
+    payload,
+    ts,
+    user_id,
+    trace_id
+});
 
-impl FromJson for Resumed {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Resumed {
-            topic: fields.take("topic")?,
-            epoch: fields.take("epoch")?,
-            offset: fields.take("offset")?,
-            replayed: fields.take("replayed")?,
-        })
-    }
-}
+decode_fields!(Resumed {
+    topic,
+    epoch,
+    offset,
+    replayed
+});
 
-impl FromJson for Presence {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Presence {
-            board: fields.take("board")?,
-            viewers: fields.take("viewers")?,
-            joined: fields.take("joined")?,
-            left: fields.take("left")?,
-        })
-    }
-}
+decode_fields!(Presence {
+    board,
+    viewers,
+    joined,
+    left
+});
 
-impl FromJson for Viewer {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Viewer {
-            id: fields.take("id")?,
-            since: fields.take("since")?,
-        })
-    }
-}
+decode_fields!(Viewer { id, since });
 
-impl FromJson for BoardFrame {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(BoardFrame {
-            name: fields.take("name")?,
-            view: fields.take("view")?,
-        })
-    }
-}
+decode_fields!(BoardFrame { name, view });
 
-impl FromJson for ErrorFrame {
+decode_fields!(ErrorFrame {
+    code,
+    message,
+    reference: "ref"
+});
+
+impl FromJson for EventKind {
     fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(ErrorFrame {
-            code: fields.take("code")?,
-            message: fields.take("message")?,
-            reference: fields.take("ref")?,
-        })
+        String::from_json(value).map(EventKind::from)
     }
 }
 

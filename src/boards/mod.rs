@@ -12,7 +12,7 @@ pub mod library;
 pub mod markdown;
 pub mod screen;
 
-use crate::protocol::{json, named, Fields, FromJson};
+use crate::protocol::{decode_fields, deserialize_via_json, json, named, Fields, FromJson};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -372,58 +372,38 @@ impl std::fmt::Display for BoardProblem {
 /// The island's props carry a board view: read as the socket's board frames are.
 impl<'de> Deserialize<'de> for BoardView {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        deserialize_via_json(deserializer)
     }
 }
 
-impl FromJson for BoardView {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(BoardView {
-            revision: fields.take("revision")?,
-            board: fields.take("board")?,
-            problem: fields.take("problem")?,
-        })
-    }
-}
+decode_fields!(BoardView {
+    revision,
+    board,
+    problem
+});
 
-impl FromJson for BoardProblem {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(BoardProblem {
-            file: fields.take("file")?,
-            line: fields.take("line")?,
-            column: fields.take("column")?,
-            message: fields.take("message")?,
-        })
-    }
-}
+decode_fields!(BoardProblem {
+    file,
+    line,
+    column,
+    message
+});
 
-impl FromJson for Board {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Board {
-            name: fields.take("name")?,
-            title: fields.take("title")?,
-            columns: fields.take("columns")?,
-            private: fields.take("private")?,
-            widgets: fields.take("widgets")?,
-        })
-    }
-}
+decode_fields!(Board {
+    name,
+    title,
+    columns,
+    private,
+    widgets
+});
 
-impl FromJson for Widget {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Widget {
-            title: fields.take("title")?,
-            topic: fields.take("topic")?,
-            span: fields.take("span")?,
-            stale_after: fields.take("stale_after")?,
-            kind: fields.take("kind")?,
-        })
-    }
-}
+decode_fields!(Widget {
+    title,
+    topic,
+    span,
+    stale_after,
+    kind
+});
 
 impl FromJson for WidgetKind {
     fn from_json(value: Value) -> Result<Self, json::Error> {
@@ -448,20 +428,15 @@ impl FromJson for WidgetKind {
 
 // The options as the server writes them: every field, defaults already applied by `file.rs`.
 
-impl FromJson for NumberOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(NumberOptions {
-            entity: fields.take("entity")?,
-            unit: fields.take("unit")?,
-            decimals: fields.take("decimals")?,
-            compact: fields.take("compact")?,
-            delta: fields.take("delta")?,
-            up_is_good: fields.take("up_is_good")?,
-            thresholds: fields.take("thresholds")?,
-        })
-    }
-}
+decode_fields!(NumberOptions {
+    entity,
+    unit,
+    decimals,
+    compact,
+    delta,
+    up_is_good,
+    thresholds
+});
 
 /// `"previous"`, `"none"`, or `{"window": seconds}`.
 impl FromJson for Delta {
@@ -474,101 +449,48 @@ impl FromJson for Delta {
     }
 }
 
-impl FromJson for SparklineOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(SparklineOptions {
-            entity: fields.take("entity")?,
-            unit: fields.take("unit")?,
-            decimals: fields.take("decimals")?,
-            points: fields.take("points")?,
-        })
-    }
-}
+decode_fields!(SparklineOptions {
+    entity,
+    unit,
+    decimals,
+    points
+});
 
-impl FromJson for LeaderboardOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(LeaderboardOptions {
-            field: fields.take("field")?,
-            label: fields.take("label")?,
-            limit: fields.take("limit")?,
-        })
-    }
-}
+decode_fields!(LeaderboardOptions {
+    field,
+    label,
+    limit
+});
 
-impl FromJson for FeedOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        Ok(FeedOptions {
-            rows: Fields::of(value)?.take("rows")?,
-        })
-    }
-}
+decode_fields!(FeedOptions { rows });
 
-impl FromJson for GaugeOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(GaugeOptions {
-            entity: fields.take("entity")?,
-            min: fields.take("min")?,
-            max: fields.take("max")?,
-            unit: fields.take("unit")?,
-            decimals: fields.take("decimals")?,
-            thresholds: fields.take("thresholds")?,
-        })
-    }
-}
+decode_fields!(GaugeOptions {
+    entity,
+    min,
+    max,
+    unit,
+    decimals,
+    thresholds
+});
 
-impl FromJson for StatusOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(StatusOptions {
-            field: fields.take("field")?,
-            thresholds: fields.take("thresholds")?,
-            acknowledge: fields.take("acknowledge")?,
-        })
-    }
-}
+decode_fields!(StatusOptions {
+    field,
+    thresholds,
+    acknowledge
+});
 
-impl FromJson for TextOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(TextOptions {
-            markdown: fields.take("markdown")?,
-            html: fields.take("html")?,
-        })
-    }
-}
+decode_fields!(TextOptions { markdown, html });
 
-impl FromJson for ClockOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        Ok(ClockOptions {
-            timezone: Fields::of(value)?.take("timezone")?,
-        })
-    }
-}
+decode_fields!(ClockOptions { timezone });
 
-impl FromJson for ManualOptions {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(ManualOptions {
-            entity: fields.take("entity")?,
-            step: fields.take("step")?,
-            unit: fields.take("unit")?,
-            decimals: fields.take("decimals")?,
-        })
-    }
-}
+decode_fields!(ManualOptions {
+    entity,
+    step,
+    unit,
+    decimals
+});
 
-impl FromJson for Threshold {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Threshold {
-            at: fields.take("at")?,
-            level: fields.take("level")?,
-        })
-    }
-}
+decode_fields!(Threshold { at, level });
 
 impl FromJson for Level {
     fn from_json(value: Value) -> Result<Self, json::Error> {

@@ -8,8 +8,7 @@
 //!
 //! The server reads the address; the board island gets the result as a prop.
 
-use crate::protocol::{json, named, Fields, FromJson};
-use serde::de::Error as _;
+use crate::protocol::{decode_fields, deserialize_via_json, json, named, FromJson};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -92,20 +91,15 @@ impl Playlist {
 /// The island's props carry the screen: read as board views are (see [`FromJson`]).
 impl<'de> Deserialize<'de> for Screen {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        deserialize_via_json(deserializer)
     }
 }
 
-impl FromJson for Screen {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Screen {
-            kiosk: fields.take("kiosk")?,
-            theme: fields.take("theme")?,
-            playlist: fields.take("playlist")?,
-        })
-    }
-}
+decode_fields!(Screen {
+    kiosk,
+    theme,
+    playlist
+});
 
 impl FromJson for Theme {
     fn from_json(value: Value) -> Result<Self, json::Error> {
@@ -113,15 +107,7 @@ impl FromJson for Theme {
     }
 }
 
-impl FromJson for Playlist {
-    fn from_json(value: Value) -> Result<Self, json::Error> {
-        let mut fields = Fields::of(value)?;
-        Ok(Playlist {
-            boards: fields.take("boards")?,
-            every: fields.take("every")?,
-        })
-    }
-}
+decode_fields!(Playlist { boards, every });
 
 /// `30s`, `5m`, `1h`, or bare seconds; at least [`MIN_DWELL`].
 fn dwell(text: &str) -> Option<Duration> {

@@ -10,6 +10,7 @@
 //! one of these types does not compile until its decoder reads it.
 
 use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,38 @@ pub trait FromJson: Sized {
     fn absent() -> Option<Self> {
         None
     }
+}
+
+/// `FromJson` for a struct the server writes as an object of its fields, each under its own
+/// name or the one given: `decode_fields!(ErrorFrame { code, message, reference: "ref" })`.
+/// The struct is built with every field named, so a field added to it does not compile until
+/// it is listed here.
+macro_rules! decode_fields {
+    ($type:ident { $($field:ident $(: $name:literal)?),* $(,)? }) => {
+        impl $crate::protocol::FromJson for $type {
+            fn from_json(
+                value: serde_json::Value,
+            ) -> Result<Self, $crate::protocol::json::Error> {
+                let mut fields = $crate::protocol::Fields::of(value)?;
+                Ok($type {$(
+                    $field: fields.take(
+                        $crate::protocol::json::decode_fields!(@name $field $($name)?),
+                    )?,
+                )*})
+            }
+        }
+    };
+    (@name $field:ident $name:literal) => { $name };
+    (@name $field:ident) => { stringify!($field) };
+}
+pub(crate) use decode_fields;
+
+/// serde's `Deserialize` for a type the browser reads with [`FromJson`] (a frame, the island's
+/// props): through a JSON value, so there is one way such a type is read.
+pub fn deserialize_via_json<'de, D: Deserializer<'de>, T: FromJson>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    T::from_json(Value::deserialize(deserializer)?).map_err(D::Error::custom)
 }
 
 /// An object's fields, taken out one by one.
