@@ -5,6 +5,8 @@
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
 use crate::engine::Retention;
+use crate::hub::presence::PresenceSettings;
+use crate::notes::NoteSettings;
 use crate::server::limits::ClientLimits;
 use crate::server::socket::{Heartbeat, Limits};
 use leptos::config::LeptosOptions;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 27] = [
     "listen",
     "site_root",
     "data_dir",
@@ -40,6 +42,10 @@ const KEYS: [&str; 23] = [
     "max_frame_kib",
     "max_body_kib",
     "redis_url",
+    "presence_grace",
+    "presence_list_max",
+    "notes_per_board",
+    "notes_keep_days",
 ];
 /// Keys whose value is a list: in the environment, comma-separated.
 const LISTS: [&str; 2] = ["allowed_origins", "frame_ancestors"];
@@ -89,6 +95,14 @@ pub struct Config {
     pub max_body_kib: usize,
     /// The Redis that several instances share; empty for the embedded engine.
     pub redis_url: String,
+    /// Seconds a person stays on a board after their last page there closed.
+    pub presence_grace: u64,
+    /// People a presence frame lists; a board with more gets their count.
+    pub presence_list_max: usize,
+    /// Notes a board keeps; a new one past it lets go of the oldest.
+    pub notes_per_board: usize,
+    /// Days a note is kept after it was last written.
+    pub notes_keep_days: u64,
 }
 
 #[derive(Debug)]
@@ -159,6 +173,8 @@ impl Config {
             ("connections_per_ip", self.connections_per_ip),
             ("max_frame_kib", self.max_frame_kib),
             ("max_body_kib", self.max_body_kib),
+            ("notes_per_board", self.notes_per_board),
+            ("notes_keep_days", self.notes_keep_days as usize),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError(format!("{key} must be at least 1")));
@@ -185,6 +201,20 @@ impl Config {
             max_subscriptions: self.max_subscriptions,
             max_frame: self.max_frame_kib * 1024,
             max_body: self.max_body_kib * 1024,
+        }
+    }
+
+    pub fn presence(&self) -> PresenceSettings {
+        PresenceSettings {
+            grace: Duration::from_secs(self.presence_grace),
+            list_max: self.presence_list_max,
+        }
+    }
+
+    pub fn notes(&self) -> NoteSettings {
+        NoteSettings {
+            per_board: self.notes_per_board,
+            keep: Duration::from_secs(self.notes_keep_days * 86_400),
         }
     }
 

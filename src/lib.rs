@@ -14,14 +14,15 @@
 //!   the browser decodes by hand from one parsed JSON value (`protocol::json`).
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
 //! - [`boards`]: boards as data (title, grid, widgets and their options, how an address asks
-//!   a board to be shown); on the server, board files, their Markdown, and the directory
-//!   that hot-reloads them.
-//! - [`live`]: the browser's copy of each topic and the presence list, as signals, how frames
-//!   update them, and the page's own writes shown before the server confirms them.
+//!   a board to be shown, the notes pinned to it); on the server, board files, their
+//!   Markdown, and the directory that hot-reloads them.
+//! - [`live`]: the browser's copy of each topic and of who is on the board (people, who is
+//!   writing), as signals, how frames update them, and the page's own writes (and notes)
+//!   shown before the server confirms them.
 //! - [`widgets`]: the board island ([`widgets::LiveBoard`]), which lays the widgets out and
 //!   owns the board's live connection; one component per widget type (number, sparkline,
-//!   leaderboard, feed, gauge, status, text, clock, presence, manual) and the connection
-//!   status.
+//!   leaderboard, feed, gauge, status, text, clock, presence, manual), the notes panel and
+//!   the connection status; `widgets::markup`, lists written as escaped HTML text.
 //! - [`motion`]: tweened numbers, enter/exit lists and reduced-motion detection.
 //!
 //! Server only (`ssr`):
@@ -34,17 +35,21 @@
 //! - [`engine`]: what a topic is — its state, offsets and history — and the writes that
 //!   change it, whole or not at all; [`engine::embedded`] is the one-instance engine.
 //! - [`hub`]: who on this instance follows which topic and board: a copy of each followed
-//!   topic, the fan-out of its events to local connections, catch-up, presence.
+//!   topic, the fan-out of its events to local connections, catch-up, presence per person
+//!   (with a grace, coalesced) and who is typing.
 //! - `clock` and `encoded`: the server's clock, and frames encoded once for everyone.
 //! - [`metrics`]: the figures `/metrics` reports.
+//! - [`notes`]: who may write a board's notes, what a note may say, and the writes that
+//!   keep them (bounded, expiring) in the board's notes topic.
 //! - [`store`]: durable topics in SQLite, written with group commit.
 //! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
 //!   `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //!
 //! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,
-//! resume and per-frame batching; `live::clock`, the page clock and the clock widgets' time
-//! zones; `live::playlist`, the timer that moves a playlist on.
+//! resume and per-frame batching; `live::parse`, JSON read with the browser's own parser;
+//! `live::clock`, the page clock and the clock widgets' time zones; `live::playlist`, the
+//! timer that moves a playlist on.
 
 // Leptos' view types nest deeply; the release WASM build's layout queries (a board page with
 // every widget) go past rustc's default limit of 128.
@@ -77,6 +82,8 @@ pub mod engine;
 pub mod hub;
 #[cfg(feature = "ssr")]
 pub mod metrics;
+#[cfg(feature = "ssr")]
+pub mod notes;
 #[cfg(feature = "ssr")]
 pub mod pages;
 #[cfg(feature = "ssr")]

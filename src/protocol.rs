@@ -7,6 +7,7 @@
 
 pub(crate) mod json;
 
+use crate::boards::notes::NoteDraft;
 use crate::boards::BoardView;
 use crate::ops::{Op, Published};
 pub(crate) use json::{decode_fields, deserialize_via_json, named, Fields, FromJson};
@@ -45,8 +46,15 @@ pub enum ClientFrame {
     Subscribe { topics: Vec<TopicRequest> },
     /// Stop receiving topics.
     Unsubscribe { topics: Vec<String> },
-    /// Count this connection as a viewer of a board, and receive that board's presence.
-    Join { board: String },
+    /// Count this connection as one of a person's pages on a board, and receive that board's
+    /// presence, typing and definition. `person` is how an anonymous browser keeps its tabs
+    /// one person (an id it keeps in local storage, 8 to 64 of `A-Z a-z 0-9 _ -`); a
+    /// connection with a key is the key's person, whatever it sends.
+    Join {
+        board: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
+    },
     /// Stop being a viewer of a board.
     Leave { board: String },
     /// Liveness check; answered by a `pong` carrying the same `id`.
@@ -57,17 +65,47 @@ pub enum ClientFrame {
     /// Apply ops to a topic, as `POST /api/v1/topics/{topic}` does; answered by an `ack` or an
     /// `error`, each carrying the same `ref`.
     Publish(PublishFrame),
+    /// This person is writing a note on a joined board: the board's other viewers see it for
+    /// a few seconds. Send it at most every couple of seconds while they type.
+    Typing { board: String },
+    /// Writes a note on a joined board (a new one, or an edit of `id`), as
+    /// `POST /api/v1/boards/{board}/notes` does; answered by an `ack` or an `error`.
+    Note(NoteFrame),
+    /// Deletes a note of a joined board; answered by an `ack` or an `error`.
+    DeleteNote {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        board: String,
+        id: String,
+    },
 }
 
 /// The frame types a client may send, as they appear in the `type` field.
-pub const CLIENT_FRAME_TYPES: [&str; 6] = [
+pub const CLIENT_FRAME_TYPES: [&str; 9] = [
     "subscribe",
     "unsubscribe",
     "join",
     "leave",
     "ping",
     "publish",
+    "typing",
+    "note",
+    "delete_note",
 ];
+
+/// A note written from a board: [`crate::boards::notes::NoteDraft`] with the board and the
+/// client's name for the request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NoteFrame {
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub board: String,
+    /// The note to change; a new note without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub note: NoteDraft,
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PublishFrame {
@@ -98,8 +136,12 @@ pub enum ServerFrame {
     Event(Event),
     /// Sent after the missed events of a resumed topic: the client is now live at `offset`.
     Resumed(Resumed),
-    /// Who is viewing a board, sent to its viewers whenever someone joins or leaves.
+    /// Who is viewing a board: sent on `join`, and to its viewers whenever people arrive or
+    /// leave (a burst of changes is one frame).
     Presence(Presence),
+    /// Someone is writing a note on a joined board; show it for a few seconds unless another
+    /// `typing` from them, or their note, comes first.
+    Typing(Typing),
     /// A joined board's definition: sent on `join`, and to every viewer whenever its file
     /// changes. A frame with an older `revision` than the page holds is stale and ignored.
     Board(BoardFrame),
@@ -145,6 +187,7 @@ impl FromJson for ServerFrame {
             "event" => Self::Event(Event::from_json(fields.rest())?),
             "resumed" => Self::Resumed(Resumed::from_json(fields.rest())?),
             "presence" => Self::Presence(Presence::from_json(fields.rest())?),
+            "typing" => Self::Typing(Typing::from_json(fields.rest())?),
             "board" => Self::Board(BoardFrame::from_json(fields.rest())?),
             "restarting" => Self::Restarting {
                 reconnect_in_ms: fields.take("reconnect_in_ms")?,
@@ -190,6 +233,7 @@ pub const SERVER_FRAME_TYPES: &[&str] = &[
     "event",
     "resumed",
     "presence",
+    "typing",
     "board",
     "restarting",
     "reload",
@@ -217,7 +261,7 @@ pub struct Ack {
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Welcome {
-    /// This connection's id; it is also the viewer id the connection has in presence frames.
+    /// This connection's id: presence frames list it among its person's `tabs`.
     pub connection: String,
     /// The server's version.
     pub server: String,
@@ -294,21 +338,42 @@ pub struct Resumed {
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Presence {
     pub board: String,
-    /// Everyone viewing the board now, oldest first.
-    pub viewers: Vec<Viewer>,
-    /// The viewer whose arrival caused this frame, if one did.
+    /// How many people view the board now; a person with several pages open counts once.
+    pub count: u64,
+    /// Who they are, longest here first; left out on a board with more people than the
+    /// server lists (`presence_list_max`), where `count` is all there is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub joined: Option<String>,
-    /// The viewer whose departure caused this frame, if one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub left: Option<String>,
+    pub people: Option<Vec<Person>>,
+    /// The people who arrived since the last presence frame, when `people` is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<String>,
+    /// The people who left since the last presence frame, when `people` is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<String>,
 }
 
+/// Someone on a board: an admin session, a share link or an API key (by the key's name), or
+/// an anonymous browser ("Guest 417", never anyone's name).
 #[derive(Serialize, Clone, Debug, PartialEq)]
-pub struct Viewer {
+pub struct Person {
+    /// Stable for the person: across their pages, reloads and the instances they reach.
     pub id: String,
-    /// When the viewer joined, ISO 8601 in UTC.
+    pub name: String,
+    /// An anonymous browser.
+    pub guest: bool,
+    /// When their first page still open arrived, ISO 8601 in UTC.
     pub since: String,
+    /// Their open pages, as each page's `welcome.connection`: a page finds itself here.
+    pub tabs: Vec<String>,
+}
+
+/// Also read by the server, from the Redis engine's bus.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Typing {
+    pub board: String,
+    /// The person writing, as in `presence`.
+    pub person: String,
+    pub name: String,
 }
 
 /// What kind of change an event is. Publishers may also name their own kinds.
@@ -478,12 +543,25 @@ decode_fields!(Resumed {
 
 decode_fields!(Presence {
     board,
-    viewers,
+    count,
+    people,
     joined,
     left
 });
 
-decode_fields!(Viewer { id, since });
+decode_fields!(Person {
+    id,
+    name,
+    guest,
+    since,
+    tabs
+});
+
+decode_fields!(Typing {
+    board,
+    person,
+    name
+});
 
 decode_fields!(BoardFrame { name, view });
 
@@ -585,7 +663,16 @@ impl ClientFrame {
         let names: Vec<&str> = match self {
             ClientFrame::Subscribe { topics } => topics.iter().map(|t| t.topic.as_str()).collect(),
             ClientFrame::Unsubscribe { topics } => topics.iter().map(String::as_str).collect(),
-            ClientFrame::Join { board } | ClientFrame::Leave { board } => vec![board.as_str()],
+            ClientFrame::Join { board, person } => {
+                if let Some(person) = person {
+                    check_person(person)?;
+                }
+                vec![board.as_str()]
+            }
+            ClientFrame::Leave { board }
+            | ClientFrame::Typing { board }
+            | ClientFrame::DeleteNote { board, .. } => vec![board.as_str()],
+            ClientFrame::Note(note) => vec![note.board.as_str()],
             ClientFrame::Ping { .. } => Vec::new(),
             ClientFrame::Publish(publish) => vec![publish.topic.as_str()],
         };
@@ -593,6 +680,22 @@ impl ClientFrame {
             check_name(name).map_err(|e| ErrorFrame::new(ErrorCode::InvalidName, e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// The rule for the id an anonymous browser gives in `join`: 8 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn check_person(id: &str) -> Result<(), ErrorFrame> {
+    let valid = (8..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ErrorFrame::new(
+            ErrorCode::InvalidFrame,
+            "`person` must be 8 to 64 of A-Z a-z 0-9 _ -",
+        ))
     }
 }
 
@@ -716,8 +819,46 @@ mod tests {
         round_trip_client(
             ClientFrame::Join {
                 board: "demo".into(),
+                person: None,
             },
             json!({"type": "join", "board": "demo"}),
+        );
+        round_trip_client(
+            ClientFrame::Join {
+                board: "demo".into(),
+                person: Some("p0123456789abcdef".into()),
+            },
+            json!({"type": "join", "board": "demo", "person": "p0123456789abcdef"}),
+        );
+        round_trip_client(
+            ClientFrame::Typing {
+                board: "demo".into(),
+            },
+            json!({"type": "typing", "board": "demo"}),
+        );
+        round_trip_client(
+            ClientFrame::Note(NoteFrame {
+                reference: Some("n1".into()),
+                board: "demo".into(),
+                id: None,
+                note: NoteDraft {
+                    text: "deploy 14:02".into(),
+                    topic: Some("metric:latency".into()),
+                    entity: None,
+                    moment: Some(1_796_117_400_000),
+                    link: None,
+                },
+            }),
+            json!({"type": "note", "ref": "n1", "board": "demo", "text": "deploy 14:02",
+                   "topic": "metric:latency", "moment": 1_796_117_400_000u64}),
+        );
+        round_trip_client(
+            ClientFrame::DeleteNote {
+                reference: None,
+                board: "demo".into(),
+                id: "000000000042".into(),
+            },
+            json!({"type": "delete_note", "board": "demo", "id": "000000000042"}),
         );
         round_trip_client(
             ClientFrame::Leave {
@@ -814,15 +955,39 @@ mod tests {
         round_trip_server(
             ServerFrame::Presence(Presence {
                 board: "demo".into(),
-                viewers: vec![Viewer {
-                    id: "c1".into(),
+                count: 1,
+                people: Some(vec![Person {
+                    id: "k-ana".into(),
+                    name: "Ana".into(),
+                    guest: false,
                     since: "2026-11-22T10:00:00.000Z".into(),
-                }],
-                joined: Some("c1".into()),
-                left: None,
+                    tabs: vec!["c1".into(), "c4".into()],
+                }]),
+                joined: vec!["k-ana".into()],
+                left: Vec::new(),
             }),
-            json!({"type": "presence", "board": "demo", "joined": "c1",
-                   "viewers": [{"id": "c1", "since": "2026-11-22T10:00:00.000Z"}]}),
+            json!({"type": "presence", "board": "demo", "count": 1, "joined": ["k-ana"],
+                   "people": [{"id": "k-ana", "name": "Ana", "guest": false,
+                               "since": "2026-11-22T10:00:00.000Z", "tabs": ["c1", "c4"]}]}),
+        );
+        round_trip_server(
+            ServerFrame::Presence(Presence {
+                board: "demo".into(),
+                count: 10_000,
+                people: None,
+                joined: Vec::new(),
+                left: Vec::new(),
+            }),
+            json!({"type": "presence", "board": "demo", "count": 10_000}),
+        );
+        round_trip_server(
+            ServerFrame::Typing(Typing {
+                board: "demo".into(),
+                person: "g-0a1b2c3d4e5f".into(),
+                name: "Guest 417".into(),
+            }),
+            json!({"type": "typing", "board": "demo", "person": "g-0a1b2c3d4e5f",
+                   "name": "Guest 417"}),
         );
         round_trip_server(
             ServerFrame::Ack(Ack {

@@ -126,7 +126,7 @@ async fn a_joined_page_gets_its_board_then_every_change_to_it() {
     assert_eq!(first.name, "ops");
     let board = first.view.board.expect("the board");
     assert_eq!(board.title, "Ops");
-    assert_eq!(board.topics(), ["feed:ops"]);
+    assert_eq!(board.topics(), ["feed:ops", "notes:ops"]);
 
     write(
         boards.path(),
@@ -135,7 +135,10 @@ async fn a_joined_page_gets_its_board_then_every_change_to_it() {
     );
     let second = next_board(&mut socket).await;
     assert!(second.view.revision > first.view.revision);
-    assert_eq!(second.view.board.unwrap().topics(), ["feed:deploys"]);
+    assert_eq!(
+        second.view.board.unwrap().topics(),
+        ["feed:deploys", "notes:ops"]
+    );
 
     // A broken edit sends the problem, with the last good board.
     write(

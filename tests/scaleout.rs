@@ -383,7 +383,7 @@ async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_b
     assert_eq!(write(&servers[0]).await.unwrap().status(), 401);
 }
 
-/// Waits for a presence frame of `board` listing `count` viewers; their ids.
+/// Waits for a presence frame of `board` listing `count` people; their ids.
 async fn viewers(socket: &mut Socket, board: &str, count: usize, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
@@ -397,8 +397,9 @@ async fn viewers(socket: &mut Socket, board: &str, count: usize, within: Duratio
             continue;
         };
         if let Ok(ServerFrame::Presence(p)) = serde_json::from_str(text.as_str()) {
-            if p.board == board && p.viewers.len() == count {
-                return p.viewers.into_iter().map(|v| v.id).collect();
+            if p.board == board && p.count == count as u64 {
+                let people = p.people.expect("a small board lists its people");
+                return people.into_iter().map(|v| v.id).collect();
             }
         }
     }
@@ -427,6 +428,51 @@ async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_
         started.elapsed() < Duration::from_secs(22),
         "within TTL + refresh (20 s)"
     );
+}
+
+#[tokio::test]
+async fn a_person_with_pages_on_two_instances_counts_once_and_typing_crosses_over() {
+    let redis = Redis::start();
+    let servers = instances(&redis, 2);
+    let join = |person: &str| json!({"type": "join", "board": "demo", "person": person});
+    let (mut ana_a, mut ana_b) = (
+        servers[0].connect_guest().await,
+        servers[1].connect_guest().await,
+    );
+    support::send(&mut ana_a, join("ana-browser-1")).await;
+    support::send(&mut ana_b, join("ana-browser-1")).await;
+    let mut bo = servers[1].connect_guest().await;
+    support::send(&mut bo, join("bo-browser-22")).await;
+    // Ana's two pages, one per instance, are one person beside Bo, on both instances.
+    let on_a = viewers(&mut ana_a, "demo", 2, Duration::from_secs(10)).await;
+    let on_b = viewers(&mut bo, "demo", 2, Duration::from_secs(10)).await;
+    assert_eq!(on_a, on_b, "the same two people everywhere");
+
+    // A guest may not write notes on the demo board, so its typing is not shown; the admin's reaches
+    // the other instance's pages.
+    support::send(&mut ana_a, json!({"type": "typing", "board": "demo"})).await;
+    let mut writer = servers[0].connect().await;
+    support::send(&mut writer, json!({"type": "join", "board": "demo"})).await;
+    support::send(&mut writer, json!({"type": "typing", "board": "demo"})).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "Bo on B never saw the writer typing"
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(left, bo.next()).await else {
+            continue;
+        };
+        if let Ok(ServerFrame::Typing(typing)) = serde_json::from_str(text.as_str()) {
+            assert_eq!(typing.board, "demo");
+            assert!(
+                typing.person.starts_with("k-"),
+                "the admin's, never the guest's"
+            );
+            break;
+        }
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use pulseboard::protocol::{ErrorCode, Position, ServerFrame};
+use pulseboard::protocol::{ErrorCode, Position, Presence, ServerFrame};
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;
@@ -147,38 +147,64 @@ async fn garbage_gets_an_error_frame_and_the_connection_keeps_working() {
     assert!(matches!(next(&mut socket).await, ServerFrame::Snapshot(_)));
 }
 
+/// The next presence frame on the socket, skipping others.
+async fn presence(socket: &mut Socket) -> Presence {
+    loop {
+        if let ServerFrame::Presence(p) = next(socket).await {
+            return p;
+        }
+    }
+}
+
 #[tokio::test]
-async fn presence_counts_each_open_page_and_announces_leaving() {
+async fn presence_counts_people_not_pages_and_a_person_leaves_after_the_grace() {
     let server = Server::start(&[]);
-    let mut first = server.connect().await;
-    send(&mut first, json!({"type": "join", "board": "demo"})).await;
-    let ServerFrame::Presence(p) = next(&mut first).await else {
-        panic!("expected presence")
-    };
-    assert_eq!(p.viewers.len(), 1);
+    let join = |person: &str| json!({"type": "join", "board": "demo", "person": person});
+    let mut ana_1 = server.connect_guest().await;
+    send(&mut ana_1, join("ana-browser-1")).await;
     // The repository's boards/demo.toml (the server runs in the crate's directory).
-    let ServerFrame::Board(b) = next(&mut first).await else {
+    let ServerFrame::Board(b) = next(&mut ana_1).await else {
         panic!("expected the board after joining")
     };
     assert_eq!(b.name, "demo");
+    let p = presence(&mut ana_1).await;
+    assert_eq!(p.count, 1);
+    let ana = p.people.unwrap()[0].clone();
+    assert!(ana.guest && ana.name.starts_with("Guest "));
+    assert_eq!(p.joined, std::slice::from_ref(&ana.id));
 
-    let mut second = server.connect().await;
-    send(&mut second, json!({"type": "join", "board": "demo"})).await;
-    for socket in [&mut first, &mut second] {
-        let ServerFrame::Presence(p) = next(socket).await else {
-            panic!("expected presence")
-        };
-        assert_eq!(p.viewers.len(), 2);
-        assert!(p.joined.is_some());
-    }
-    assert!(matches!(next(&mut second).await, ServerFrame::Board(_)));
+    // A second page of the same browser is the same person.
+    let mut ana_2 = server.connect_guest().await;
+    send(&mut ana_2, join("ana-browser-1")).await;
+    let p = presence(&mut ana_2).await;
+    assert_eq!(p.count, 1);
+    assert_eq!(p.people.as_ref().unwrap()[0].tabs.len(), 2);
+    let p = presence(&mut ana_1).await;
+    assert!(p.joined.is_empty(), "a second tab is no arrival");
 
-    second.close(None).await.unwrap();
-    let ServerFrame::Presence(p) = next(&mut first).await else {
-        panic!("expected presence")
-    };
-    assert_eq!(p.viewers.len(), 1);
-    assert!(p.left.is_some());
+    let mut bo = server.connect_guest().await;
+    send(&mut bo, join("bo-browser-22")).await;
+    let p = presence(&mut ana_1).await;
+    assert_eq!(p.count, 2);
+    let bo_id = p.joined[0].clone();
+    assert_ne!(bo_id, ana.id);
+
+    // Closing one of Ana's pages changes nobody; Bo's last page closing makes him leave,
+    // after the grace (a second here).
+    ana_2.close(None).await.unwrap();
+    bo.close(None).await.unwrap();
+    let left = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let p = presence(&mut ana_1).await;
+            assert!(!p.left.contains(&ana.id), "Ana never leaves");
+            if !p.left.is_empty() {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("Bo leaves within the grace and a little");
+    assert_eq!((left.count, left.left), (1, vec![bo_id]));
 }
 
 #[tokio::test]

@@ -127,26 +127,6 @@ test("a new feed item enters with its animation and the oldest leaves", async ({
   }
 });
 
-test("two pages each count two viewers, then one after a page closes", async ({ browser }) => {
-  const server = await startServer();
-  try {
-    const first = await browser.newPage();
-    const second = await browser.newPage();
-    await openBoard(first, server);
-    await openBoard(second, server);
-    for (const page of [first, second]) {
-      await expect(page.locator(".board-header .presence")).toHaveAttribute("data-viewers", "2");
-      await expect(page.locator(".board-header .presence-count")).toHaveText("2 viewers");
-    }
-    await expect(first.locator(".board-header .presence-pulse")).toHaveCount(1);
-    await second.close();
-    await expect(first.locator(".board-header .presence")).toHaveAttribute("data-viewers", "1");
-    await first.close();
-  } finally {
-    await server.stop();
-  }
-});
-
 // The restarted server has an empty data dir, so its topics have a new epoch and the page
 // must take a fresh snapshot rather than resume.
 test("a restarted server is picked up without a reload, from a fresh snapshot", async ({ page }) => {

@@ -1,5 +1,5 @@
 // Several instances on one Redis, in a real Chromium: a board open on two of them follows a
-// publish made to a third, and each page counts both viewers.
+// publish made to a third, and each page counts both people.
 import { test, expect, type Page } from "@playwright/test";
 import { startRedis, startServer, type Server } from "./server";
 
@@ -8,7 +8,7 @@ async function openBoard(page: Page, server: Server) {
   await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
 }
 
-test("a board open on instances A and B updates live from a publish to C, and both count 2 viewers", async ({
+test("a board open on instances A and B updates live from a publish to C, and both count 2 people", async ({
   browser,
 }) => {
   const redis = await startRedis();
@@ -22,8 +22,8 @@ test("a board open on instances A and B updates live from a publish to C, and bo
     await openBoard(onA, a);
     await openBoard(onB, b);
     for (const page of [onA, onB]) {
-      await expect(page.locator(".board-header .presence")).toHaveAttribute("data-viewers", "2");
-      await expect(page.locator(".board-header .presence-count")).toHaveText("2 viewers");
+      await expect(page.locator(".board-header .presence")).toHaveAttribute("data-people", "2");
+      await expect(page.locator(".board-header .presence-count")).toHaveText("2 people");
     }
     await c.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 4242 }]);
     for (const page of [onA, onB]) {

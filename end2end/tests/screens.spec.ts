@@ -250,7 +250,7 @@ test("a figure crossing a threshold is announced politely, a plain tick is not",
   try {
     await seedEveryColour(server);
     await openDemo(page, server);
-    const announcer = page.locator('.board [aria-live="polite"]');
+    const announcer = page.locator('.board > [aria-live="polite"]');
     await expect(announcer).toHaveText("");
     await server.publish("metric:kpis", [{ op: "incr", entity_id: "signups", by: 1 }]);
     await server.publish("metric:kpis", [{ op: "set", entity_id: "errors", payload: 60 }]);

@@ -110,6 +110,8 @@ export async function startServer(
       PULSEBOARD_DEMO: String(options.demo ?? false),
       PULSEBOARD_BOARDS: boardsDir,
       PULSEBOARD_DATA_DIR: dataDir,
+      // A person leaves a second after their last page closes, so tests need not wait long.
+      PULSEBOARD_PRESENCE_GRACE: "1",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "inherit"],

@@ -120,7 +120,7 @@ test("every widget type renders from its fixture topic and updates live", async 
     await expect(text).toContainText("bad");
     await expect(clock.locator(".clock-time")).toHaveText(/^12:04/);
     await expect(clock.locator(".clock-date")).toContainText("January 1");
-    await expect(page.locator(".presence-widget .presence")).toContainText("1 viewer");
+    await expect(page.locator(".presence-widget .presence")).toContainText("1 person");
 
     // The next change to each topic shows on the open page.
     await page.evaluate(() => ((window as any).samePage = true));
@@ -155,7 +155,7 @@ test("every widget type renders from its fixture topic and updates live", async 
     // The light that changed pulses; it did not on the first drawing.
     await expect(page.locator('.status-item[data-key="db"]')).toHaveClass(/changed/);
     await expect(clock.locator(".clock-time")).toHaveText(/^12:05/);
-    await expect(page.locator(".presence-widget .presence")).toContainText("2 viewers");
+    await expect(page.locator(".presence-widget .presence")).toContainText("2 people");
     expect(await page.evaluate(() => (window as any).samePage)).toBe(true);
     expect(await page.evaluate(() => (window as any).pwned)).toBeUndefined();
     await second.close();

@@ -10,12 +10,15 @@
 //! - managing keys and reloading screens need `admin`.
 //!
 //! - [`scope`]: the scopes and how they match;
-//! - [`keyring`]: keys and sessions, stored hashed.
+//! - [`keyring`]: keys and sessions, stored hashed;
+//! - [`person`]: who a caller is as a person on a board.
 
 pub mod keyring;
+pub mod person;
 pub mod scope;
 
 use crate::boards::library::Library;
+use crate::boards::notes::NOTES_PREFIX;
 use crate::boards::Board;
 use keyring::KeyRecord;
 use std::sync::Arc;
@@ -52,8 +55,20 @@ impl Caller {
         self.scopes().contains(&scope::Scope::Admin)
     }
 
+    /// Whether this caller may write `topic` with ops. A board's notes topic is written only
+    /// as notes (`crate::notes`), never with ops, whatever the scopes say.
     pub fn may_publish(&self, topic: &str) -> bool {
-        self.scopes().iter().any(|s| s.allows_publish(topic))
+        !topic.starts_with(NOTES_PREFIX) && self.scopes().iter().any(|s| s.allows_publish(topic))
+    }
+
+    /// Whether this caller may write to the board: a `publish:` scope covers one of its
+    /// topics (its notes topic too), or it is an admin's.
+    pub fn may_write_board(&self, board: &Board) -> bool {
+        self.is_admin()
+            || board
+                .topics()
+                .iter()
+                .any(|topic| self.scopes().iter().any(|s| s.allows_publish(topic)))
     }
 
     pub fn may_read_board(&self, board: &Board) -> bool {

@@ -18,7 +18,8 @@
 use super::markdown::to_safe_html;
 use super::{
     Board, BoardProblem, ClockOptions, FeedOptions, GaugeOptions, LeaderboardOptions,
-    ManualOptions, NumberOptions, SparklineOptions, StatusOptions, TextOptions, Widget, WidgetKind,
+    ManualOptions, NotesOptions, NumberOptions, SparklineOptions, StatusOptions, TextOptions,
+    Widget, WidgetKind,
 };
 use crate::ops::MAX_SERIES_POINTS;
 use crate::protocol::check_name;
@@ -44,6 +45,8 @@ struct BoardFile {
     columns: u8,
     #[serde(default)]
     private: bool,
+    #[serde(default)]
+    notes: NotesOptions,
     #[serde(default)]
     widget: Vec<toml::Spanned<toml::Table>>,
 }
@@ -109,6 +112,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Board, BoardProblem> 
         title: board.title,
         columns: board.columns,
         private: board.private,
+        notes: board.notes,
         widgets,
     })
 }
@@ -423,7 +427,8 @@ type = "presence"
                 "board:leaders",
                 "feed:activity",
                 "metric:cpu",
-                "status:services"
+                "status:services",
+                "notes:ops"
             ]
         );
     }
@@ -436,13 +441,13 @@ type = "presence"
             ("columns = 4\n", "ops.toml:1:1: missing field `title`"),
             (
                 "title = \"x\"\ncolour = \"red\"\n",
-                "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `private`, `widget`",
+                "ops.toml:2:1: unknown field `colour`, expected one of `title`, `columns`, `private`, `notes`, `widget`",
             ),
             ("title = \"x\"\ncolumns = 13\n", "ops.toml: `columns` is 13: use 1 to 12"),
             // The API's JSON spelling, copied into a file.
             (
                 "title = \"x\"\nwidgets = []\n",
-                "ops.toml:2:1: unknown field `widgets`, expected one of `title`, `columns`, `private`, `widget`; a board file writes each widget as a [[widget]] table",
+                "ops.toml:2:1: unknown field `widgets`, expected one of `title`, `columns`, `private`, `notes`, `widget`; a board file writes each widget as a [[widget]] table",
             ),
             (
                 "title = \"x\"\n[[widget]]\ntopic = \"a\"\nkind = { type = \"feed\" }\n",

@@ -2,7 +2,7 @@
 //! topic with its options. The types here are shared: the server reads them from board files
 //! (`file.rs`) and keeps the last good version of each (`library.rs`); the browser renders
 //! them and swaps in a new version when its file changes. `screen.rs`: how an address asks
-//! for a board to be shown (kiosk, theme, playlist).
+//! for a board to be shown (kiosk, theme, playlist); `notes.rs`: the notes people pin to it.
 
 #[cfg(feature = "ssr")]
 pub mod file;
@@ -10,6 +10,7 @@ pub mod file;
 pub mod library;
 #[cfg(feature = "ssr")]
 pub mod markdown;
+pub mod notes;
 pub mod screen;
 
 use crate::protocol::{decode_fields, deserialize_via_json, json, named, Fields, FromJson};
@@ -29,11 +30,30 @@ pub struct Board {
     /// likewise. A public board and its topics are readable by anyone who reaches the server.
     #[serde(default)]
     pub private: bool,
+    /// Who may write notes on it, and where they show.
+    pub notes: NotesOptions,
     pub widgets: Vec<Widget>,
 }
 
+/// A board file's `[notes]` table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotesOptions {
+    /// Anonymous viewers of the (public) board may write notes too, as guests. Without it,
+    /// only a session or key that may write to one of the board's topics, or an admin.
+    #[serde(default)]
+    pub anyone: bool,
+    /// Kiosk screens show the notes panel too (they hide it otherwise; the markers and
+    /// badges show either way).
+    #[serde(default)]
+    pub kiosk: bool,
+}
+
+decode_fields!(NotesOptions { anyone, kiosk });
+
 impl Board {
-    /// Every topic the board's widgets read, once each, in order of first use.
+    /// Every topic a screen of the board follows: those its widgets read, once each, in
+    /// order of first use, then its notes topic.
     pub fn topics(&self) -> Vec<String> {
         let mut topics: Vec<String> = Vec::new();
         for topic in self.widgets.iter().filter_map(|w| w.topic.as_ref()) {
@@ -41,14 +61,17 @@ impl Board {
                 topics.push(topic.clone());
             }
         }
+        topics.push(notes::notes_topic(&self.name));
         topics
     }
 
-    /// Whether any widget of the board reads `topic`.
+    /// Whether any widget of the board reads `topic`, or it is the board's notes topic.
     pub fn reads(&self, topic: &str) -> bool {
-        self.widgets
-            .iter()
-            .any(|w| w.topic.as_deref() == Some(topic))
+        topic == notes::notes_topic(&self.name)
+            || self
+                .widgets
+                .iter()
+                .any(|w| w.topic.as_deref() == Some(topic))
     }
 }
 
@@ -394,6 +417,7 @@ decode_fields!(Board {
     title,
     columns,
     private,
+    notes,
     widgets
 });
 

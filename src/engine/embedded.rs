@@ -12,13 +12,13 @@ use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
     to_the_end, Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention,
-    TopicCopy, TopicInfo,
+    TopicCopy, TopicInfo, Viewer,
 };
 use crate::clock::now_ms;
 use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{EventKind, Snapshot, Viewer};
+use crate::protocol::{EventKind, Snapshot, Typing};
 use crate::store::{Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
@@ -556,6 +556,10 @@ impl Engine for Embedded {
         _board: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn share_typing(&self, _typing: Typing) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 
     fn reload_elsewhere(&self, _within_ms: u64) -> BoxFuture<'_, ()> {

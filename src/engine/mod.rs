@@ -23,9 +23,10 @@ mod write;
 
 use crate::encoded::EncodedFrame;
 use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
-use crate::protocol::{pattern_matches, EventKind, Snapshot, Viewer};
+use crate::protocol::{pattern_matches, EventKind, Snapshot, Typing};
 use futures_util::future::BoxFuture;
 use plan::OpError;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,6 +91,23 @@ pub struct TopicInfo {
     pub entities: usize,
 }
 
+/// One open page on a board, as instances tell each other: whose it is, and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Viewer {
+    /// The page, as its `welcome.connection` names it.
+    pub tab: String,
+    /// Its person, as presence frames name them.
+    pub person: String,
+    pub name: String,
+    pub guest: bool,
+    /// When the page arrived, ISO 8601 in UTC.
+    pub since: String,
+    /// Closed within the grace: its person still counts, so a reload that comes back on
+    /// another instance is not a leave and a join.
+    #[serde(default)]
+    pub closing: bool,
+}
+
 /// Where an engine sends the events committed to topics this instance follows.
 pub trait Deliveries: Send + Sync {
     /// Events committed to `topic`, in offset order, following on from the last ones
@@ -106,6 +124,9 @@ pub trait Deliveries: Send + Sync {
 
     /// Another instance asked every screen to reload within `within_ms`.
     fn reload(&self, within_ms: u64);
+
+    /// Someone on another instance is writing a note on `typing.board`.
+    fn typing(&self, typing: Typing);
 }
 
 /// The engine could not do what was asked; nothing of it happened.
@@ -227,6 +248,9 @@ pub trait Engine: Send + Sync + 'static {
         &'a self,
         board: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>>;
+
+    /// Tells the other instances' viewers of a board that someone here is writing a note.
+    fn share_typing(&self, typing: Typing) -> BoxFuture<'_, ()>;
 
     /// Asks every other instance's screens to reload within `within_ms`.
     fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()>;

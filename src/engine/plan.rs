@@ -99,7 +99,7 @@ pub fn expired(entities: Entities<'_>, now_ms: u64) -> Vec<Change> {
 }
 
 /// The id `push` gives the item written at `offset`: zero-padded so that ids sort like offsets.
-fn feed_item_id(offset: u64) -> String {
+pub(crate) fn feed_item_id(offset: u64) -> String {
     format!("{offset:012}")
 }
 

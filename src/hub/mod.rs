@@ -2,7 +2,8 @@
 //! subscribes to, the hub follows the topic on the [`Engine`] and keeps a copy of it fed by
 //! the engine's deliveries ([`follow`]); each delivered event's frame, encoded once by the
 //! engine, is queued to every local subscriber's outbox ([`outbox`]). It catches up
-//! subscribers that resume or fell behind, and keeps each board's viewers ([`presence`]).
+//! subscribers that resume or fell behind, and keeps who is on each board ([`presence`]),
+//! flushing each board's presence a moment after it changes and telling who is typing.
 //!
 //! What a topic *is* (its state, offsets and history, and the writes that change them)
 //! belongs to the engine; the hub holds no topic nobody here reads, and forgets one once its
@@ -12,19 +13,27 @@ pub mod follow;
 pub mod outbox;
 pub mod presence;
 
+use crate::access::person::Someone;
 use crate::boards::BoardView;
 use crate::clock::now_iso8601;
 use crate::encoded::{encode, EncodedFrame};
-use crate::engine::{Committed, Deliveries, Engine, EngineError, TopicCopy};
+use crate::engine::{Committed, Deliveries, Engine, EngineError, TopicCopy, Viewer};
 use crate::metrics::Metrics;
-use crate::protocol::{BoardFrame, Position, ServerFrame};
+use crate::protocol::{BoardFrame, Position, ServerFrame, Typing};
 use follow::{Follow, Sent};
 use outbox::{Inbox, Next, Outbox};
 use parking_lot::Mutex;
-use presence::Boards;
-use std::collections::HashMap;
+use presence::{Boards, PresenceSettings};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How long after a board's first change its presence frame goes out: the changes of that
+/// moment (a burst of joins, a deploy's reconnects) are one frame.
+const COALESCE: Duration = Duration::from_millis(50);
+/// The same on a board with more people than a frame lists: its count, once a second.
+const COALESCE_CROWDED: Duration = Duration::from_secs(1);
 
 /// Identifies one socket connection for as long as the process runs.
 pub type ConnectionId = u64;
@@ -34,6 +43,8 @@ pub struct Hub {
     queue: usize,
     /// Boards whose viewers here changed, to tell the other instances, in order.
     presence_changed: tokio::sync::mpsc::UnboundedSender<String>,
+    /// How long a person stays after their last page closed.
+    grace: Duration,
     /// The hub itself, for the tasks it starts.
     this: Weak<Hub>,
     /// Why the engine cannot be reached, while it cannot: every page is told.
@@ -54,7 +65,12 @@ struct Followed {
 
 impl Hub {
     /// A hub for this instance, taking the engine's deliveries.
-    pub fn new(queue: usize, engine: Arc<dyn Engine>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        queue: usize,
+        presence: PresenceSettings,
+        engine: Arc<dyn Engine>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let (presence_changed, changes) = tokio::sync::mpsc::unbounded_channel();
         let hub = Arc::new_cyclic(|hub: &Weak<Hub>| {
             let deliveries: Weak<dyn Deliveries> = hub.clone();
@@ -64,7 +80,8 @@ impl Hub {
                 presence_changed,
                 this: hub.clone(),
                 stale: Mutex::default(),
-                boards: Mutex::new(Boards::new(engine.instance_tag())),
+                grace: presence.grace,
+                boards: Mutex::new(Boards::new(engine.instance_tag(), presence)),
                 engine,
                 metrics,
                 follows: Mutex::default(),
@@ -164,10 +181,15 @@ impl Hub {
         followed.map_or(0, |f| f.follow.lock().subscriber_count())
     }
 
-    pub fn join(&self, board: &str, connection: ConnectionId, outbox: &Outbox) {
-        self.boards
+    /// Adds a connection's page to a board as `someone`'s.
+    pub fn join(&self, board: &str, connection: ConnectionId, outbox: &Outbox, someone: Someone) {
+        let due = self
+            .boards
             .lock()
-            .join(board, connection, outbox, &now_iso8601());
+            .join(board, connection, outbox, someone, &now_iso8601());
+        if due {
+            self.flush_soon(board);
+        }
         let _ = self.presence_changed.send(board.to_owned());
         if let Some(reason) = self.stale.lock().clone() {
             outbox.try_push(encode(&ServerFrame::Stale { reason }));
@@ -199,9 +221,56 @@ impl Hub {
         self.boards.lock().send_to_all(&encode(&frame));
     }
 
+    /// Closes a connection's page on a board; its person leaves after the grace unless
+    /// another of their pages is there by then.
     pub fn leave(&self, board: &str, connection: ConnectionId) {
-        self.boards.lock().leave(board, connection);
+        if self.boards.lock().leave(board, connection) {
+            self.flush_soon(board);
+        }
         let _ = self.presence_changed.send(board.to_owned());
+        let (hub, board) = (self.this.clone(), board.to_owned());
+        let grace = self.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let Some(hub) = hub.upgrade() else { return };
+            if hub.boards.lock().end_grace(&board) {
+                hub.flush_soon(&board);
+            }
+            let _ = hub.presence_changed.send(board);
+        });
+    }
+
+    /// Takes the pages the other instances have on a board.
+    fn take_remote(&self, board: &str, others: Vec<Viewer>) {
+        if self.boards.lock().remote(board, others) {
+            self.flush_soon(board);
+        }
+    }
+
+    /// Sends the board's presence a moment from now, with whatever else changes until then.
+    fn flush_soon(&self, board: &str) {
+        let wait = if self.boards.lock().crowded(board) {
+            COALESCE_CROWDED
+        } else {
+            COALESCE
+        };
+        let (hub, board) = (self.this.clone(), board.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(hub) = hub.upgrade() {
+                hub.boards.lock().flush(&board);
+            }
+        });
+    }
+
+    /// Tells a board's other pages, here and on the other instances, that the person of this
+    /// connection's page is writing a note (at most once a second per page).
+    pub async fn typing(&self, board: &str, connection: ConnectionId) {
+        let Some(typing) = self.boards.lock().typing(board, connection) else {
+            return;
+        };
+        self.boards.lock().tell_typing(&typing);
+        self.engine.share_typing(typing).await;
     }
 
     /// Shows every viewer of a board its new definition (its file changed).
@@ -298,7 +367,7 @@ impl Deliveries for Hub {
                 return;
             };
             if let Some(hub) = hub.upgrade() {
-                hub.boards.lock().remote(&board, others);
+                hub.take_remote(&board, others);
             }
         });
     }
@@ -306,19 +375,27 @@ impl Deliveries for Hub {
     fn reload(&self, within_ms: u64) {
         self.reload_here(within_ms);
     }
+
+    fn typing(&self, typing: Typing) {
+        self.boards.lock().tell_typing(&typing);
+    }
 }
 
-/// Tells the other instances, in order, who views each board here whenever that changes;
-/// each time with the viewers as they are then, so a burst of joins is one message. Then
-/// reads theirs, so a board's first viewer here sees the others at once.
+/// Tells the other instances who views each board here whenever that changes: each board
+/// whose change is waiting once, with its viewers as they are then, so a burst of joins is
+/// one message. Then reads theirs, so a board's first viewer here sees the others at once.
 async fn share_presence(hub: Weak<Hub>, mut changes: tokio::sync::mpsc::UnboundedReceiver<String>) {
-    while let Some(board) = changes.recv().await {
-        let Some(hub) = hub.upgrade() else { return };
-        let viewers = hub.boards.lock().local_viewers(&board);
-        let engine = hub.engine.clone();
-        engine.share_presence(&board, viewers).await;
-        if let Ok(others) = engine.others_viewing(&board).await {
-            hub.boards.lock().remote(&board, others);
+    let mut waiting = Vec::new();
+    while changes.recv_many(&mut waiting, 4096).await > 0 {
+        let boards: BTreeSet<String> = waiting.drain(..).collect();
+        for board in boards {
+            let Some(hub) = hub.upgrade() else { return };
+            let viewers = hub.boards.lock().local_viewers(&board);
+            let engine = hub.engine.clone();
+            engine.share_presence(&board, viewers).await;
+            if let Ok(others) = engine.others_viewing(&board).await {
+                hub.take_remote(&board, others);
+            }
         }
     }
 }

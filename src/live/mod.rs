@@ -12,6 +12,8 @@ pub mod clock;
 #[path = "clock_on_server.rs"]
 mod clock;
 #[cfg(feature = "hydrate")]
+pub mod parse;
+#[cfg(feature = "hydrate")]
 pub mod playlist;
 #[cfg(feature = "hydrate")]
 pub mod socket;
@@ -19,8 +21,10 @@ pub mod writes;
 
 pub use clock::wall_time;
 
+use crate::boards::notes::{notes_topic, Note, NOTES_PREFIX};
 use crate::boards::BoardView;
-use crate::protocol::{ts_ms, EventKind, Position, ServerFrame, TopicRequest};
+use crate::protocol::FromJson;
+use crate::protocol::{ts_ms, EventKind, Person, Position, ServerFrame, TopicRequest};
 use leptos::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -103,16 +107,42 @@ pub struct WallTime {
     pub date: String,
 }
 
-/// Who is viewing the board.
+/// Who is on the board: people, not pages.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PresenceView {
     pub known: bool,
-    pub viewers: Vec<String>,
-    /// This page's own viewer id.
+    pub count: u64,
+    /// Who they are, longest here first; empty on a board too busy to list them.
+    pub people: Vec<Person>,
+    /// This page's own id (its `welcome.connection`): it is among its person's tabs.
     pub me: Option<String>,
-    /// How many viewers have joined since this page loaded; each join restarts the pulse.
+    /// How many people have arrived since this page loaded.
     pub joins: u32,
+    /// The last presence frame brought someone new: the pulse plays.
+    pub arrival: bool,
+    /// The person who arrived last, whose avatar pulses.
+    pub newest: Option<String>,
+    /// Who else is writing a note now.
+    pub writing: Vec<Writing>,
 }
+
+impl PresenceView {
+    /// Whether `person` is the one this page is.
+    pub fn is_me(&self, person: &Person) -> bool {
+        self.me.as_ref().is_some_and(|me| person.tabs.contains(me))
+    }
+}
+
+/// Someone writing a note, and until when (page clock, ms) to say so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Writing {
+    pub person: String,
+    pub name: String,
+    pub until: f64,
+}
+
+/// How long "… is writing" shows after the last word of it.
+const WRITING_FOR_MS: f64 = 4_000.0;
 
 /// A map of the pairs, by insertion: `collect` into a `BTreeMap` sorts the pairs first, and
 /// each sort it instantiates is kilobytes of the board's WASM.
@@ -169,6 +199,8 @@ pub struct Live {
     pub refusal: RwSignal<Option<String>>,
     /// Why the board is not updating, while the server says it cannot reach its topics.
     pub stale: RwSignal<Option<String>>,
+    /// The board's notes topic, whose entities are its notes.
+    notes: Option<RwSignal<TopicView>>,
     /// The server's clock minus the page's (ms), from the last `welcome`: a screen whose
     /// clock is off still ages the server's change times right.
     server_ahead_ms: StoredValue<f64>,
@@ -186,7 +218,12 @@ impl Live {
                 .into_iter()
                 .map(|t| (t, RwSignal::new(TopicView::default()))),
         );
+        let notes = board
+            .board
+            .as_ref()
+            .and_then(|b| topics.get(&notes_topic(&b.name)).copied());
         Self {
+            notes,
             status: RwSignal::new(ConnectionStatus::Connecting),
             transport: RwSignal::new(Transport::WebSocket),
             presence: RwSignal::new(PresenceView::default()),
@@ -276,6 +313,15 @@ impl Live {
                 let Some(view) = self.find(&event.topic) else {
                     return Applied::Ok;
                 };
+                // Their note is here: they are done writing it.
+                if event.topic.starts_with(NOTES_PREFIX) {
+                    if let Some(author) = event.payload.get("author").and_then(Value::as_str) {
+                        self.presence.update(|p| {
+                            p.arrival = false;
+                            p.writing.retain(|w| w.person != author);
+                        });
+                    }
+                }
                 let mut gap = false;
                 view.maybe_update(|v| {
                     if !v.loaded || event.epoch != v.epoch || event.offset > v.offset + 1 {
@@ -346,11 +392,35 @@ impl Live {
             }
             ServerFrame::Presence(presence) => {
                 self.presence.update(|p| {
-                    p.known = true;
-                    p.viewers = presence.viewers.into_iter().map(|v| v.id).collect();
-                    if presence.joined.is_some() && presence.joined != p.me {
+                    let rose = presence.count > p.count;
+                    let people = presence.people.unwrap_or_default();
+                    let arrived = presence.joined.into_iter().rfind(|id| {
+                        people
+                            .iter()
+                            .any(|person| &person.id == id && !p.is_me(person))
+                    });
+                    // Past the list, a rise in the count is all there is to show.
+                    p.arrival = p.known && (arrived.is_some() || rose && people.is_empty());
+                    if p.arrival {
                         p.joins += 1;
                     }
+                    p.newest = arrived;
+                    p.known = true;
+                    p.count = presence.count;
+                    p.people = people;
+                });
+            }
+            ServerFrame::Typing(typing) => {
+                let until = self.clock.get_untracked() + WRITING_FOR_MS;
+                self.presence.update(|p| {
+                    // Not an arrival: the pulse is not to play again.
+                    p.arrival = false;
+                    p.writing.retain(|w| w.person != typing.person);
+                    p.writing.push(Writing {
+                        person: typing.person,
+                        name: typing.name,
+                        until,
+                    });
                 });
             }
             // A refused write of the page's own is rolled back and shown; anything else is
@@ -424,7 +494,31 @@ impl Live {
     }
 
     /// A time of the server's clock (ms since the Unix epoch) on the page's.
-    fn page_time(&self, server_ms: u64) -> f64 {
+    /// The board's notes, oldest first, by id (tracked: a reader runs again when they
+    /// change). Decoded on each read rather than kept in a memo of their own: a memo of a new
+    /// type is kilobytes of the board's WASM, and notes change seldom.
+    pub fn notes(&self) -> Vec<(String, Note)> {
+        let mut notes = Vec::new();
+        if let Some(view) = self.notes {
+            view.with(|v| {
+                for (id, payload) in &v.entities {
+                    if let Ok(note) = Note::from_json(payload.clone()) {
+                        notes.push((id.clone(), note));
+                    }
+                }
+            });
+        }
+        notes
+    }
+
+    /// The server's clock now, ms since the Unix epoch, by the page's clock and the offset
+    /// the last `welcome` gave.
+    pub fn server_now(&self) -> u64 {
+        (self.clock.get_untracked() + self.server_ahead_ms.get_value()).max(0.0) as u64
+    }
+
+    /// A time of the server's clock on the page's.
+    pub fn page_time(&self, server_ms: u64) -> f64 {
         server_ms as f64 - self.server_ahead_ms.get_value()
     }
 

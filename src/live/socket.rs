@@ -27,7 +27,7 @@
 
 use super::{Applied, ConnectionStatus, Live, Transport};
 use crate::protocol::{
-    ClientFrame, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED,
+    ClientFrame, FromJson, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED,
 };
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -197,6 +197,30 @@ fn token_param() -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The id this browser is known by on boards, kept in local storage so that its tabs, and
+/// its reloads, are one person. Made up on first use; a browser without storage is a new
+/// guest on every page.
+fn browser_person() -> String {
+    const KEY: &str = "pulseboard-person";
+    let storage = window().local_storage().ok().flatten();
+    if let Some(id) = storage
+        .as_ref()
+        .and_then(|s| s.get_item(KEY).ok().flatten())
+    {
+        if id.len() >= 8 {
+            return id;
+        }
+    }
+    let id = format!(
+        "p{:016x}",
+        (js_sys::Math::random() * 18_446_744_073_709_551_615.0) as u64
+    );
+    if let Some(storage) = storage {
+        let _ = storage.set_item(KEY, &id);
+    }
+    id
+}
+
 fn open(connection: &Shared) {
     {
         let mut c = connection.borrow_mut();
@@ -255,6 +279,7 @@ fn opened(connection: &Shared) {
         socket,
         &ClientFrame::Join {
             board: c.board.clone(),
+            person: Some(browser_person()),
         },
     );
     c.live.status.set(ConnectionStatus::Live);
@@ -327,9 +352,10 @@ fn open_source(connection: &Shared) {
             .collect();
         let token = token_param().map_or(String::new(), |token| format!("&token={token}"));
         format!(
-            "/sse?board={}&from={}{token}",
+            "/sse?board={}&from={}&person={}{token}",
             js_sys::encode_uri_component(&c.board),
-            js_sys::encode_uri_component(&from.join(","))
+            js_sys::encode_uri_component(&from.join(",")),
+            browser_person()
         )
     };
     let source = match EventSource::new(&url) {
@@ -520,8 +546,8 @@ fn retry_later(connection: &Shared) {
 fn on_message(connection: &Shared) -> Closure<dyn FnMut(MessageEvent)> {
     let connection = connection.clone();
     Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        if let Some(text) = event.data().as_string() {
-            received(&connection, text);
+        if let Some(frame) = super::parse::parse(&event.data()) {
+            received(&connection, frame);
         }
     })
 }
@@ -529,10 +555,10 @@ fn on_message(connection: &Shared) -> Closure<dyn FnMut(MessageEvent)> {
 /// Takes a frame off the socket. What concerns the connection itself (its heartbeat settings,
 /// a restart notice that the close right behind it must find) is handled at once; the rest
 /// waits for the next animation frame.
-fn received(connection: &Shared, text: String) {
+fn received(connection: &Shared, frame: serde_json::Value) {
     let mut c = connection.borrow_mut();
     c.heard_at = crate::motion::now_ms();
-    let frame = match ServerFrame::decode(&text) {
+    let frame = match ServerFrame::from_json(frame) {
         Ok(frame) => frame,
         Err(e) => {
             leptos::logging::warn!("ignoring a frame this page cannot read: {e}");

@@ -3,7 +3,7 @@
 
 use super::library;
 use crate::boards::screen::Screen;
-use crate::widgets::LiveBoard;
+use crate::widgets::{BoardProps, LiveBoard};
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -29,7 +29,12 @@ pub fn BoardPage() -> impl IntoView {
         });
     }
     match library::board(&name) {
-        Some(view) => EitherOf3::B(view! { <LiveBoard name view screen/> }),
+        Some(view) => {
+            let props = BoardProps { name, view, screen };
+            let element = props.element();
+            provide_context(props);
+            EitherOf3::B(view! { {element} <LiveBoard/> })
+        }
         None => {
             library::not_found();
             EitherOf3::C(view! {

@@ -173,6 +173,11 @@ impl<T: FromJson> FromJson for Vec<T> {
         }
         Ok(decoded)
     }
+
+    /// A list the server skips when empty.
+    fn absent() -> Option<Self> {
+        Some(Vec::new())
+    }
 }
 
 impl<T: FromJson> FromJson for BTreeMap<String, T> {

@@ -9,6 +9,7 @@ use super::AppState;
 use crate::access::keyring::{KeyRecord, Keyring};
 use crate::access::scope::Scope;
 use crate::access::Caller;
+use crate::boards::notes::{Note, NoteDraft};
 use crate::engine::idempotency::MAX_KEY_LEN;
 use crate::engine::{EngineError, Outcome, PublishError};
 use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
@@ -38,6 +39,7 @@ pub fn routes(max_body: usize) -> Router<AppState> {
         .route("/keys", get(list_keys).post(create_key))
         .route("/keys/{id}", axum::routing::delete(revoke_key))
         .route("/openapi.json", get(openapi))
+        .merge(super::notes::routes())
         .layer(DefaultBodyLimit::max(max_body))
 }
 
@@ -58,9 +60,13 @@ pub fn routes(max_body: usize) -> Router<AppState> {
         list_keys,
         create_key,
         revoke_key,
+        super::notes::list_notes,
+        super::notes::write_note,
+        super::notes::edit_note,
+        super::notes::delete_note,
         health
     ),
-    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest, KeyRequest, KeyRecord)),
+    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest, KeyRequest, KeyRecord, NoteDraft, Note)),
     modifiers(&BearerKeys),
     security(("api_key" = []))
 )]
@@ -141,6 +147,7 @@ async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     topic_name(&topic, "topic")?;
+    reserved(&topic, "topic")?;
     if !caller.may_publish(&topic) {
         return Err(refuse(
             &caller,
@@ -193,6 +200,7 @@ async fn publish_batch(
     let batch: Batch = parse_body(body, Code::InvalidOps)?;
     for (i, write) in batch.writes.iter().enumerate() {
         topic_name(&write.topic, &format!("writes[{i}].topic"))?;
+        reserved(&write.topic, &format!("writes[{i}].topic"))?;
         if !caller.may_publish(&write.topic) {
             let what = format!("publish to `{}`", write.topic);
             return Err(refuse(&caller, "/api/v1/batch", &what).field(format!("writes[{i}].topic")));
@@ -200,6 +208,14 @@ async fn publish_batch(
     }
     let Outcome { answer, replayed } = apply(&state, batch, key).await?;
     Ok(with_replay_header(Json(answer).into_response(), replayed))
+}
+
+/// Refuses ops on a board's notes topic, saying where notes are written.
+fn reserved(topic: &str, field: &str) -> Result<(), ApiError> {
+    match crate::notes::reserved(topic) {
+        Some(why) => Err(ApiError::new(StatusCode::FORBIDDEN, Code::Forbidden, why).field(field)),
+        None => Ok(()),
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -469,7 +485,7 @@ struct TopicSummary {
 }
 
 /// The refusal when the engine cannot answer: nothing was changed.
-fn unavailable(e: EngineError) -> ApiError {
+pub(crate) fn unavailable(e: EngineError) -> ApiError {
     tracing::error!("engine: {e}");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -58,6 +58,9 @@ codes! {
     UnknownTopic = "unknown_topic",
     UnknownBoard = "unknown_board",
     UnknownKey = "unknown_key",
+    UnknownNote = "unknown_note",
+    /// A note that is empty, too long, or pinned to what the board does not show.
+    InvalidNote = "invalid_note",
     /// The body is over `max_body_kib`.
     BodyTooLarge = "body_too_large",
     TooManyOps = "too_many_ops",

@@ -1,7 +1,8 @@
 //! The HTTP server: the axum router that mounts the pages, the socket, the API and the
 //! health check, and the listener that runs it until a shutdown signal.
 //!
-//! - `api`: `/api/v1` and `/healthz`; `caller`: who a request comes from;
+//! - `api`: `/api/v1` and `/healthz`; `notes`: a board's notes under it; `caller`: who a
+//!   request comes from;
 //! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
 //! - `bodies`: request bodies refused on their declared size, and read out after a refusal;
@@ -17,6 +18,7 @@ mod error;
 mod headers;
 pub mod limits;
 mod login;
+mod notes;
 mod session;
 pub mod socket;
 mod sse;
@@ -30,6 +32,7 @@ use crate::engine::redis::RedisEngine;
 use crate::engine::{Engine, EngineError};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::notes::Notes;
 use crate::store::sqlite::SqliteStore;
 use axum::extract::FromRef;
 use axum::http::request::Parts;
@@ -58,6 +61,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// The boards, as their files last parsed.
     pub boards: Arc<Library>,
+    /// Who may write the boards' notes, and the writes that keep them.
+    pub notes: Arc<Notes>,
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
     pub heartbeat: socket::Heartbeat,
@@ -136,7 +141,11 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let engine = open_engine(&config, metrics.clone())
         .await
         .map_err(std::io::Error::other)?;
-    let hub = Hub::new(config.queue, engine.clone(), metrics);
+    let hub = Hub::new(config.queue, config.presence(), engine.clone(), metrics);
+    let notes = Arc::new(Notes {
+        engine: engine.clone(),
+        settings: config.notes(),
+    });
     let (stop, shutdown) = watch::channel(false);
     let boards = Arc::new(Library::open(config.boards.clone(), config.demo));
     let keyring =
@@ -153,6 +162,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         engine: engine.clone(),
         hub: hub.clone(),
         boards,
+        notes,
         shutdown,
         heartbeat: config.heartbeat(),
         reconnect_spread: Duration::from_secs(config.reconnect_spread),

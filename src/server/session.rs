@@ -5,17 +5,21 @@
 
 use super::socket::Heartbeat;
 use super::AppState;
+use crate::access::person::Someone;
 use crate::access::Caller;
 use crate::boards::library::Library;
+use crate::boards::Board;
 use crate::clock::now_ms;
 use crate::encoded::{encode, EncodedFrame};
 use crate::engine::{Engine, Outcome, PublishError};
 use crate::hub::outbox::{Inbox, Outbox};
 use crate::hub::{ConnectionId, Hub};
+use crate::notes::{NoteError, Notes};
 use crate::ops::Publish;
+use crate::ops::Published;
 use crate::protocol::{
-    Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, PublishFrame, ServerFrame, TopicRequest,
-    Welcome,
+    Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, NoteFrame, PublishFrame, ServerFrame,
+    TopicRequest, Welcome,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +36,9 @@ pub struct Session {
     max_topics: usize,
     /// Whose connection this is: what it may read and write.
     pub caller: Caller,
+    /// The id an anonymous browser gave to be one person across its pages.
+    person: Option<String>,
+    notes: Arc<Notes>,
 }
 
 /// Topics a `subscribe` did not take, and why.
@@ -64,6 +71,8 @@ impl Session {
             boards: HashSet::new(),
             max_topics: state.limits.max_subscriptions,
             caller,
+            person: None,
+            notes: state.notes.clone(),
         };
         (session, inbox)
     }
@@ -118,15 +127,106 @@ impl Session {
                 }
             }
             ClientFrame::Unsubscribe { topics } => self.unsubscribe(&topics),
-            ClientFrame::Join { board } => return self.join(board).await,
+            ClientFrame::Join { board, person } => return self.join(board, person).await,
             ClientFrame::Leave { board } => {
                 self.hub.leave(&board, self.id);
                 self.boards.remove(&board);
             }
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
             ClientFrame::Publish(publish) => self.publish(publish).await,
+            // Only someone who could send the note is shown writing one.
+            ClientFrame::Typing { board } => {
+                let writer = self
+                    .joined_board(&board)
+                    .is_ok_and(|board| crate::notes::may_write(&self.caller, &board).is_ok());
+                if writer {
+                    self.hub.typing(&board, self.id).await;
+                }
+            }
+            ClientFrame::Note(note) => self.note(note).await,
+            ClientFrame::DeleteNote {
+                reference,
+                board,
+                id,
+            } => self.delete_note(reference, board, id).await,
         }
         Ok(())
+    }
+
+    /// The board of a note frame, if this connection joined it and it parses.
+    fn joined_board(&self, board: &str) -> Result<Board, ErrorFrame> {
+        let found = self
+            .boards
+            .contains(board)
+            .then(|| self.library.get(board).and_then(|view| view.board))
+            .flatten();
+        found.ok_or_else(|| {
+            ErrorFrame::new(
+                ErrorCode::InvalidFrame,
+                format!("join board {board} before writing notes on it"),
+            )
+        })
+    }
+
+    /// Writes a note from this page, as its person.
+    async fn note(&mut self, frame: NoteFrame) {
+        let reference = frame.reference.clone();
+        let board = match self.joined_board(&frame.board) {
+            Ok(board) => board,
+            Err(error) => return self.error_for(reference, error).await,
+        };
+        let written = self
+            .notes
+            .write(&self.caller, &self.someone(), &board, frame.id, frame.note)
+            .await;
+        match written {
+            Ok((_, _, published)) => self.ack(reference, published).await,
+            Err(e) => self.note_refused(reference, e).await,
+        }
+    }
+
+    async fn delete_note(&mut self, reference: Option<String>, board: String, id: String) {
+        let board = match self.joined_board(&board) {
+            Ok(board) => board,
+            Err(error) => return self.error_for(reference, error).await,
+        };
+        let deleted = self
+            .notes
+            .delete(&self.caller, &self.someone(), &board, id)
+            .await;
+        match deleted {
+            Ok(published) => self.ack(reference, published).await,
+            Err(e) => self.note_refused(reference, e).await,
+        }
+    }
+
+    async fn note_refused(&self, reference: Option<String>, error: NoteError) {
+        let code = match &error {
+            NoteError::NotAllowed(why) => return self.refuse(reference, why.clone()).await,
+            NoteError::Invalid(_) | NoteError::NoSuchNote(_) => ErrorCode::InvalidFrame,
+            NoteError::Unavailable(_) => ErrorCode::StoreUnavailable,
+        };
+        self.error_for(reference, ErrorFrame::new(code, error.to_string()))
+            .await;
+    }
+
+    async fn ack(&self, reference: Option<String>, published: Published) {
+        self.reply(ServerFrame::Ack(Ack {
+            reference,
+            published,
+        }))
+        .await;
+    }
+
+    async fn error_for(&self, reference: Option<String>, mut error: ErrorFrame) {
+        error.reference = reference;
+        self.error(error).await;
+    }
+
+    /// The person this connection's pages are.
+    fn someone(&self) -> Someone {
+        self.caller
+            .someone(self.person.as_deref(), &self.hub.viewer_id(self.id))
     }
 
     /// Answers a request the caller may not make: `unauthenticated` for a connection without
@@ -197,15 +297,24 @@ impl Session {
         self.topics.contains(topic)
     }
 
-    /// Joins a board's presence and sends its definition, if the caller may see it.
-    pub async fn join(&mut self, board: String) -> Result<(), PrivateBoard> {
+    /// Joins a board's presence as this connection's person (`person`: an anonymous
+    /// browser's id, kept from the first join that gives one) and sends the board's
+    /// definition, if the caller may see it.
+    pub async fn join(
+        &mut self,
+        board: String,
+        person: Option<String>,
+    ) -> Result<(), PrivateBoard> {
         if !self.caller.may_see(&self.library, &board) {
             tracing::warn!(target: "audit", event = "denied", key = self.caller.who(), connection = self.id, board, reason = "private board");
             return Err(PrivateBoard(format!("board {board} is private")));
         }
         // Joined first, read second: a change in between reaches this page as a frame of its
         // own, and the page keeps whichever has the higher revision.
-        self.hub.join(&board, self.id, &self.outbox);
+        if self.person.is_none() {
+            self.person = person;
+        }
+        self.hub.join(&board, self.id, &self.outbox, self.someone());
         if let Some(view) = self.library.get(&board) {
             let name = board.clone();
             self.reply(ServerFrame::Board(BoardFrame { name, view }))
@@ -217,6 +326,10 @@ impl Session {
 
     async fn publish(&mut self, publish: PublishFrame) {
         let reference = publish.reference.clone();
+        if let Some(why) = crate::notes::reserved(&publish.topic) {
+            let error = ErrorFrame::new(ErrorCode::Forbidden, why);
+            return self.error_for(reference, error).await;
+        }
         if !self.caller.may_publish(&publish.topic) {
             let message = format!("may not publish to `{}`", publish.topic);
             return self.refuse(reference, message).await;

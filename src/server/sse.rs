@@ -5,7 +5,8 @@
 //!
 //! - `board=ops`: the board's definition, its presence, and its topics;
 //! - `topics=metric:kpis,feed:activity`: more topics, or topics without a board;
-//! - `from=metric:kpis=1763805600000.1291,…`: positions to resume from, as in `subscribe`.
+//! - `from=metric:kpis=1763805600000.1291,…`: positions to resume from, as in `subscribe`;
+//! - `person=…`: an anonymous browser's id, as in `join`.
 //!
 //! Every `snapshot` and `event` message carries `id:` with the position of every topic the
 //! stream follows, in that same form, so the `Last-Event-ID` an `EventSource` sends on its own
@@ -21,7 +22,7 @@ use crate::access::keyring::Revocation;
 use crate::access::Caller;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
-use crate::protocol::{ErrorCode, ErrorFrame, Position, ServerFrame, TopicRequest};
+use crate::protocol::{check_person, ErrorCode, ErrorFrame, Position, ServerFrame, TopicRequest};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -39,6 +40,8 @@ pub struct Follow {
     board: Option<String>,
     topics: Option<String>,
     from: Option<String>,
+    /// An anonymous browser's id, as `join` takes it: its pages are one person.
+    person: Option<String>,
 }
 
 /// Each followed topic's position, as an event id carries it.
@@ -51,6 +54,11 @@ pub async fn stream(
     Query(follow): Query<Follow>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(person) = &follow.person {
+        check_person(person).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, e.message).field("person")
+        })?;
+    }
     if let Some(board) = &follow.board {
         topic_name(board, "board")?;
         if !caller.may_see(&state.boards, board) {
@@ -112,7 +120,7 @@ pub async fn stream(
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
         // Checked above: the caller may see it.
-        let _ = session.join(board.clone()).await;
+        let _ = session.join(board.clone(), follow.person.clone()).await;
         let reads = library.get(board).and_then(|v| v.board).map(|b| b.topics());
         wanted.extend(reads.unwrap_or_default());
     }

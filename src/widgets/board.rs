@@ -8,20 +8,66 @@
 //! code for every way it might be hydrated, and that was a tenth of the WASM.
 
 use super::format::age;
+use super::markup::Element;
 use super::{
-    Clock, ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, Manual, PresenceBadge,
-    Sparkline, StatusGrid, Text,
+    Clock, ConnectionStatusBadge, Counter, Feed, Gauge, Leaderboard, Manual, NotesPanel,
+    PresenceBadge, Sparkline, StatusGrid, Text,
 };
 use crate::boards::screen::Screen;
 use crate::boards::{BoardView, Widget, WidgetKind};
 use crate::live::Live;
+use crate::protocol::decode_fields;
 use leptos::either::EitherOf10;
 use leptos::prelude::*;
+use serde::Serialize;
 
-/// A board that exists: rendered from `view` and kept current by its socket, shown as the
-/// address asks (`screen`).
+/// What the board island is given: the board's name and definition, and how the address asks
+/// it to be shown. The page provides it on the server and writes it into the page for the
+/// browser (`BoardProps::script`), which reads it with its own JSON parser: as the island's
+/// own props, serde_json's parser would be linked into the WASM for this alone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BoardProps {
+    pub name: String,
+    pub view: BoardView,
+    pub screen: Screen,
+}
+
+decode_fields!(BoardProps { name, view, screen });
+
+/// The element that carries the props in the page.
+const PROPS_ID: &str = "board-props";
+
+#[cfg(feature = "ssr")]
+impl BoardProps {
+    fn here() -> Self {
+        use_context().expect("the board page provides the board island's props")
+    }
+
+    /// The page's copy of the props, for the browser, beside the island.
+    pub fn element(&self) -> impl IntoView {
+        let json = serde_json::to_string(self).expect("board props encode");
+        view! { <template id=PROPS_ID data-props=json></template> }
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+impl BoardProps {
+    fn here() -> Self {
+        let json = document()
+            .get_element_by_id(PROPS_ID)
+            .and_then(|element| element.get_attribute("data-props"));
+        json.map(wasm_bindgen::JsValue::from)
+            .and_then(|json| crate::live::parse::parse(&json))
+            .and_then(|props| <Self as crate::protocol::FromJson>::from_json(props).ok())
+            .expect("the board page carries the board island's props")
+    }
+}
+
+/// A board that exists: rendered from its definition and kept current by its socket, shown
+/// as the address asks.
 #[island]
-pub fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView {
+pub fn LiveBoard() -> impl IntoView {
+    let BoardProps { name, view, screen } = BoardProps::here();
     let live = Live::new(view);
     let next = screen.playlist.as_ref().map(|p| p.after(&name).to_owned());
     #[cfg(feature = "hydrate")]
@@ -60,14 +106,35 @@ pub fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView
         })
     };
     let columns = move || board.with(|b| b.board.as_ref().map_or(4, |b| b.columns));
+    // Each position's widget and how often its definition changed: an edited widget gets a
+    // new key and is rebuilt, the others keep their state and motion.
+    let changes = StoredValue::new(Vec::<(Widget, usize)>::new());
     let widgets = move || {
         board.with(|b| {
-            b.board
-                .iter()
-                .flat_map(|b| b.widgets.iter().cloned().enumerate())
-                .collect::<Vec<_>>()
+            let now: Vec<Widget> = b.board.iter().flat_map(|b| b.widgets.clone()).collect();
+            changes.update_value(|known| {
+                known.truncate(now.len());
+                for (i, widget) in now.iter().enumerate() {
+                    match known.get_mut(i) {
+                        Some((was, _)) if was == widget => {}
+                        Some((was, changed)) => {
+                            *was = widget.clone();
+                            *changed += 1;
+                        }
+                        None => known.push((widget.clone(), 0)),
+                    }
+                }
+            });
+            changes.with_value(|known| {
+                known
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (widget, changed))| ((i, *changed), widget.clone()))
+                    .collect::<Vec<_>>()
+            })
         })
     };
+    let notes_board = name.clone();
     view! {
         <main
             class="board"
@@ -97,14 +164,13 @@ pub fn LiveBoard(name: String, view: BoardView, screen: Screen) -> impl IntoView
                 </div>
             })}
             <section class="board-grid" style=move || format!("--columns: {}", columns())>
-                // Keyed by position and definition: an edited widget is rebuilt, the others
-                // keep their state and motion.
                 <For
                     each=widgets
-                    key=|(i, widget)| format!("{i}:{}", serde_json::to_string(widget).unwrap_or_default())
+                    key=|(key, _)| *key
                     children=move |(_, widget)| view! { <WidgetCell live widget/> }
                 />
             </section>
+            <NotesPanel live board=notes_board kiosk=screen.kiosk/>
             {move || live.writes.refused.get().map(|notice| view! {
                 <div class="write-refused" role="alert">
                     <span>{notice}</span>
@@ -125,10 +191,26 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     let style = format!("--span-columns: {columns}; --span-rows: {rows}");
     let stale_for = stale_for(live, &widget);
     let stale = move || stale_for.get().is_some();
-    let stale_badge = move || {
-        stale_for.get().map(|seconds| {
-            view! { <p class="stale-badge" role="status">"No update for " {age(seconds)}</p> }
-        })
+    let notes = notes_on(live, &widget);
+    // The stale badge and the notes badge, as markup (see `markup`).
+    let badges = move || {
+        let mut out = String::new();
+        if let Some(seconds) = stale_for.get() {
+            Element::open(&mut out, "p", "stale-badge")
+                .attr("role", "status")
+                .text(&format!("No update for {}", age(seconds)));
+        }
+        match notes() {
+            0 => {}
+            n => Element::open(&mut out, "p", "note-badge")
+                .attr("title", "Notes pinned here: see the notes panel")
+                .text(&if n == 1 {
+                    "1 note".to_owned()
+                } else {
+                    format!("{n} notes")
+                }),
+        }
+        out
     };
     let topic = widget.topic.unwrap_or_default();
     let title = widget.title;
@@ -177,8 +259,23 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     view! {
         <div class="cell" class:stale=stale style=style>
             {content}
-            {stale_badge}
+            <div class="cell-badges" inner_html=badges></div>
         </div>
+    }
+}
+
+/// How many of the board's notes are pinned to this widget (its topic, and its entity).
+fn notes_on(live: Live, widget: &Widget) -> impl Fn() -> usize {
+    let topic = widget.topic.clone();
+    let entity = widget.kind.entity().map(str::to_owned);
+    move || {
+        let Some(topic) = topic.as_deref() else {
+            return 0;
+        };
+        live.notes()
+            .iter()
+            .filter(|(_, note)| note.pinned_to(topic, entity.as_deref()))
+            .count()
     }
 }
 

@@ -6,6 +6,7 @@
 //! that long).
 
 use super::format::{age, NumberStyle};
+use super::markup::{escape, Element};
 use super::payload::{change_over, latest, timed_points};
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{level_of, Delta, Level, NumberOptions};
@@ -101,18 +102,28 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
         let now = value.get()?;
         (at > 0.0).then(|| seen.with_value(|seen| change_over(seen, (at, now), window_ms)))?
     };
-    let arrow = move || {
-        let change = change().filter(|c| *c != 0.0)?;
-        let up_is_good = options.with_value(|o| o.up_is_good);
-        let glyph = if change > 0.0 { "▲" } else { "▼" };
-        let over = window.map(|ms| format!(" in {}", age((ms / 1000.0) as u64)));
-        Some(view! {
-            <span class=delta_classes(change, up_is_good)>
-                <span aria-hidden="true">{glyph}</span>
-                {style(change.abs())}
-                {over.map(|over| view! { <span class="delta-window">{over}</span> })}
-            </span>
-        })
+    // The arrow and the level's badge, as markup (see `markup`): drawn afresh with each
+    // change, so the arrow pops in again.
+    let delta_line = move || {
+        let mut out = String::new();
+        if let Some(change) = change().filter(|c| *c != 0.0) {
+            let up_is_good = options.with_value(|o| o.up_is_good);
+            let glyph = if change > 0.0 { "▲" } else { "▼" };
+            Element::open(&mut out, "span", delta_classes(change, up_is_good)).start();
+            Element::open(&mut out, "span", "")
+                .attr("aria-hidden", "true")
+                .text(glyph);
+            out.push_str(&escape(&style(change.abs())));
+            if let Some(ms) = window {
+                Element::open(&mut out, "span", "delta-window")
+                    .text(&format!(" in {}", age((ms / 1000.0) as u64)));
+            }
+            out.push_str("</span>");
+        }
+        if let Some(level) = level().filter(|l| *l != Level::Ok) {
+            Element::open(&mut out, "span", "level-badge").text(level.as_str());
+        }
+        out
     };
     let entity = options.with_value(|o| o.entity.clone());
     view! {
@@ -127,10 +138,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
                         style(if whole { now.round() } else { now })
                     }}
                 </p>
-                <p class="counter-delta">
-                    {arrow}
-                        {move || level().filter(|l| *l != Level::Ok).map(|l| view! { <span class="level-badge">{l.as_str()}</span> })}
-                    </p>
+                <p class="counter-delta" inner_html=delta_line></p>
             })}
         </article>
     }

@@ -111,6 +111,16 @@ fn trimmed(value: f64, places: u8) -> String {
     }
 }
 
+/// "just now", "45 s ago", "3 min ago": how long before `now_ms` something happened.
+pub fn ago(now_ms: f64, at_ms: f64) -> String {
+    let seconds = ((now_ms - at_ms) / 1000.0).max(0.0) as u64;
+    if seconds < 5 {
+        "just now".into()
+    } else {
+        format!("{} ago", age(seconds))
+    }
+}
+
 /// How long ago, in the largest whole unit: "45 s", "3 min", "2 h", "4 days".
 pub fn age(seconds: u64) -> String {
     match seconds {
@@ -125,6 +135,15 @@ pub fn age(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_as_time_ago() {
+        assert_eq!(ago(10_000.0, 8_000.0), "just now");
+        // A clock a little behind the server's is not "in the future".
+        assert_eq!(ago(10_000.0, 12_000.0), "just now");
+        assert_eq!(ago(100_000.0, 55_000.0), "45 s ago");
+        assert_eq!(ago(400_000.0, 200_000.0), "3 min ago");
+    }
 
     #[test]
     fn grouped_numbers_keep_their_decimals() {

@@ -78,8 +78,8 @@ pub fn Manual(live: Live, topic: String, title: String, options: ManualOptions) 
                     {move || text().unwrap_or_else(|| "–".into())}
                 </p>
                 <p class="manual-steps">
-                    <button class="manual-step" aria-label=move || format!("Decrease {}", title.get_value()) on:click=move |_| step(-1.0)>"−"</button>
-                    <button class="manual-step" aria-label=move || format!("Increase {}", title.get_value()) on:click=move |_| step(1.0)>"+"</button>
+                    <button class="manual-step" aria-label=format!("Decrease {}", title.get_value()) on:click=move |_| step(-1.0)>"−"</button>
+                    <button class="manual-step" aria-label=format!("Increase {}", title.get_value()) on:click=move |_| step(1.0)>"+"</button>
                 </p>
             })}
         </article>

@@ -1,10 +1,12 @@
 //! A sparkline: the newest points of a series the server keeps (`append` ops), as a line with
 //! the latest value written large above it. The newest point sits at the right edge and each
 //! arrival scrolls the line one step left, as a transform animation: the path is drawn in its
-//! new place and slides in from where the old one was.
+//! new place and slides in from where the old one was. A note pinned to a moment of the series
+//! is a marker at that moment, scrolling with the line.
 
 use super::format::NumberStyle;
-use super::payload::series;
+use super::markup::Element;
+use super::payload::{series, timed_points};
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::SparklineOptions;
 use crate::live::Live;
@@ -52,6 +54,23 @@ pub fn shape(values: &[f64], capacity: usize) -> Option<Shape> {
     Some(Shape { line, area, step })
 }
 
+/// Where a moment (the series' clock, ms) falls on the drawing of the last `capacity` points
+/// timed `times`: between the two points around it, or at the right edge when it is newer
+/// than the newest; `None` when it is older than the oldest point drawn.
+pub fn moment_x(times: &[f64], capacity: usize, moment: f64) -> Option<f64> {
+    let capacity = capacity.max(2);
+    let shown = &times[times.len().saturating_sub(capacity)..];
+    let step = WIDTH / (capacity - 1) as f64;
+    let newest = *shown.last()?;
+    if moment >= newest {
+        return Some(WIDTH);
+    }
+    let after = shown.iter().position(|t| *t > moment)?;
+    let before = after.checked_sub(1)?;
+    let x = WIDTH - (shown.len() - 1 - before) as f64 * step;
+    Some(x + (moment - shown[before]) / (shown[after] - shown[before]) * step)
+}
+
 #[component]
 pub fn Sparkline(
     live: Live,
@@ -62,8 +81,23 @@ pub fn Sparkline(
     let view = live.topic(&topic);
     let loaded = move || view.with(|v| v.loaded);
     let entity = options.entity.clone();
-    let values =
-        Memo::new(move |_| view.with(|v| v.entities.get(&entity).map(series).unwrap_or_default()));
+    let values = {
+        let entity = entity.clone();
+        Memo::new(move |_| view.with(|v| v.entities.get(&entity).map(series).unwrap_or_default()))
+    };
+    let times = {
+        let entity = entity.clone();
+        Memo::new(move |_| {
+            view.with(|v| {
+                let points = v
+                    .entities
+                    .get(&entity)
+                    .map(timed_points)
+                    .unwrap_or_default();
+                points.into_iter().map(|(at, _)| at).collect::<Vec<f64>>()
+            })
+        })
+    };
     let capacity = options.points;
     let options = StoredValue::new(options);
     let latest = move || {
@@ -75,17 +109,51 @@ pub fn Sparkline(
     // Drawn afresh for every change, so the scroll animation starts over each time; the
     // first drawing does not scroll in.
     let drawn = StoredValue::new(false);
+    let (marker_topic, marker_entity) = (StoredValue::new(topic.clone()), StoredValue::new(entity));
+    // The line, its area and the notes' markers, as markup (see `markup`): drawn afresh for
+    // every change, so the scroll animation starts over each time; the first drawing does
+    // not scroll in.
     let line = move || {
-        let shape = values.with(|v| shape(v, capacity))?;
-        let scrolls = drawn.get_value();
+        let mut out = String::new();
+        let Some(shape) = values.with(|v| shape(v, capacity)) else {
+            return out;
+        };
+        let class = if drawn.get_value() {
+            "sparkline-path scrolls"
+        } else {
+            "sparkline-path"
+        };
         drawn.set_value(true);
-        let style = format!("--step: {:.3}px", shape.step);
-        Some(view! {
-            <g class="sparkline-path" class:scrolls=scrolls style=style>
-                <path class="sparkline-area" d=shape.area/>
-                <path class="sparkline-line" d=shape.line/>
-            </g>
-        })
+        Element::open(&mut out, "g", class)
+            .attr("style", &format!("--step: {:.3}px", shape.step))
+            .start();
+        Element::open(&mut out, "path", "sparkline-area")
+            .attr("d", &shape.area)
+            .text("");
+        Element::open(&mut out, "path", "sparkline-line")
+            .attr("d", &shape.line)
+            .text("");
+        times.with(|times| {
+            for (id, note) in &live.notes() {
+                let pinned = marker_topic.with_value(|topic| {
+                    marker_entity.with_value(|entity| note.pinned_to(topic, Some(entity)))
+                });
+                let at = note.moment.filter(|_| pinned);
+                let Some(x) = at.and_then(|at| moment_x(times, capacity, at as f64)) else {
+                    continue;
+                };
+                let x = format!("{x:.2}");
+                Element::open(&mut out, "line", "note-marker")
+                    .attr("data-note", id)
+                    .attr("x1", &x)
+                    .attr("x2", &x)
+                    .attr("y1", "0")
+                    .attr("y2", &HEIGHT.to_string())
+                    .text("");
+            }
+        });
+        out.push_str("</g>");
+        out
     };
     let entity = options.with_value(|o| o.entity.clone());
     view! {
@@ -100,9 +168,8 @@ pub fn Sparkline(
                     viewBox=format!("0 0 {WIDTH} {HEIGHT}")
                     preserveAspectRatio="none"
                     aria-hidden="true"
-                >
-                    {line}
-                </svg>
+                    inner_html=line
+                ></svg>
             })}
         </article>
     }
@@ -125,6 +192,26 @@ mod tests {
     fn only_the_newest_points_are_drawn() {
         let shape = shape(&[9.0, 9.0, 1.0, 2.0], 2).unwrap();
         assert_eq!(shape.line, "M0.00 30.00 L100.00 2.00");
+    }
+
+    #[test]
+    fn a_notes_moment_sits_between_the_points_around_it() {
+        let times = [1_000.0, 2_000.0, 3_000.0];
+        // Five places, three points: they take the right half, 25 units apart.
+        assert_eq!(moment_x(&times, 5, 1_500.0), Some(62.5));
+        assert_eq!(moment_x(&times, 5, 3_000.0), Some(100.0));
+        assert_eq!(
+            moment_x(&times, 5, 9_000.0),
+            Some(100.0),
+            "newer: at the edge"
+        );
+        assert_eq!(moment_x(&times, 5, 500.0), None, "older than the drawing");
+        assert_eq!(
+            moment_x(&times, 2, 1_500.0),
+            None,
+            "scrolled out of the drawing"
+        );
+        assert_eq!(moment_x(&[], 5, 1.0), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! entity) goes to the server, which confirms it or has it rolled back (see `live::writes`).
 //! The publisher's next `set` of the entity clears it, as a new state should.
 
+use super::markup::Element;
 use super::payload::{display_name, state};
 use super::skeleton::{until_loaded, Skeleton};
 use crate::boards::{Level, StatusOptions};
@@ -131,46 +132,88 @@ pub fn StatusGrid(
             },
         );
     }
+    let on_click = move |event: leptos::ev::MouseEvent| {
+        use wasm_bindgen::JsCast;
+        let button = event
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|t| t.closest("[data-ack]").ok().flatten());
+        let Some(id) = button.and_then(|b| b.get_attribute("data-ack")) else {
+            return;
+        };
+        let name = rows.with_untracked(|rows| {
+            rows.iter()
+                .find(|row| row.id == id)
+                .map(|row| row.name.clone())
+        });
+        acknowledge(id, name.unwrap_or_default());
+    };
     view! {
         <article class="widget status" data-topic=topic>
             <h2 class="widget-title">{title}</h2>
             {until_loaded(loaded, Skeleton::Rows, move || view! {
-                <ul class="status-items">
-                    // Keyed by what is drawn, so a changed row is drawn afresh and its pulse
-                    // plays; whether it is marked changed is not part of the key.
-                    <For
-                        each=move || rows.get()
-                        key=|row| {
-                            (row.id.clone(), row.name.clone(), row.level, row.text.clone(), row.acknowledged, row.can_acknowledge)
-                        }
-                        children=move |Row { id, name, level, text, changed, acknowledged, can_acknowledge }| {
-                            let (key, label) = (id.clone(), name.clone());
-                            view! {
-                                <li
-                                    class="status-item"
-                                    class:changed=changed
-                                    data-key=id
-                                    data-level=level.unwrap_or("unknown")
-                                >
-                                    <span class="status-light" aria-hidden="true"></span>
-                                    <span class="status-name">{name}</span>
-                                    <span class="status-state">{text}</span>
-                                        {acknowledged.then(|| view! { <span class="status-acknowledged">"acknowledged"</span> })}
-                                        {can_acknowledge.then(|| view! {
-                                            <button
-                                                class="status-acknowledge"
-                                                aria-label=format!("Acknowledge {label}")
-                                                on:click=move |_| acknowledge(key.clone(), label.clone())
-                                            >
-                                                "Ack"
-                                            </button>
-                                        })}
-                                    </li>
-                                }
-                            }
-                        />
-                    </ul>
+                // Written as markup (see `markup`), drawn afresh on each change: a row marked
+                // changed pulses, the others are drawn as they were.
+                <ul class="status-items" inner_html=move || rows.with(|rows| rows_html(rows)) on:click=on_click></ul>
             })}
         </article>
+    }
+}
+
+/// The rows as HTML text; an Ack button carries its entity in `data-ack`.
+fn rows_html(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let class = if row.changed {
+            "status-item changed"
+        } else {
+            "status-item"
+        };
+        Element::open(&mut out, "li", class)
+            .attr("data-key", &row.id)
+            .attr("data-level", row.level.unwrap_or("unknown"))
+            .start();
+        Element::open(&mut out, "span", "status-light")
+            .attr("aria-hidden", "true")
+            .text("");
+        Element::open(&mut out, "span", "status-name").text(&row.name);
+        Element::open(&mut out, "span", "status-state").text(&row.text);
+        if row.acknowledged {
+            Element::open(&mut out, "span", "status-acknowledged").text("acknowledged");
+        }
+        if row.can_acknowledge {
+            Element::open(&mut out, "button", "status-acknowledge")
+                .attr("type", "button")
+                .attr("aria-label", &format!("Acknowledge {}", row.name))
+                .attr("data-ack", &row.id)
+                .text("Ack");
+        }
+        out.push_str("</li>");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_written_escaped_with_ack_only_where_it_applies() {
+        let row = |id: &str, can_acknowledge| Row {
+            id: id.into(),
+            name: format!("<{id}>"),
+            level: Some("warn"),
+            text: "degraded".into(),
+            changed: id == "api",
+            acknowledged: false,
+            can_acknowledge,
+        };
+        let html = rows_html(&[row("api", true), row("db", false)]);
+        assert!(
+            html.contains(r#"<li class="status-item changed" data-key="api" data-level="warn">"#)
+        );
+        assert!(html.contains("&lt;api&gt;"));
+        assert!(html.contains(r#"data-ack="api""#));
+        assert!(!html.contains(r#"data-ack="db""#));
     }
 }

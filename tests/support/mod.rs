@@ -126,6 +126,8 @@ impl Server {
             .env("PULSEBOARD_DATA_DIR", data)
             .env("PULSEBOARD_LISTEN", "127.0.0.1:0")
             .env("PULSEBOARD_DEMO", "false")
+            // A person leaves a second after their last page closes, so tests need not wait long.
+            .env("PULSEBOARD_PRESENCE_GRACE", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -202,8 +204,18 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// A socket with the admin key: every one is the same person on a board.
     pub async fn connect(&self) -> Socket {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.ws_url())
+        self.connect_to(&self.ws_url()).await
+    }
+
+    /// A socket without a key: an anonymous page, a guest on a public board.
+    pub async fn connect_guest(&self) -> Socket {
+        self.connect_to(&format!("ws://{}/ws", self.addr)).await
+    }
+
+    async fn connect_to(&self, url: &str) -> Socket {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("the socket opens");
         match next(&mut socket).await {

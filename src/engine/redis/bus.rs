@@ -13,7 +13,7 @@
 //! A topic is subscribed before it is read, so no commit falls between the copy a follower
 //! starts from and the first message it gets.
 
-use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL};
+use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL, TYPING_CHANNEL};
 use super::{channel, parse_history, read_topic, topic_of, unreachable, Keys};
 use crate::clock::now_ms;
 use crate::engine::{Committed, Deliveries, EngineError, Retention, TopicCopy};
@@ -191,7 +191,7 @@ impl Bus {
         }
     }
 
-    /// A message on a channel that is not a topic's: presence, or a reload.
+    /// A message on a channel that is not a topic's: presence, typing, or a reload.
     fn announced(&self, channel: &str, payload: &str) {
         let (Some(what), Some(deliveries)) =
             (from_elsewhere(payload, &self.instance), self.deliveries())
@@ -203,6 +203,11 @@ impl Bus {
             RELOAD_CHANNEL => {
                 if let Ok(within_ms) = what.parse() {
                     deliveries.reload(within_ms);
+                }
+            }
+            TYPING_CHANNEL => {
+                if let Ok(typing) = serde_json::from_str(what) {
+                    deliveries.typing(typing);
                 }
             }
             _ => {}
@@ -405,7 +410,7 @@ async fn run(
         let (mut sink, mut stream) = pubsub.split();
         let topics: Vec<String> = bus_now.followed.lock().keys().cloned().collect();
         let mut channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
-        channels.extend([PRESENCE_CHANNEL.to_owned(), RELOAD_CHANNEL.to_owned()]);
+        channels.extend([PRESENCE_CHANNEL, RELOAD_CHANNEL, TYPING_CHANNEL].map(str::to_owned));
         if sink.subscribe(&channels).await.is_err() {
             drop(bus_now);
             tokio::time::sleep(RECONNECT).await;

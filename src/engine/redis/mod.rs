@@ -24,13 +24,13 @@ use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
     to_the_end, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
-    TopicInfo,
+    TopicInfo, Viewer,
 };
 use crate::clock::now_ms;
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
-use crate::protocol::{Snapshot, Viewer};
+use crate::protocol::{Snapshot, Typing};
 use bus::Bus;
 use futures_util::future::BoxFuture;
 use presence::Presence;
@@ -775,6 +775,17 @@ impl Engine for RedisEngine {
         board: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Viewer>, EngineError>> {
         Box::pin(self.inner.presence.others(board))
+    }
+
+    fn share_typing(&self, typing: Typing) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.inner.presence.typing(&typing).await {
+                tracing::warn!(
+                    board = typing.board,
+                    "telling the other instances of typing: {e}"
+                );
+            }
+        })
     }
 
     fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()> {

@@ -1,20 +1,22 @@
-//! Who views each board, across instances: each instance writes its own viewers of a board
-//! to `pb:presence:<board>` (hash: viewer id → `{since, instance}`) with an expiry in
-//! `pb:presence-exp:<board>` (zset: viewer id → ms), refreshes the expiry every
+//! Who views each board, across instances: each instance writes its own pages on a board to
+//! `pb:presence:<board>` (hash: page id → the [`Viewer`] as JSON, with its instance) with an
+//! expiry in `pb:presence-exp:<board>` (zset: page id → ms), refreshes the expiry every
 //! [`REFRESH`], and announces a change on the `pb:presence` channel. An instance that dies
 //! stops refreshing: its viewers expire within [`TTL`], and the next instance to refresh a
 //! board they were on drops them and announces it, so screens see them leave within
-//! `TTL + REFRESH`. Screen reloads go out on `pb:reload` the same way.
+//! `TTL + REFRESH`. Screen reloads go out on `pb:reload` and typing on `pb:typing` the same
+//! way, never stored.
 
 use super::bus::Bus;
 use super::unreachable;
 use crate::clock::now_ms;
 use crate::engine::EngineError;
-use crate::protocol::Viewer;
+use crate::engine::Viewer;
+use crate::protocol::Typing;
 use parking_lot::Mutex;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::Duration;
@@ -27,6 +29,8 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(5);
 pub(crate) const PRESENCE_CHANNEL: &str = "pb:presence";
 /// The channel screen reloads are asked on: `within_ms|instance`.
 pub(crate) const RELOAD_CHANNEL: &str = "pb:reload";
+/// The channel typing is told on: `{typing as JSON}|instance`.
+pub(crate) const TYPING_CHANNEL: &str = "pb:typing";
 
 fn data(board: &str) -> String {
     format!("pb:presence:{board}")
@@ -34,6 +38,14 @@ fn data(board: &str) -> String {
 
 fn expiries(board: &str) -> String {
     format!("pb:presence-exp:{board}")
+}
+
+/// A page as stored in the hash: the viewer, and the instance that holds its connection.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    viewer: Viewer,
+    instance: String,
 }
 
 pub(crate) struct Presence {
@@ -73,10 +85,10 @@ impl Presence {
         pipe.atomic();
         for gone in before
             .iter()
-            .filter(|b| !viewers.iter().any(|v| v.id == b.id))
+            .filter(|b| !viewers.iter().any(|v| v.tab == b.tab))
         {
-            pipe.hdel(data(board), &gone.id).ignore();
-            pipe.zrem(expiries(board), &gone.id).ignore();
+            pipe.hdel(data(board), &gone.tab).ignore();
+            pipe.zrem(expiries(board), &gone.tab).ignore();
         }
         self.write(&mut pipe, board, &viewers);
         pipe.publish(PRESENCE_CHANNEL, format!("{board}|{}", self.instance))
@@ -89,9 +101,13 @@ impl Presence {
     fn write(&self, pipe: &mut redis::Pipeline, board: &str, viewers: &[Viewer]) {
         let until = now_ms() + TTL.as_millis() as u64;
         for viewer in viewers {
-            let record = json!({"since": viewer.since, "instance": self.instance}).to_string();
-            pipe.hset(data(board), &viewer.id, record).ignore();
-            pipe.zadd(expiries(board), &viewer.id, until).ignore();
+            let record = Record {
+                viewer: viewer.clone(),
+                instance: self.instance.clone(),
+            };
+            let record = serde_json::to_string(&record).expect("a viewer encodes");
+            pipe.hset(data(board), &viewer.tab, record).ignore();
+            pipe.zadd(expiries(board), &viewer.tab, until).ignore();
         }
     }
 
@@ -109,12 +125,10 @@ impl Presence {
         Ok(all
             .into_iter()
             .filter(|(id, _)| live.contains(id))
-            .filter_map(|(id, record)| {
-                let record: Value = serde_json::from_str(&record).ok()?;
-                (record["instance"].as_str()? != self.instance).then(|| Viewer {
-                    id,
-                    since: record["since"].as_str().unwrap_or_default().to_owned(),
-                })
+            .filter_map(|(_, record)| {
+                // A record an older version wrote (no person) is skipped until it is rewritten.
+                let record: Record = serde_json::from_str(&record).ok()?;
+                (record.instance != self.instance).then_some(record.viewer)
             })
             .collect())
     }
@@ -164,6 +178,16 @@ impl Presence {
             }
         }
         Ok(())
+    }
+
+    /// Tells the other instances that someone here is writing a note.
+    pub(crate) async fn typing(&self, typing: &Typing) -> Result<(), EngineError> {
+        let mut commands = self.commands.clone();
+        let message = serde_json::to_string(typing).expect("typing encodes");
+        commands
+            .publish(TYPING_CHANNEL, format!("{message}|{}", self.instance))
+            .await
+            .map_err(unreachable)
     }
 
     /// Asks every other instance's screens to reload.
