@@ -9,7 +9,7 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use pulseboard::protocol::ServerFrame;
+use pulseboard::protocol::{Person, ServerFrame};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,8 +25,6 @@ const CONCURRENT_HANDSHAKES: usize = 64;
 struct Counted {
     frames: AtomicU64,
     bytes: AtomicU64,
-    /// The size of the largest listed frame seen with one person in it, for the naive figure.
-    one_person_frame: AtomicU64,
     settled: AtomicU64,
 }
 
@@ -38,6 +36,7 @@ async fn main() {
         .unwrap_or(10_000);
     let server = Server::start(&[
         ("PULSEBOARD_CONNECTIONS_PER_IP", "100000"),
+        ("PULSEBOARD_REQUESTS_PER_IP", "1000000"),
         ("PULSEBOARD_DEMO", "false"),
     ]);
     let url = format!("ws://{}/ws", server.addr);
@@ -73,11 +72,6 @@ async fn main() {
                 let Ok(ServerFrame::Presence(presence)) = ServerFrame::decode(text.as_str()) else {
                     continue;
                 };
-                if presence.count == 1 && presence.people.is_some() {
-                    counted
-                        .one_person_frame
-                        .fetch_max(text.len() as u64, Ordering::Relaxed);
-                }
                 if presence.count == viewers && !settled {
                     settled = true;
                     counted.settled.fetch_add(1, Ordering::Relaxed);
@@ -101,10 +95,17 @@ async fn main() {
     // One frame per arrival to everyone there then, each listing them all.
     let n = viewers as f64;
     let naive_frames = n * (n + 1.0) / 2.0;
-    let one = counted.one_person_frame.load(Ordering::Relaxed).max(1) as f64;
-    let per_person = one
-        - r#"{"type":"presence","board":"demo","count":1,"joined":[""],"people":[]}"#.len() as f64;
-    let envelope = one - per_person;
+    // A listed frame's size is an envelope plus so much per person, as this server writes one.
+    let envelope = r#"{"type":"presence","board":"demo","count":10000,"people":[]}"#.len() as f64;
+    let person = Person {
+        id: "g-4be0a91c22d7".into(),
+        name: "Guest 417".into(),
+        guest: true,
+        since: "2026-12-02T10:04:40.900Z".into(),
+        tabs: vec!["c12345".into()],
+    };
+    let per_person = serde_json::to_string(&person).unwrap().len() as f64 + 1.0;
+    // Arrival i sends i frames, each listing i people.
     let naive_bytes = envelope * naive_frames + per_person * n * (n + 1.0) * (2.0 * n + 1.0) / 6.0;
     println!("| viewers | all see all after | presence frames | per viewer | bytes sent | naive frames | naive bytes |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");

@@ -258,3 +258,22 @@ async fn a_guest_on_a_public_board_is_told_why_it_may_not_write_and_a_writer_is_
     );
     assert_eq!(listed(&server).await[0]["text"], "DB failover 14:02");
 }
+
+#[tokio::test]
+async fn a_board_keeps_its_newest_notes() {
+    let server = Server::start(&[("PULSEBOARD_NOTES_PER_BOARD", "2")]);
+    for text in ["one", "two", "three"] {
+        let written = post_note(&server.http(), &server, json!({"text": text})).await;
+        assert_eq!(written.status(), 201);
+    }
+    let texts: Vec<Value> = listed(&server)
+        .await
+        .iter()
+        .map(|n| n["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        ["two", "three"],
+        "the oldest let go, in the same write"
+    );
+}

@@ -148,24 +148,33 @@ async fn write_note(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<NoteWritten>), ApiError> {
-    let board = board(&state, &caller, &name)?;
-    writer(&caller, &name)?;
+    let written = write(&state, &caller, &name, None, body).await?;
+    Ok((StatusCode::CREATED, Json(written)))
+}
+
+/// Writes a new note, or note `id`, from a request's body, as the caller's key.
+async fn write(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    id: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<NoteWritten, ApiError> {
+    let board = board(state, caller, name)?;
+    writer(caller, name)?;
     let draft: NoteDraft = parse_body(body, Code::InvalidNote)?;
     let author = caller.someone(None, "http");
     let (id, note, published) = state
         .notes
-        .write(&caller, &author, &board, None, draft)
+        .write(caller, &author, &board, id, draft)
         .await
-        .map_err(|e| refused(&caller, &name, e))?;
+        .map_err(|e| refused(caller, name, e))?;
     tracing::info!(target: "audit", event = "note", key = caller.who(), board = name, id);
-    Ok((
-        StatusCode::CREATED,
-        Json(NoteWritten {
-            id,
-            note,
-            published,
-        }),
-    ))
+    Ok(NoteWritten {
+        id,
+        note,
+        published,
+    })
 }
 
 /// Replaces a note's text and pins; only its author or an admin may.
@@ -191,20 +200,9 @@ async fn edit_note(
     Path((name, id)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<NoteWritten>, ApiError> {
-    let board = board(&state, &caller, &name)?;
-    writer(&caller, &name)?;
-    let draft: NoteDraft = parse_body(body, Code::InvalidNote)?;
-    let author = caller.someone(None, "http");
-    let (id, note, published) = state
-        .notes
-        .write(&caller, &author, &board, Some(id), draft)
+    write(&state, &caller, &name, Some(id), body)
         .await
-        .map_err(|e| refused(&caller, &name, e))?;
-    Ok(Json(NoteWritten {
-        id,
-        note,
-        published,
-    }))
+        .map(Json)
 }
 
 /// Deletes a note; only its author or an admin may.
