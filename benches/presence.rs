@@ -28,6 +28,15 @@ struct Counted {
     settled: AtomicU64,
 }
 
+/// Bytes in MB, or in TB where MB would be unreadable.
+fn size(bytes: f64) -> String {
+    if bytes >= 1e12 {
+        format!("{:.1} TB", bytes / 1e12)
+    } else {
+        format!("{:.1} MB", bytes / 1e6)
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let viewers: u64 = std::env::var("PULSEBOARD_BENCH_VIEWERS")
@@ -110,12 +119,12 @@ async fn main() {
     println!("| viewers | all see all after | presence frames | per viewer | bytes sent | naive frames | naive bytes |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {viewers} | {:.1} s | {frames} | {:.1} | {:.1} MB | {:.0} | {:.1} TB |",
+        "| {viewers} | {:.1} s | {frames} | {:.1} | {} | {:.0} | {} |",
         took.as_secs_f64(),
         frames as f64 / n,
-        bytes as f64 / 1e6,
+        size(bytes as f64),
         naive_frames,
-        naive_bytes / 1e12,
+        size(naive_bytes),
     );
     for task in tasks {
         task.abort();
