@@ -2,30 +2,37 @@
 //! value walked into a [`Value`] for the decoders of `protocol::json`. serde_json's parser
 //! was a twentieth of the board's compressed WASM, and the browser's parses a frame faster.
 
-use js_sys::{Array, Object, JSON};
+use js_sys::{Array, Object};
 use serde_json::{Map, Number, Value};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `JSON.parse` of a JS string as it is: the text never crosses into the WASM.
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
+}
 
 /// The JSON text in `text` (a JS string), parsed; `None` if it is not JSON.
 pub fn parse(text: &JsValue) -> Option<Value> {
-    let text = text.as_string()?;
-    JSON::parse(&text).ok().map(to_value)
+    if !text.is_string() {
+        return None;
+    }
+    json_parse(text).ok().map(to_value)
 }
 
 /// A parsed JS value as a [`Value`]. Whole numbers within 2^53 are read as integers, so a
 /// field the decoders read as `u64` (an offset, a time in ms) gets one.
 fn to_value(js: JsValue) -> Value {
-    if let Some(text) = js.as_string() {
-        return Value::String(text);
-    }
-    if let Some(n) = js.as_f64() {
-        return number(n);
-    }
-    if let Some(b) = js.as_bool() {
-        return Value::Bool(b);
-    }
-    if js.is_null() || js.is_undefined() {
-        return Value::Null;
+    if !js.is_object() {
+        if let Some(text) = js.as_string() {
+            return Value::String(text);
+        }
+        if let Some(n) = js.as_f64() {
+            return number(n);
+        }
+        return js.as_bool().map_or(Value::Null, Value::Bool);
     }
     if Array::is_array(&js) {
         let items: Array = js.unchecked_into();

@@ -192,24 +192,27 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     let stale_for = stale_for(live, &widget);
     let stale = move || stale_for.get().is_some();
     let notes = notes_on(live, &widget);
-    // The stale badge and the notes badge, as markup (see `markup`).
-    let badges = move || {
+    // The stale badge and the notes badge, as markup (see `markup`), each redrawn only by
+    // what it shows: the clock, or the notes.
+    let stale_badge = move || {
         let mut out = String::new();
         if let Some(seconds) = stale_for.get() {
             Element::open(&mut out, "p", "stale-badge")
                 .attr("role", "status")
                 .text(&format!("No update for {}", age(seconds)));
         }
-        match notes() {
-            0 => {}
-            n => Element::open(&mut out, "p", "note-badge")
-                .attr("title", "Notes pinned here: see the notes panel")
-                .text(&if n == 1 {
-                    "1 note".to_owned()
-                } else {
-                    format!("{n} notes")
-                }),
-        }
+        out
+    };
+    let notes_badge = move || {
+        let mut out = String::new();
+        let label = match notes() {
+            0 => return out,
+            1 => "1 note".to_owned(),
+            n => format!("{n} notes"),
+        };
+        Element::open(&mut out, "p", "note-badge")
+            .attr("title", "Notes pinned here: see the notes panel")
+            .text(&label);
         out
     };
     let topic = widget.topic.unwrap_or_default();
@@ -259,7 +262,8 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     view! {
         <div class="cell" class:stale=stale style=style>
             {content}
-            <div class="cell-badges" inner_html=badges></div>
+            <div class="cell-badges" inner_html=stale_badge></div>
+            <div class="cell-badges" inner_html=notes_badge></div>
         </div>
     }
 }

@@ -1,14 +1,13 @@
 //! The notes panel: the board's notes, newest first, each sliding in as it arrives, with who
-//! wrote it, when, and where it is pinned; "Ana is writing…" while someone else writes one;
+//! wrote it, at what time of the screen's clock, and where it is pinned; "Ana is writing…" while someone else writes one;
 //! and the form to write one, pinned to the board or to a widget (on a sparkline, to the
 //! moment it is written). A guest on a board that keeps notes to its writers is told why
 //! there is no form. Kiosk screens hide the panel unless the board's `[notes]` says `kiosk`.
 
-use super::format::ago;
 use super::markup::{escape, Element};
 use crate::boards::notes::{Note, NoteDraft};
 use crate::boards::{Widget, WidgetKind};
-use crate::live::Live;
+use crate::live::{wall_time, Live};
 use crate::protocol::{ClientFrame, NoteFrame};
 use leptos::prelude::*;
 
@@ -69,7 +68,7 @@ fn notes_html(
     notes: &[(String, Note)],
     widgets: &[Widget],
     me: Option<&str>,
-    ago_of: &dyn Fn(u64) -> String,
+    when: &dyn Fn(u64) -> String,
     fresh: &dyn Fn(&str) -> bool,
 ) -> String {
     let mut out = String::new();
@@ -90,7 +89,7 @@ fn notes_html(
         Element::open(&mut out, "p", "note-meta").start();
         Element::open(&mut out, "span", "note-author").text(&note.author_name);
         out.push_str(" · ");
-        out.push_str(&escape(&ago_of(note.at)));
+        out.push_str(&escape(&when(note.at)));
         if note.edited.is_some() {
             out.push_str(" · edited");
         }
@@ -141,8 +140,17 @@ pub fn NotesPanel(live: Live, board: String, kiosk: bool) -> impl IntoView {
     };
     // The notes the page has drawn: a note not among them slides in.
     let drawn = StoredValue::new(Vec::<String>::new());
+    // When each note was written, as the screen's wall clock says it (a date before it when
+    // not today): a time that needs no redrawing as the clock ticks.
+    let when = |at: u64| {
+        let today = wall_time(js_sys::Date::now(), None).map(|w| w.date);
+        match wall_time(at as f64, None) {
+            Some(w) if Some(&w.date) == today.as_ref() => w.time,
+            Some(w) => format!("{}, {}", w.date, w.time),
+            None => String::new(),
+        }
+    };
     let list = move || {
-        let now = live.clock.get();
         let me = me();
         let widgets = widgets();
         let notes = live.notes();
@@ -151,7 +159,7 @@ pub fn NotesPanel(live: Live, board: String, kiosk: bool) -> impl IntoView {
             &notes,
             &widgets,
             me.as_ref().map(|me| me.id.as_str()),
-            &|at| ago(now, live.page_time(at)),
+            &when,
             &|id| !before.is_empty() && !before.iter().any(|b| b == id),
         );
         drawn.set_value(notes.into_iter().map(|(id, _)| id).collect());
@@ -328,7 +336,7 @@ mod tests {
             link: Some("https://ci.example.com/?a=1&b=2".into()),
         };
         let notes = vec![("000000000001".to_owned(), note)];
-        let html = |me| notes_html(&notes, &[], me, &|_| "just now".into(), &|_| true);
+        let html = |me| notes_html(&notes, &[], me, &|_| "14:02".into(), &|_| true);
         let mine = html(Some("k-ana"));
         assert!(mine.contains("&lt;b&gt;failover&lt;/b&gt;"));
         assert!(mine.contains(r#"href="https://ci.example.com/?a=1&amp;b=2""#));
