@@ -1,7 +1,9 @@
 //! The command line: `serve` runs the server; `publish`, `snapshot` and `reload` talk to a
 //! running one over its HTTP API, so scripts and cron jobs go through the same path as
 //! everyone else; `keys` manages API keys in the data dir itself, which is how the first
-//! admin key comes to exist (and how an operator who lost every admin key gets back in).
+//! admin key comes to exist (and how an operator who lost every admin key gets back in);
+//! `check` reads the configuration and the board files as the server would, and says what
+//! is wrong with them, where.
 
 use crate::access::keyring;
 use crate::access::scope::Scope;
@@ -60,6 +62,14 @@ pub enum Command {
     /// running one sees changes within a second).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the configuration file and every board file without starting anything: print
+    /// each mistake as file:line:col: message, and exit 1 if there is any (for the CI of a
+    /// repository of boards).
+    Check {
+        /// The boards directory; by default the configuration's `boards`.
+        #[arg(long, value_name = "DIR")]
+        boards: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +203,60 @@ pub fn run_keys(command: KeysCommand, config: &Config) -> ExitCode {
     }
 }
 
+/// Runs `check`: 0 when the configuration and every board are as the server takes them,
+/// 1 when anything is wrong (each mistake on standard output), 2 when a file cannot be read.
+pub fn run_check(boards: Option<std::path::PathBuf>) -> ExitCode {
+    let (path, required) = match std::env::var_os("PULSEBOARD_CONFIG") {
+        Some(path) => (std::path::PathBuf::from(path), true),
+        None => (std::path::PathBuf::from("Leptos.toml"), false),
+    };
+    let mut mistakes = match std::fs::read_to_string(&path) {
+        Ok(text) => Config::mistakes(&path.display().to_string(), &text),
+        Err(e) if required || e.kind() != std::io::ErrorKind::NotFound => {
+            return fail(format!("cannot read {}: {e}", path.display()))
+        }
+        Err(_) => Vec::new(),
+    };
+    let dir = boards
+        .or_else(|| Config::load().ok().map(|config| config.boards))
+        .unwrap_or_else(|| "boards".into());
+    if !dir.is_dir() {
+        mistakes.push(format!(
+            "{}: the boards directory does not exist",
+            dir.display()
+        ));
+    }
+    let library = crate::boards::library::Library::open(dir.clone(), false);
+    let boards = library.list();
+    mistakes.extend(
+        boards
+            .iter()
+            .filter_map(|board| board.problem.as_ref())
+            .map(|problem| format!("{}/{problem}", dir.display())),
+    );
+    // One line each, whatever line breaks a parser's message has.
+    for mistake in &mistakes {
+        let lines: Vec<&str> = mistake
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        println!("{}", lines.join(" "));
+    }
+    if mistakes.is_empty() {
+        eprintln!(
+            "pulseboard: {} and {} board files in {} are fine",
+            path.display(),
+            boards.len(),
+            dir.display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("pulseboard: {} mistakes", mistakes.len());
+        ExitCode::FAILURE
+    }
+}
+
 /// The audit line a key change made from the command line leaves, on standard error.
 fn audit_line(event: &str, id: &str) {
     eprintln!("audit: event={event} id={id} by=cli");
@@ -204,7 +268,9 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
     let http = reqwest::Client::new();
     let key;
     let request = match command {
-        Command::Serve | Command::Keys(_) => unreachable!("not a client command"),
+        Command::Serve | Command::Keys(_) | Command::Check { .. } => {
+            unreachable!("not a client command")
+        }
         Command::Publish {
             topic,
             ops,

@@ -265,6 +265,88 @@ impl Config {
     }
 }
 
+/// 1-based line and column of a byte offset of `text`.
+fn place(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Every mistake in a configuration file, each as `file:line:col: message`: TOML that
+    /// does not parse, keys the server does not know, values of the wrong type, settings
+    /// that contradict each other. Empty when the server would start with it.
+    pub fn mistakes(file: &str, text: &str) -> Vec<String> {
+        let at = |span: std::ops::Range<usize>, message: &str| {
+            let (line, column) = place(text, span.start);
+            format!("{file}:{line}:{column}: {message}")
+        };
+        let spanned: toml::Spanned<toml::Table> = match toml::from_str(text) {
+            Ok(spanned) => spanned,
+            Err(e) => {
+                let message = e.message().to_owned();
+                return vec![match e.span() {
+                    Some(span) => at(span, &message),
+                    None => format!("{file}: {message}"),
+                }];
+            }
+        };
+        // Where each key's value starts, for the messages about it.
+        let keys: Vec<(String, std::ops::Range<usize>)> =
+            match toml::from_str::<BTreeMap<toml::Spanned<String>, toml::Value>>(text) {
+                Ok(keys) => keys
+                    .keys()
+                    .map(|key| (key.get_ref().clone(), key.span()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+        let span_of = |name: &str| {
+            keys.iter()
+                .find(|(key, _)| key == name)
+                .map_or(0..0, |(_, span)| span.clone())
+        };
+        let file_table = spanned.into_inner();
+        let mut mistakes = Vec::new();
+        let defaults = parse("built-in defaults", DEFAULTS).expect("the defaults parse");
+        for (key, value) in &file_table {
+            if key != "retention" && !KEYS.contains(&key.as_str()) {
+                let known = KEYS.join(", ");
+                mistakes.push(at(
+                    span_of(key),
+                    &format!("unknown setting `{key}`; the settings are: {known}, [retention]"),
+                ));
+                continue;
+            }
+            // Each setting on its own over the defaults: a wrong type names its own key.
+            let mut one = defaults.clone();
+            one.insert(key.clone(), value.clone());
+            if let Err(e) = toml::Value::Table(one).try_into::<Config>() {
+                mistakes.push(at(span_of(key), &format!("`{key}`: {}", e.message())));
+            }
+        }
+        if mistakes.is_empty() {
+            let mut all = defaults;
+            all.extend(file_table);
+            let config: Result<Config, _> = toml::Value::Table(all).try_into();
+            if let Err(e) = config
+                .map_err(|e| ConfigError(e.to_string()))
+                .and_then(|c| c.check())
+            {
+                // A contradiction is told at the first setting it names.
+                let named = KEYS
+                    .iter()
+                    .filter_map(|key| e.0.find(key).map(|at| (at, *key)))
+                    .min()
+                    .map(|(_, key)| key);
+                let span = named.map_or(0..0, span_of);
+                mistakes.push(at(span, &e.0));
+            }
+        }
+        mistakes
+    }
+}
+
 fn parse(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>()
         .map_err(|e| ConfigError(format!("{origin}: {e}")))
@@ -284,6 +366,30 @@ fn env_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_s_mistakes_name_their_line_and_column() {
+        assert!(Config::mistakes("Leptos.toml", DEFAULTS).is_empty());
+        let text = "heartbeat = 15\nqueue = \"many\"\nlisten_on = \"x\"\n";
+        let mistakes = Config::mistakes("Leptos.toml", text);
+        assert_eq!(mistakes.len(), 2, "{mistakes:?}");
+        assert!(
+            mistakes[0].starts_with("Leptos.toml:3:1: unknown setting `listen_on`"),
+            "{mistakes:?}"
+        );
+        assert!(
+            mistakes[1].starts_with("Leptos.toml:2:1: `queue`"),
+            "{mistakes:?}"
+        );
+        let broken = Config::mistakes("Leptos.toml", "heartbeat = \n");
+        assert!(broken[0].starts_with("Leptos.toml:1:"), "{broken:?}");
+        let contradiction =
+            Config::mistakes("Leptos.toml", "\n\nidle_timeout = 5\nheartbeat = 15\n");
+        assert!(
+            contradiction[0].starts_with("Leptos.toml:3:1: idle_timeout"),
+            "{contradiction:?}"
+        );
+    }
 
     #[test]
     fn the_built_in_defaults_parse() {

@@ -1,7 +1,8 @@
-//! The `pulseboard` binary: the server, and the `publish` / `snapshot` commands for scripts.
+//! The `pulseboard` binary: the server, the `publish` / `snapshot` / `reload` commands for
+//! scripts, `keys`, and `check` for the configuration and board files.
 
 use clap::Parser;
-use pulseboard::cli::{run_client, run_keys, Cli, Command};
+use pulseboard::cli::{run_check, run_client, run_keys, Cli, Command};
 use pulseboard::config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -9,6 +10,10 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the configuration is loaded: finding what is wrong with it is the point.
+    if let Some(Command::Check { boards }) = cli.command {
+        return run_check(boards);
+    }
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {

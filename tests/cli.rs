@@ -84,3 +84,55 @@ async fn publish_and_snapshot_work_from_the_command_line() {
     assert_eq!(refused.status.code(), Some(1), "the server's refusal");
     assert_eq!(json_of(&refused.stderr)["code"], json!("op_refused"));
 }
+
+/// `pulseboard check` in `dir`, with the boards directory given.
+fn check(dir: &std::path::Path, boards: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pulseboard"))
+        .args(["check", "--boards"])
+        .arg(boards)
+        .current_dir(dir)
+        .env_remove("PULSEBOARD_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_names_the_file_line_and_column_of_every_mistake_and_fails() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let boards = dir.path().join("boards");
+    std::fs::create_dir(&boards).unwrap();
+    std::fs::write(
+        boards.join("ops.toml"),
+        "title = \"Ops\"\n[[widget]]\ntype = \"number\"\ntopic = \"metric:kpis\"\nentity = \"signups\"\n",
+    )
+    .unwrap();
+    let fine = check(dir.path(), &boards);
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stdout)
+    );
+
+    // A widget with an unknown field, and a setting with the wrong type.
+    std::fs::write(
+        boards.join("lobby.toml"),
+        "title = \"Lobby\"\n[[widget]]\ntype = \"number\"\ntopic = \"metric:kpis\"\nentity = \"signups\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Leptos.toml"),
+        "queue = 1024\nheartbeat = \"often\"\n",
+    )
+    .unwrap();
+    let broken = check(dir.path(), &boards);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&broken.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].starts_with("Leptos.toml:2:1: `heartbeat`"),
+        "{said}"
+    );
+    assert!(lines[1].contains("lobby.toml:2:1:"), "{said}");
+    assert!(lines[1].contains("colour"), "{said}");
+}
