@@ -494,14 +494,19 @@ impl Live {
     }
 
     /// A time of the server's clock (ms since the Unix epoch) on the page's.
-    /// The board's notes, oldest first, by id (tracked: a reader runs again when they
-    /// change). Decoded on each read rather than kept in a memo of their own: a memo of a new
-    /// type is kilobytes of the board's WASM, and notes change seldom.
-    pub fn notes(&self) -> Vec<(String, Note)> {
+    /// The board's notes, oldest first, by id; with `topic`, only those pinned to it (tracked:
+    /// a reader runs again when they change). Decoded on each read rather than kept in a memo
+    /// of their own, as a memo of a new type is kilobytes of the board's WASM; a widget's
+    /// read (a sparkline redraws with every point) decodes only the notes pinned to it.
+    pub fn notes(&self, topic: Option<&str>) -> Vec<(String, Note)> {
         let mut notes = Vec::new();
         if let Some(view) = self.notes {
             view.with(|v| {
                 for (id, payload) in &v.entities {
+                    let pinned = payload.get("topic").and_then(Value::as_str);
+                    if topic.is_some() && pinned != topic {
+                        continue;
+                    }
                     if let Ok(note) = Note::from_json(payload.clone()) {
                         notes.push((id.clone(), note));
                     }

@@ -276,7 +276,7 @@ fn notes_on(live: Live, widget: &Widget) -> impl Fn() -> usize {
         let Some(topic) = topic.as_deref() else {
             return 0;
         };
-        live.notes()
+        live.notes(Some(topic))
             .iter()
             .filter(|(_, note)| note.pinned_to(topic, entity.as_deref()))
             .count()

@@ -153,7 +153,7 @@ pub fn NotesPanel(live: Live, board: String, kiosk: bool) -> impl IntoView {
     let list = move || {
         let me = me();
         let widgets = widgets();
-        let notes = live.notes();
+        let notes = live.notes(None);
         let before = drawn.get_value();
         let html = notes_html(
             &notes,
@@ -246,7 +246,7 @@ pub fn NotesPanel(live: Live, board: String, kiosk: bool) -> impl IntoView {
         if action == "delete" {
             return live.writes.delete_note(&board_name.get_value(), &id);
         }
-        let note = untrack(|| live.notes())
+        let note = untrack(|| live.notes(None))
             .into_iter()
             .find(|(n, _)| *n == id)
             .map(|(_, note)| note.text);
@@ -258,7 +258,7 @@ pub fn NotesPanel(live: Live, board: String, kiosk: bool) -> impl IntoView {
     // The panel is mostly markup (see `markup`); its one form is drawn afresh only when the
     // board's widgets change, and its events are handled here, on the panel.
     let head = move || {
-        let count = live.notes().len();
+        let count = live.notes(None).len();
         let mut out = String::new();
         Element::open(&mut out, "h2", "notes-title").start();
         out.push_str("Notes ");

@@ -134,7 +134,7 @@ pub fn Sparkline(
             .attr("d", &shape.line)
             .text("");
         times.with(|times| {
-            for (id, note) in &live.notes() {
+            for (id, note) in &marker_topic.with_value(|topic| live.notes(Some(topic))) {
                 let pinned = marker_topic.with_value(|topic| {
                     marker_entity.with_value(|entity| note.pinned_to(topic, Some(entity)))
                 });

@@ -80,17 +80,23 @@ impl Presence {
             before
         };
         let mut commands = self.commands.clone();
-        // All of it or none: a viewer written without its expiry would never leave.
+        // All of it or none: a viewer written without its expiry would never leave. Only what
+        // changed is written (the refresh rewrites the rest), looked up by page, so a burst
+        // of joins on a board of thousands costs each share its changes, not the board.
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for gone in before
-            .iter()
-            .filter(|b| !viewers.iter().any(|v| v.tab == b.tab))
-        {
+        let now: HashMap<&str, &Viewer> = viewers.iter().map(|v| (v.tab.as_str(), v)).collect();
+        for gone in before.iter().filter(|b| !now.contains_key(b.tab.as_str())) {
             pipe.hdel(data(board), &gone.tab).ignore();
             pipe.zrem(expiries(board), &gone.tab).ignore();
         }
-        self.write(&mut pipe, board, &viewers);
+        let was: HashMap<&str, &Viewer> = before.iter().map(|v| (v.tab.as_str(), v)).collect();
+        let changed: Vec<Viewer> = viewers
+            .iter()
+            .filter(|v| was.get(v.tab.as_str()).copied() != Some(*v))
+            .cloned()
+            .collect();
+        self.write(&mut pipe, board, &changed);
         pipe.publish(PRESENCE_CHANNEL, format!("{board}|{}", self.instance))
             .ignore();
         pipe.query_async::<()>(&mut commands)
