@@ -1,6 +1,6 @@
 //! The HTML shell every page is rendered into, and the root component with its routes.
 
-use crate::pages::{BoardList, BoardPage, NotFound};
+use crate::pages::{AdminPage, BoardList, BoardPage, NotFound};
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
@@ -40,6 +40,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=BoardList/>
                 <Route path=path!("/b/:board") view=BoardPage/>
+                <Route path=path!("/admin") view=AdminPage/>
             </Routes>
         </Router>
     }

@@ -3,7 +3,7 @@
 //! everyone else; `keys` manages API keys in the data dir itself, which is how the first
 //! admin key comes to exist (and how an operator who lost every admin key gets back in);
 //! `check` reads the configuration and the board files as the server would, and says what
-//! is wrong with them, where.
+//! is wrong with them, where; `backup` copies the store while the server runs.
 
 use crate::access::keyring;
 use crate::access::scope::Scope;
@@ -70,6 +70,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         boards: Option<std::path::PathBuf>,
     },
+    /// Copy the store (topics, keys, sessions) of the configuration's data dir to FILE while
+    /// the server runs. To restore: put the copy in an empty data dir as pulseboard.db.
+    Backup { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +208,28 @@ pub fn run_keys(command: KeysCommand, config: &Config) -> ExitCode {
 
 /// Runs `check`: 0 when the configuration and every board are as the server takes them,
 /// 1 when anything is wrong (each mistake on standard output), 2 when a file cannot be read.
+pub fn run_backup(file: &std::path::Path, config: &Config) -> ExitCode {
+    if !config.redis_url.is_empty() {
+        return fail(
+            "topics and keys are in Redis (redis_url is set): back up Redis itself, \
+             see docs/operations.md",
+        );
+    }
+    match crate::store::backup::backup(&config.data_dir, file) {
+        Ok(copied) => {
+            println!(
+                "{}: {} topics, {} keys, {} bytes",
+                file.display(),
+                copied.topics,
+                copied.keys,
+                copied.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 pub fn run_check(boards: Option<std::path::PathBuf>) -> ExitCode {
     let (path, required) = match std::env::var_os("PULSEBOARD_CONFIG") {
         Some(path) => (std::path::PathBuf::from(path), true),
@@ -268,7 +293,7 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
     let http = reqwest::Client::new();
     let key;
     let request = match command {
-        Command::Serve | Command::Keys(_) | Command::Check { .. } => {
+        Command::Serve | Command::Keys(_) | Command::Check { .. } | Command::Backup { .. } => {
             unreachable!("not a client command")
         }
         Command::Publish {

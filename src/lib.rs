@@ -27,10 +27,14 @@
 //!
 //! Server only (`ssr`):
 //! - [`app`]: the HTML shell and the routes.
-//! - [`pages`]: the board list at `/`, a board at `/b/{name}`, the 404 page.
+//! - [`pages`]: the board list at `/`, a board at `/b/{name}`, the admin view at `/admin`,
+//!   the 404 page.
+//! - [`admin`]: what the admin view and the board list show of the running system: every
+//!   instance's report, topics with their rates, who is on which board, the keys.
+//! - [`audit`]: the audit trail's recent lines, kept for the admin view.
 //! - [`access`]: API keys, their scopes, admin sessions, and who may read and write what.
-//! - [`cli`]: the command line: `serve`, and `publish` / `snapshot` / `reload` against a
-//!   running server.
+//! - [`cli`]: the command line: `serve`; `publish` / `snapshot` / `reload` against a
+//!   running server; `keys`, `check` and `backup` on the configuration and data dir.
 //! - [`config`]: `Leptos.toml` and its environment overrides.
 //! - [`engine`]: what a topic is — its state, offsets and history — and the writes that
 //!   change it, whole or not at all; [`engine::embedded`] is the one-instance engine.
@@ -41,7 +45,8 @@
 //! - [`metrics`]: the figures `/metrics` reports.
 //! - [`notes`]: who may write a board's notes, what a note may say, and the writes that
 //!   keep them (bounded, expiring) in the board's notes topic.
-//! - [`store`]: durable topics in SQLite, written with group commit.
+//! - [`store`]: durable topics in SQLite, written with group commit; the file's schema and
+//!   its migrations; `pulseboard backup`.
 //! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
 //!   `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
@@ -65,7 +70,11 @@ pub mod widgets;
 #[cfg(feature = "ssr")]
 pub mod access;
 #[cfg(feature = "ssr")]
+pub mod admin;
+#[cfg(feature = "ssr")]
 pub mod app;
+#[cfg(feature = "ssr")]
+pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]

@@ -1,8 +1,9 @@
 //! The `pulseboard` binary: the server, the `publish` / `snapshot` / `reload` commands for
-//! scripts, `keys`, and `check` for the configuration and board files.
+//! scripts, `keys`, `check` for the configuration and board files, and `backup`.
 
 use clap::Parser;
-use pulseboard::cli::{run_check, run_client, run_keys, Cli, Command};
+use pulseboard::audit::AuditTrail;
+use pulseboard::cli::{run_backup, run_check, run_client, run_keys, Cli, Command};
 use pulseboard::config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,18 +25,26 @@ async fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Keys(keys) => run_keys(keys, &config),
+        Command::Backup { file } => run_backup(&file, &config),
         client => run_client(client, &config).await,
     }
 }
 
 async fn serve(config: Config) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    use tracing_subscriber::prelude::*;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The trail takes every audit line whatever RUST_LOG says; the log, what it says.
+    let audit = AuditTrail::default();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stdout().is_terminal())
+                .with_filter(filter),
         )
-        .with_ansi(std::io::stdout().is_terminal())
+        .with(audit.clone())
         .init();
-    match pulseboard::server::run(config).await {
+    match pulseboard::server::run(config, audit).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pulseboard: {e}");

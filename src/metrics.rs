@@ -9,8 +9,10 @@ use prometheus_client::registry::Registry;
 
 pub struct Metrics {
     registry: Registry,
-    /// Open WebSocket connections.
+    /// Open connections: WebSockets and Server-Sent Events streams.
     pub connections: Gauge,
+    /// Of those, the Server-Sent Events streams.
+    pub streams: Gauge,
     /// Topic subscriptions held by open connections.
     pub subscriptions: Gauge,
     /// Events applied (and stored) by publishes and expiry.
@@ -40,6 +42,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("pulseboard");
         let connections = Gauge::default();
+        let streams = Gauge::default();
         let subscriptions = Gauge::default();
         let events_published = Counter::default();
         let frames_queued = Counter::default();
@@ -74,8 +77,13 @@ impl Default for Metrics {
         );
         registry.register(
             "connections",
-            "Open WebSocket connections",
+            "Open connections: WebSockets and Server-Sent Events streams",
             connections.clone(),
+        );
+        registry.register(
+            "streams",
+            "Of the open connections, those over Server-Sent Events",
+            streams.clone(),
         );
         registry.register(
             "subscriptions",
@@ -115,6 +123,7 @@ impl Default for Metrics {
         Self {
             registry,
             connections,
+            streams,
             subscriptions,
             events_published,
             frames_queued,

@@ -53,7 +53,7 @@ async fn board_files_reload_and_a_bad_edit_keeps_the_last_good_board() {
     assert_eq!(status, 200);
     assert_eq!(
         list["boards"],
-        serde_json::json!([{"name": "ops", "title": "Ops", "problem": null}])
+        serde_json::json!([{"name": "ops", "title": "Ops", "problem": null, "private": false, "topics": ["feed:ops", "notes:ops"]}])
     );
     let board = board_until(&server, "ops", |b| b["board"]["title"] == "Ops").await;
     assert_eq!(board["board"]["widgets"][0]["kind"]["type"], "feed");

@@ -245,7 +245,18 @@ test("a broken board file shows a banner and keeps the last good board", async (
 test("the board list links every board, and an unknown board is a 404", async ({ page }) => {
   const server = await startServer();
   try {
+    // With one board, `/` opens it; with two, it lists them.
     await page.goto(server.url);
+    await expect(page).toHaveURL(server.boardUrl);
+    writeFileSync(join(server.boardsDir, "ops.toml"), 'title = "Ops"\nprivate = true\n[[widget]]\ntype = "clock"\n');
+    // The private one shows only to who may read it (a visitor still goes straight to the
+    // demo); an admin's link sees both, once the file is read (within half a second).
+    await expect(async () => {
+      await page.goto(`${server.url}/?token=${server.key}`);
+      await expect(page.locator(".board-list li")).toHaveCount(2, { timeout: 500 });
+    }).toPass();
+    await expect(page.locator('li[data-board="ops"] .board-list-private')).toHaveText("private");
+    await expect(page.locator('li[data-board="demo"] .board-list-facts')).toContainText("people here");
     await page.locator(".board-list a", { hasText: "Demo" }).click();
     await expect(page).toHaveURL(server.boardUrl);
     await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");

@@ -168,6 +168,13 @@ impl Library {
                 name: name.clone(),
                 title: entry.view.board.as_ref().map(|b| b.title.clone()),
                 problem: entry.view.problem.as_ref().map(ToString::to_string),
+                private: entry.view.board.as_ref().is_none_or(|b| b.private),
+                topics: entry
+                    .view
+                    .board
+                    .as_ref()
+                    .map(Board::topics)
+                    .unwrap_or_default(),
             })
             .collect()
     }

@@ -368,6 +368,13 @@ pub struct BoardSummary {
     pub title: Option<String>,
     /// What is wrong with the current file, as the banner would show it.
     pub problem: Option<String>,
+    /// Shown only to keys that may read it (and admins). A file that never parsed counts
+    /// as private: nothing says it is not.
+    #[serde(default)]
+    pub private: bool,
+    /// The topics its widgets read.
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 /// Why a board file was not taken; the screen's banner shows it as is.

@@ -11,8 +11,8 @@ use super::idempotency::{self, Memory, Recall, REMEMBER_FOR_MS};
 use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
-    to_the_end, Committed, Deliveries, Engine, EngineError, Outcome, PublishError, Retention,
-    TopicCopy, TopicInfo, Viewer,
+    to_the_end, Committed, Deliveries, Engine, EngineError, InstanceReport, Outcome, PublishError,
+    Retention, TopicCopy, TopicInfo, Viewer,
 };
 use crate::clock::now_ms;
 use crate::encoded::EncodedFrame;
@@ -510,6 +510,7 @@ impl Engine for Embedded {
                     epoch: topic.epoch,
                     offset: topic.offset,
                     entities: topic.state.len(),
+                    changed_ms: topic.changed.values().max().copied(),
                 }
             })
             .collect();
@@ -564,6 +565,13 @@ impl Engine for Embedded {
 
     fn reload_elsewhere(&self, _within_ms: u64) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
+    }
+
+    fn census(
+        &self,
+        mine: InstanceReport,
+    ) -> BoxFuture<'_, Result<Vec<InstanceReport>, EngineError>> {
+        Box::pin(std::future::ready(Ok(vec![mine])))
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {

@@ -89,6 +89,24 @@ pub struct TopicInfo {
     pub epoch: u64,
     pub offset: u64,
     pub entities: usize,
+    /// When an entity of it last changed (ms since the Unix epoch), if any is known to have.
+    pub changed_ms: Option<u64>,
+}
+
+/// What one instance says of itself, every second, for the admin view: the instances an
+/// operator runs, each with its connections and health.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct InstanceReport {
+    /// Its part of viewer ids; empty for the only instance.
+    pub instance: String,
+    pub version: String,
+    pub started_ms: u64,
+    /// When it last reported (ms since the Unix epoch).
+    pub seen_ms: u64,
+    pub websockets: u64,
+    pub streams: u64,
+    /// Why it cannot serve, when it cannot.
+    pub problem: Option<String>,
 }
 
 /// One open page on a board, as instances tell each other: whose it is, and since when.
@@ -254,6 +272,14 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Asks every other instance's screens to reload within `within_ms`.
     fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()>;
+
+    /// Records this instance's report and answers every live instance's latest, this one's
+    /// among them, in instance order. An instance that stopped reporting drops out of it
+    /// within seconds.
+    fn census(
+        &self,
+        mine: InstanceReport,
+    ) -> BoxFuture<'_, Result<Vec<InstanceReport>, EngineError>>;
 
     /// Whether the engine can serve: `/healthz` answers 503 with the reason when not, so a
     /// load balancer takes this instance out.

@@ -175,6 +175,12 @@ impl Hub {
         }
     }
 
+    /// Each board someone on this instance is on: its name, the people on it, and the pages
+    /// open on it here.
+    pub fn watched(&self) -> Vec<(String, u64, usize)> {
+        self.boards.lock().watched()
+    }
+
     /// How many local connections follow `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
         let followed = self.follows.lock().get(topic).cloned();

@@ -214,6 +214,21 @@ impl Boards {
             .is_some_and(|(count, _)| *count as usize > self.settings.list_max)
     }
 
+    /// Each board someone here is on: the people on it (every instance's, as last told) and
+    /// this instance's open pages of it.
+    pub fn watched(&self) -> Vec<(String, u64, usize)> {
+        let mut watched: Vec<_> = self
+            .boards
+            .iter()
+            .map(|(name, board)| {
+                let people = board.said.as_ref().map_or(0, |(count, _)| *count);
+                (name.clone(), people, board.members.len())
+            })
+            .collect();
+        watched.sort();
+        watched
+    }
+
     /// Whether anyone here is on the board (or closed a page within the grace).
     pub fn watches(&self, board: &str) -> bool {
         self.boards.contains_key(board)

@@ -12,9 +12,25 @@ pub fn board(name: &str) -> Option<BoardView> {
     use_context::<Arc<Library>>()?.get(name)
 }
 
+/// Who is asking for the page.
+pub fn caller() -> Caller {
+    use_context::<Caller>().unwrap_or_default()
+}
+
+/// Answers 401 to an anonymous caller and 403 to one whose key does not allow the page.
+pub fn refuse(caller: &Caller) {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(if caller.is_anonymous() {
+            axum::http::StatusCode::UNAUTHORIZED
+        } else {
+            axum::http::StatusCode::FORBIDDEN
+        });
+    }
+}
+
 /// The boards the caller may see.
 pub fn boards() -> Vec<BoardSummary> {
-    let caller = use_context::<Caller>().unwrap_or_default();
+    let caller = caller();
     use_context::<Arc<Library>>()
         .map(|library| {
             let mut boards = library.list();
@@ -26,7 +42,7 @@ pub fn boards() -> Vec<BoardSummary> {
 
 /// Whether the board is private and the caller may not see it; answers 401 if so.
 pub fn locked(name: &str) -> bool {
-    let caller = use_context::<Caller>().unwrap_or_default();
+    let caller = caller();
     let locked =
         use_context::<Arc<Library>>().is_some_and(|library| !caller.may_see(&library, name));
     if locked {

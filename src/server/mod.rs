@@ -7,9 +7,10 @@
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
 //! - `bodies`: request bodies refused on their declared size, and read out after a refusal;
 //! - `error`: the JSON refusal every handler answers with, and its closed list of codes;
-//! - `login`: the admin session's form and cookie;
+//! - `login`: the admin session's form and cookie; `admin`: the admin view's live part;
 //! - `assets`: the site's build, compressed and cached by the version in its address.
 
+mod admin;
 pub mod api;
 mod assets;
 mod bodies;
@@ -24,7 +25,9 @@ pub mod socket;
 mod sse;
 
 use crate::access::keyring::{self, Keyring, REFRESH};
+use crate::admin::Admin;
 use crate::app::{shell, App};
+use crate::audit::AuditTrail;
 use crate::boards::library::{Library, POLL};
 use crate::config::Config;
 use crate::engine::embedded::Embedded;
@@ -76,6 +79,8 @@ pub struct AppState {
     pub guard: Arc<limits::Guard>,
     /// CSP `frame-ancestors`: who may frame the pages.
     pub frame_ancestors: Arc<str>,
+    /// What the admin view and the board list show of the running system.
+    pub admin: Arc<Admin>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -83,13 +88,18 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     // Pages read the boards while they render, and check who is asking.
     let boards = state.boards.clone();
+    let admin = state.admin.clone();
     let ancestors = state.frame_ancestors.clone();
-    Router::new()
-        .route(&state.assets.route(), get(assets::serve))
-        .route("/ws", get(socket::upgrade))
+    let public = state.assets.public_files();
+    let site = public.iter().fold(
+        Router::new().route(&state.assets.route(), get(assets::serve)),
+        |site, path| site.route(path, get(assets::serve_public)),
+    );
+    site.route("/ws", get(socket::upgrade))
         .route("/sse", get(sse::stream))
         .route("/login", get(login::form).post(login::login))
         .route("/logout", axum::routing::post(login::logout))
+        .route("/admin/live", get(admin::live))
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes(state.limits.max_body))
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(boards.clone());
+                provide_context(admin.clone());
                 page_context(&ancestors);
             },
             move || shell(options.clone()),
@@ -136,7 +147,8 @@ fn page_context(ancestors: &str) {
 /// SIGINT/SIGTERM. Then it stops accepting, tells every socket to reconnect later (each with
 /// its own random delay) and closes it, lets open requests finish, closes the engine, and is
 /// gone within `shutdown_grace` of the signal.
-pub async fn run(config: Config) -> std::io::Result<()> {
+pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
+    let started_ms = crate::clock::now_ms();
     let metrics = Arc::new(Metrics::default());
     let engine = open_engine(&config, metrics.clone())
         .await
@@ -151,6 +163,12 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     let keyring =
         keyring::open(&config.data_dir, &config.redis_url).map_err(std::io::Error::other)?;
     let keyring = Arc::new(keyring);
+    let admin = Admin::new(hub.clone(), keyring.clone(), boards.clone(), audit);
+    let gathering = tokio::spawn(crate::admin::keep_current(
+        admin.clone(),
+        engine.clone(),
+        started_ms,
+    ));
     let guard = limits::Guard::new(config.client_limits());
     let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
     let mut leptos_options = config.leptos_options();
@@ -171,6 +189,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         keyring: keyring.clone(),
         guard: guard.clone(),
         frame_ancestors: headers::frame_ancestors(&config.frame_ancestors),
+        admin,
     };
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -212,6 +231,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
         _ = deadline => tracing::warn!("open requests and connections did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
+    gathering.abort();
     health.abort();
     upkeep.abort();
     reloading.abort();

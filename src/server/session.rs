@@ -39,6 +39,8 @@ pub struct Session {
     /// The id an anonymous browser gave to be one person across its pages.
     person: Option<String>,
     notes: Arc<Notes>,
+    /// Over Server-Sent Events (`/sse`) rather than a WebSocket.
+    stream: bool,
 }
 
 /// Topics a `subscribe` did not take, and why.
@@ -58,9 +60,12 @@ pub struct PrivateBoard(pub String);
 impl Session {
     /// Opens a connection on the hub for `caller`: its session, and the inbox the
     /// transport (`/ws` or `/sse`) writes out.
-    pub fn open(state: &AppState, caller: Caller) -> (Self, Inbox) {
+    pub fn open(state: &AppState, caller: Caller, stream: bool) -> (Self, Inbox) {
         let (id, outbox, inbox) = state.hub.connect();
         state.hub.metrics().connections.inc();
+        if stream {
+            state.hub.metrics().streams.inc();
+        }
         let session = Session {
             hub: state.hub.clone(),
             engine: state.engine.clone(),
@@ -73,6 +78,7 @@ impl Session {
             caller,
             person: None,
             notes: state.notes.clone(),
+            stream,
         };
         (session, inbox)
     }
@@ -380,6 +386,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         let metrics = self.hub.metrics();
         metrics.connections.dec();
+        if self.stream {
+            metrics.streams.dec();
+        }
         metrics.subscriptions.dec_by(self.topics.len() as i64);
         for topic in &self.topics {
             self.hub.unsubscribe(self.id, topic);

@@ -189,7 +189,7 @@ pub async fn upgrade(
         reconnect_spread: state.reconnect_spread,
         limits: state.limits,
     };
-    let (session, inbox) = Session::open(&state, caller);
+    let (session, inbox) = Session::open(&state, caller, false);
     ws.on_upgrade(move |socket| serve(socket.split(), session, inbox, terms, slot))
 }
 

@@ -108,7 +108,7 @@ pub async fn stream(
         return Ok(state.guard.too_many_connections());
     };
     let revocation = caller.key().map(|key| state.keyring.watch(&key.id));
-    let (mut session, inbox) = Session::open(&state, caller);
+    let (mut session, inbox) = Session::open(&state, caller, true);
     let AppState {
         boards: library,
         shutdown,

@@ -2,9 +2,12 @@
 //! before it acknowledges or delivers anything, and reads every topic back from it at start,
 //! so a restarted server continues the same epochs and offsets.
 //!
-//! [`sqlite::SqliteStore`] is the one there is; an engine that keeps topics elsewhere (Redis)
+//! [`sqlite::SqliteStore`] is the one there is, on the file whose tables and migrations
+//! `schema` owns; [`backup`] copies that file while the server runs. an engine that keeps topics elsewhere (Redis)
 //! is another [`crate::engine::Engine`], not another store.
 
+pub mod backup;
+pub(crate) mod schema;
 pub mod sqlite;
 
 use serde_json::Value;
@@ -84,6 +87,11 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// Any error of the file or database underneath, as a [`StoreError`].
+pub(crate) fn failed(e: impl fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
 
 /// Resolves once a write is durable, or failed as a whole.
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;

@@ -12,7 +12,9 @@
 //! stored history: screens then take a fresh snapshot instead of resuming into offsets that
 //! may since mean different events. A clean stop ([`Store::close`]) records that it was clean.
 
-use super::{Durable, Loaded, Remembered, Store, StoreError, TopicRecord, WriteUnit};
+use super::{
+    failed, schema, Durable, Loaded, Remembered, Store, StoreError, TopicRecord, WriteUnit,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -49,80 +51,13 @@ fn stored(n: i64) -> u64 {
     n as u64
 }
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
-fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
-    let connection = Connection::open(path).map_err(failed)?;
-    connection
-        .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = {};
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS topics (
-                 name TEXT PRIMARY KEY,
-                 epoch INTEGER NOT NULL,
-                 head INTEGER NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS entities (
-                 topic TEXT NOT NULL,
-                 entity_id TEXT NOT NULL,
-                 payload TEXT NOT NULL,
-                 expires_at INTEGER,
-                 PRIMARY KEY (topic, entity_id)
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS events (
-                 topic TEXT NOT NULL,
-                 position INTEGER NOT NULL,
-                 frame TEXT NOT NULL,
-                 PRIMARY KEY (topic, position)
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS idempotency (
-                 key TEXT PRIMARY KEY,
-                 fingerprint TEXT NOT NULL,
-                 response TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_ms);
-             CREATE TABLE IF NOT EXISTS meta (
-                 key TEXT PRIMARY KEY,
-                 value TEXT NOT NULL
-             );",
-            if fsync { "FULL" } else { "NORMAL" }
-        ))
-        .map_err(failed)?;
-    migrate(&connection).map_err(failed)?;
-    Ok(connection)
-}
-
-/// What changed in the schema after its first version, in order. `PRAGMA user_version`
-/// counts how many a file has had, so a file from an older server is brought up to date
-/// when a newer one opens it, and its data kept.
-const MIGRATIONS: &[&str] = &[
-    // 1: when each entity last changed (ms since the Unix epoch), so a screen opened on a
-    // quiet topic shows it stale at once. Entities written before have none.
-    "ALTER TABLE entities ADD COLUMN changed_ms INTEGER",
-];
-
-fn migrate(connection: &Connection) -> rusqlite::Result<()> {
-    let applied: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (version, change) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        connection.execute_batch(&format!(
-            "BEGIN; {change}; PRAGMA user_version = {}; COMMIT;",
-            version + 1
-        ))?;
-    }
-    Ok(())
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `pulseboard.db` in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path, fsync: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("pulseboard.db");
-        let mut connection = open(&path, fsync)?;
+        let mut connection = schema::open(&path, fsync)?;
         start(&mut connection, fsync).map_err(failed)?;
         let (queue, waiting) = mpsc::channel();
         std::thread::Builder::new()
@@ -135,7 +70,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load(&self, remember_since: u64) -> Result<Loaded, StoreError> {
-        let connection = open(&self.path, false)?;
+        let connection = schema::open(&self.path, false)?;
         let mut topics = connection
             .prepare("SELECT name, epoch, head FROM topics ORDER BY name")
             .map_err(failed)?;

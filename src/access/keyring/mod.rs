@@ -19,7 +19,7 @@ mod sqlite;
 
 use super::scope::Scope;
 use crate::clock::now_ms;
-use crate::store::StoreError;
+use crate::store::{failed, StoreError};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -127,10 +127,6 @@ impl Revocation {
             }
         }
     }
-}
-
-fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
 }
 
 /// Scopes as stored: space-separated. One that no longer parses (written by a later

@@ -2,7 +2,7 @@
 //! (tables `api_keys` and `sessions`), so a backup of the data dir has them too.
 
 use super::{failed, format_scopes, parse_scopes, KeyRecord, KeyStorage};
-use crate::store::StoreError;
+use crate::store::{schema, StoreError};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 
@@ -11,30 +11,15 @@ pub(super) struct SqliteKeys {
 }
 
 impl SqliteKeys {
-    /// Opens `pulseboard.db` in `data_dir`, creating its tables.
+    /// Opens `pulseboard.db` in `data_dir`, refusing a file from a newer Pulseboard.
     pub(super) fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
         let keys = SqliteKeys {
             path: data_dir.join("pulseboard.db"),
         };
-        keys.connect()?
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS api_keys (
-                     id TEXT PRIMARY KEY,
-                     digest TEXT NOT NULL UNIQUE,
-                     name TEXT NOT NULL,
-                     scopes TEXT NOT NULL,
-                     created_ms INTEGER NOT NULL,
-                     revoked_ms INTEGER
-                 );
-                 CREATE TABLE IF NOT EXISTS sessions (
-                     digest TEXT PRIMARY KEY,
-                     key_id TEXT NOT NULL,
-                     expires_ms INTEGER NOT NULL
-                 );",
-            )
-            .map_err(failed)?;
+        // Its tables are the store's schema, checked and migrated in one place.
+        schema::open(&keys.path, false)?;
         Ok(keys)
     }
 

@@ -13,7 +13,8 @@
 //! `:log` (stream: id `offset-0`, field `f` = the event
 //! frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
 //! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<key>`
-//! (a request's idempotency record), `pb:layout` (the version of this layout).
+//! (a request's idempotency record), `pb:layout` (the version of this layout),
+//! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON).
 //!
 //! [`bus`] follows topics over pub/sub and keeps each followed topic gapless.
 
@@ -23,8 +24,8 @@ mod presence;
 use super::plan::{self, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
-    to_the_end, Deliveries, Engine, EngineError, Outcome, PublishError, Retention, TopicCopy,
-    TopicInfo, Viewer,
+    to_the_end, Deliveries, Engine, EngineError, InstanceReport, Outcome, PublishError, Retention,
+    TopicCopy, TopicInfo, Viewer,
 };
 use crate::clock::now_ms;
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
@@ -43,6 +44,9 @@ use std::time::{Duration, Instant};
 
 /// The layout of the keys above; an instance refuses a Redis that holds a newer one.
 const LAYOUT: u64 = 1;
+
+/// An instance whose report is older than this has stopped: it leaves `pb:instances`.
+const INSTANCE_GONE_MS: u64 = 10_000;
 
 /// How long one command may take before the engine counts Redis as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -738,11 +742,13 @@ impl Engine for RedisEngine {
                     .await
                     .map_err(unreachable)?;
                 let entities: usize = commands.hlen(&keys.state).await.map_err(unreachable)?;
+                let changed: Vec<u64> = commands.hvals(&keys.changed).await.map_err(unreachable)?;
                 topics.push(TopicInfo {
                     topic,
                     epoch: epoch.unwrap_or_default(),
                     offset: offset.unwrap_or_default(),
                     entities,
+                    changed_ms: changed.into_iter().max(),
                 });
             }
             Ok(topics)
@@ -793,6 +799,40 @@ impl Engine for RedisEngine {
             if let Err(e) = self.inner.presence.reload(within_ms).await {
                 tracing::warn!("asking the other instances to reload their screens: {e}");
             }
+        })
+    }
+
+    fn census(
+        &self,
+        mine: InstanceReport,
+    ) -> BoxFuture<'_, Result<Vec<InstanceReport>, EngineError>> {
+        Box::pin(async move {
+            let mut commands = self.inner.commands.clone();
+            let json = serde_json::to_string(&mine).unwrap_or_default();
+            let _: () = commands
+                .hset("pb:instances", &mine.instance, json)
+                .await
+                .map_err(unreachable)?;
+            let all: HashMap<String, String> = commands
+                .hgetall("pb:instances")
+                .await
+                .map_err(unreachable)?;
+            let mut live = Vec::new();
+            for (instance, json) in all {
+                match serde_json::from_str::<InstanceReport>(&json) {
+                    Ok(report) if report.seen_ms + INSTANCE_GONE_MS >= mine.seen_ms => {
+                        live.push(report)
+                    }
+                    _ => {
+                        let _: () = commands
+                            .hdel("pb:instances", &instance)
+                            .await
+                            .map_err(unreachable)?;
+                    }
+                }
+            }
+            live.sort_by(|a, b| a.instance.cmp(&b.instance));
+            Ok(live)
         })
     }
 
