@@ -30,34 +30,9 @@ async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Makes a key through the admin API; returns (id, secret).
-async fn key_with(server: &Server, scopes: &[&str]) -> (String, String) {
-    let response = server
-        .http()
-        .post(format!("http://{}/api/v1/keys", server.addr))
-        .json(&json!({"name": "test", "scopes": scopes}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["id"].as_str().unwrap().into(),
-        body["secret"].as_str().unwrap().into(),
-    )
-}
-
-/// Revokes a key through the admin API.
-async fn revoke(server: &Server, id: &str) {
-    let url = format!("http://{}/api/v1/keys/{id}", server.addr);
-    let response = server.http().delete(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-}
-
 async fn publish_with(server: &Server, http: &reqwest::Client, topic: &str) -> (u16, Value) {
     let body = json!({"ops": [{"op": "incr", "entity_id": "n", "by": 1}]});
-    let url = format!("http://{}/api/v1/topics/{topic}", server.addr);
-    status_and_body(http.post(url).json(&body).send().await.unwrap()).await
+    status_and_body(server.publish_with(http, topic, body).await).await
 }
 
 #[tokio::test]
@@ -80,7 +55,7 @@ async fn writes_need_a_key_whose_scope_covers_every_topic() {
     let (status, body) = publish_with(&server, &client_with_key("pb_not-a-key"), "metric:a").await;
     assert_eq!((status, body["code"].as_str()), (401, Some("invalid_key")));
 
-    let (_, secret) = key_with(&server, &["publish:metric:*"]).await;
+    let (_, secret) = server.create_key("test", &["publish:metric:*"]).await;
     let publisher = client_with_key(&secret);
     let (status, body) = publish_with(&server, &publisher, "feed:x").await;
     assert_eq!(
@@ -123,7 +98,7 @@ async fn writes_need_a_key_whose_scope_covers_every_topic() {
 #[tokio::test]
 async fn keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let server = Server::start(&[]);
-    let (id, secret) = key_with(&server, &["publish:*"]).await;
+    let (id, secret) = server.create_key("test", &["publish:*"]).await;
     assert!(secret.starts_with("pb_") && secret.len() > 60);
     let (status, list) = server.get("/api/v1/keys").await;
     assert_eq!(status, 200, "{list}");
@@ -240,7 +215,7 @@ async fn private_boards_and_their_topics_need_a_key_that_may_read_them() {
     assert_eq!(status, 401);
 
     // A share link (read:ops) opens the board, its topic and its stream; not another key's.
-    let (_, link) = key_with(&server, &["read:ops"]).await;
+    let (_, link) = server.create_key("test", &["read:ops"]).await;
     let page = get(&anonymous, &format!("/b/ops?token={link}"))
         .await
         .unwrap();
@@ -259,7 +234,7 @@ async fn private_boards_and_their_topics_need_a_key_that_may_read_them() {
         .unwrap();
     assert_eq!(stream.status(), 200);
     drop(stream);
-    let (_, other) = key_with(&server, &["read:lobby"]).await;
+    let (_, other) = server.create_key("test", &["read:lobby"]).await;
     let (status, body) = status_and_body(
         get(&client_with_key(&other), "/api/v1/topics/feed:ops")
             .await
@@ -337,7 +312,7 @@ async fn sockets_follow_the_same_rules_with_their_own_close_codes() {
     assert_eq!(u16::from(close.code), 4401);
 
     // A share link follows the private board; revoked, its socket is closed with 4401.
-    let (id, link) = key_with(&server, &["read:ops"]).await;
+    let (id, link) = server.create_key("test", &["read:ops"]).await;
     let mut screen = open(ws(&format!("?token={link}"))).await;
     send(&mut screen, json!({"type": "join", "board": "ops"})).await;
     subscribe(&mut screen, "feed:ops", None).await;
@@ -364,7 +339,7 @@ async fn sockets_follow_the_same_rules_with_their_own_close_codes() {
         (refusal.code, refusal.reference.as_deref()),
         (ErrorCode::Forbidden, Some("w2"))
     );
-    revoke(&server, &id).await;
+    server.revoke_key(&id).await;
     let close = closed_with(&mut screen).await;
     assert_eq!(
         (u16::from(close.code), close.reason.as_str()),
@@ -567,7 +542,7 @@ async fn an_admin_signs_in_with_a_key_and_the_cookie_only_works_from_the_own_sit
         .unwrap()
         .contains("name=\"next\" value=\"/b/ops\""));
 
-    let (_, reader) = key_with(&server, &["read:ops"]).await;
+    let (_, reader) = server.create_key("test", &["read:ops"]).await;
     let post = |key: &str, origin: &str| {
         browser
             .post(format!("{base}/login"))
@@ -649,7 +624,7 @@ async fn logged(server: &Server, words: &[&str]) -> String {
 #[tokio::test]
 async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
     let (server, _boards) = with_boards(&[]);
-    let (id, secret) = key_with(&server, &["publish:metric:*"]).await;
+    let (id, secret) = server.create_key("test", &["publish:metric:*"]).await;
     let created = logged(&server, &["audit", "key_created", &id]).await;
     assert!(
         created.contains("publish:metric:*") && !created.contains(&secret),
@@ -679,7 +654,7 @@ async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
     login(&server.key).await.unwrap();
     logged(&server, &["audit", "event=\"login\""]).await;
 
-    revoke(&server, &id).await;
+    server.revoke_key(&id).await;
     logged(&server, &["audit", "key_revoked", &id]).await;
     let everything = server.log_lines(&["audit"]).join("\n");
     assert!(!everything.contains(&secret) && !everything.contains(&server.key));
@@ -688,11 +663,11 @@ async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
 #[tokio::test]
 async fn an_event_stream_ends_when_its_key_is_revoked() {
     let (server, _boards) = with_boards(&[]);
-    let (id, link) = key_with(&server, &["read:ops"]).await;
+    let (id, link) = server.create_key("test", &["read:ops"]).await;
     let url = format!("http://{}/sse?board=ops&token={link}", server.addr);
     let mut stream = reqwest::get(&url).await.unwrap();
     assert_eq!(stream.status(), 200);
-    revoke(&server, &id).await;
+    server.revoke_key(&id).await;
     let mut text = String::new();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(chunk) = stream.chunk().await.unwrap() {

@@ -38,17 +38,8 @@ async fn listed(server: &Server) -> Vec<Value> {
 
 /// A new key with one scope, made through the admin API: a client that sends it.
 async fn writer(server: &Server, name: &str, scope: &str) -> reqwest::Client {
-    let made: Value = server
-        .http()
-        .post(format!("http://{}/api/v1/keys", server.addr))
-        .json(&json!({"name": name, "scopes": [scope]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    client_with_key(made["secret"].as_str().unwrap())
+    let (_, secret) = server.create_key(name, &[scope]).await;
+    client_with_key(&secret)
 }
 
 /// The next event on the socket, skipping other frames.

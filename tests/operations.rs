@@ -89,12 +89,13 @@ async fn a_data_dir_of_schema_1_keeps_every_topic_key_and_note() {
 
     // The fixture's key still publishes, and the topic goes on from its offset.
     let (epoch, offset) = expected["metric:kpis"];
-    let published: Value = client_with_key(FIXTURE_KEY)
-        .post(format!("http://{}/api/v1/topics/metric:kpis", server.addr))
-        .json(&json!({"ops": [{"op": "incr", "entity_id": "orders", "by": 1}]}))
-        .send()
+    let published: Value = server
+        .publish_with(
+            &client_with_key(FIXTURE_KEY),
+            "metric:kpis",
+            json!({"ops": [{"op": "incr", "entity_id": "orders", "by": 1}]}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

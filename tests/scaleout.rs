@@ -329,17 +329,8 @@ async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_b
     let redis = Redis::start();
     let servers = instances(&redis, 3);
     // Made over the API of A: a publisher's key.
-    let made: Value = servers[0]
-        .http()
-        .post(format!("http://{}/api/v1/keys", servers[0].addr))
-        .json(&json!({"name": "ci", "scopes": ["publish:metric:*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ci = support::client_with_key(made["secret"].as_str().unwrap());
+    let (id, secret) = servers[0].create_key("ci", &["publish:metric:*"]).await;
+    let ci = support::client_with_key(&secret);
     let write = |server: &Server| {
         ci.post(format!("http://{}/api/v1/topics/metric:ci", server.addr))
             .json(&incr("builds"))
@@ -357,14 +348,7 @@ async fn a_key_made_on_one_instance_works_on_all_and_revoked_on_one_is_refused_b
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let id = made["id"].as_str().unwrap();
-    let revoked = servers[0]
-        .http()
-        .delete(format!("http://{}/api/v1/keys/{id}", servers[0].addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    servers[0].revoke_key(&id).await;
     // Within a second (the keyring's refresh), C refuses it too.
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {

@@ -202,10 +202,7 @@ pub fn AdminLive(overview: Overview) -> impl IntoView {
     view! {
         <section aria-labelledby="instances">
             <h2 id="instances">"Instances"</h2>
-            <table>
-                <thead><tr><th>"Instance"</th><th>"Version"</th><th>"Started"</th><th>"WebSockets"</th><th>"SSE streams"</th><th>"Health"</th></tr></thead>
-                <tbody>{instances}</tbody>
-            </table>
+            <Table heads=&["Instance", "Version", "Started", "WebSockets", "SSE streams", "Health"]>{instances}</Table>
         </section>
         <section aria-labelledby="connections">
             <h2 id="connections">"Connections"</h2>
@@ -214,44 +211,45 @@ pub fn AdminLive(overview: Overview) -> impl IntoView {
                 <span class="num">{connections.saturating_sub(streams)}</span> " WebSocket, "
                 <span class="num">{streams}</span> " Server-Sent Events"
             </p>
-            <table>
-                <thead><tr><th>"Board"</th><th>"People (every instance)"</th><th>"Pages here"</th></tr></thead>
-                <tbody>{watched}</tbody>
-            </table>
+            <Table heads=&["Board", "People (every instance)", "Pages here"]>{watched}</Table>
         </section>
         <section aria-labelledby="topics">
             <h2 id="topics">"Topics"</h2>
-            <table>
-                <thead><tr><th>"Topic"</th><th>"Entities"</th><th>"Epoch"</th><th>"Offset"</th><th>"Last change"</th><th>"Subscribers here"</th><th>"Events/s"</th></tr></thead>
-                <tbody>{topics}</tbody>
-            </table>
+            <Table heads=&["Topic", "Entities", "Epoch", "Offset", "Last change", "Subscribers here", "Events/s"]>{topics}</Table>
         </section>
         <section aria-labelledby="boards">
             <h2 id="boards">"Boards"</h2>
-            <table>
-                <thead><tr><th>"Board"</th><th>"Title"</th><th>"Access"</th><th>"File"</th><th>"Problem"</th></tr></thead>
-                <tbody>{boards}</tbody>
-            </table>
+            <Table heads=&["Board", "Title", "Access", "File", "Problem"]>{boards}</Table>
         </section>
         <section aria-labelledby="keys">
             <h2 id="keys">"Keys"</h2>
-            <table id="admin-keys">
-                <thead><tr><th>"Id"</th><th>"Name"</th><th>"Scopes"</th><th>"Made"</th><th>"Status"</th><th></th></tr></thead>
-                <tbody>{keys}</tbody>
-            </table>
+            <Table id="admin-keys" heads=&["Id", "Name", "Scopes", "Made", "Status", ""]>{keys}</Table>
             <h2 id="links">"Share links"</h2>
-            <table id="admin-links">
-                <thead><tr><th>"Id"</th><th>"Name"</th><th>"Opens"</th><th>"Made"</th><th>"Status"</th><th></th></tr></thead>
-                <tbody>{links}</tbody>
-            </table>
+            <Table id="admin-links" heads=&["Id", "Name", "Opens", "Made", "Status", ""]>{links}</Table>
         </section>
         <section aria-labelledby="audit">
             <h2 id="audit">"Audit, newest first"</h2>
-            <table>
-                <thead><tr><th>"When (UTC)"</th><th>"Level"</th><th>"What"</th></tr></thead>
-                <tbody>{audit}</tbody>
-            </table>
+            <Table heads=&["When (UTC)", "Level", "What"]>{audit}</Table>
         </section>
+    }
+}
+
+/// One of the view's tables: its column heads over the rows it is given.
+#[component]
+fn Table(
+    heads: &'static [&'static str],
+    #[prop(optional)] id: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    let heads = heads
+        .iter()
+        .map(|head| view! { <th>{*head}</th> })
+        .collect_view();
+    view! {
+        <table id=id>
+            <thead><tr>{heads}</tr></thead>
+            <tbody>{children()}</tbody>
+        </table>
     }
 }
 

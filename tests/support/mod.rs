@@ -225,12 +225,49 @@ impl Server {
     }
 
     pub async fn publish(&self, topic: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("http://{}/api/v1/topics/{topic}", self.addr))
+        self.publish_with(&self.http, topic, body).await
+    }
+
+    /// Publishes as whoever `http` carries the key of (see [`client_with_key`]).
+    pub async fn publish_with(
+        &self,
+        http: &reqwest::Client,
+        topic: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        http.post(format!("http://{}/api/v1/topics/{topic}", self.addr))
             .json(&body)
             .send()
             .await
             .unwrap()
+    }
+
+    /// Makes a key over the admin API, as an operator would; returns its id and secret.
+    pub async fn create_key(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .http
+            .post(format!("http://{}/api/v1/keys", self.addr))
+            .json(&json!({"name": name, "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "a key is made");
+        let made: Value = response.json().await.unwrap();
+        (
+            made["id"].as_str().unwrap().into(),
+            made["secret"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Revokes a key over the admin API.
+    pub async fn revoke_key(&self, id: &str) {
+        let response = self
+            .http
+            .delete(format!("http://{}/api/v1/keys/{id}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the key is revoked");
     }
 
     pub async fn set(&self, topic: &str, id: &str, value: i64) -> Value {
