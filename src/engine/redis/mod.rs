@@ -731,26 +731,49 @@ impl Engine for RedisEngine {
             let mut names: Vec<String> =
                 commands.smembers("pb:topics").await.map_err(unreachable)?;
             names.sort();
-            let mut topics = Vec::with_capacity(names.len());
-            for topic in names {
-                let keys = Keys::of(&topic);
-                let (epoch, offset): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Three round trips whatever the number of topics: one pipeline per kind of
+            // answer, so each decodes as one type.
+            let keys: Vec<Keys> = names.iter().map(|topic| Keys::of(topic)).collect();
+            let (mut positions, mut sizes, mut changes) =
+                (redis::pipe(), redis::pipe(), redis::pipe());
+            for keys in &keys {
+                positions
+                    .cmd("HMGET")
                     .arg(&keys.meta)
                     .arg("epoch")
-                    .arg("offset")
-                    .query_async(&mut commands)
-                    .await
-                    .map_err(unreachable)?;
-                let entities: usize = commands.hlen(&keys.state).await.map_err(unreachable)?;
-                let changed: Vec<u64> = commands.hvals(&keys.changed).await.map_err(unreachable)?;
-                topics.push(TopicInfo {
-                    topic,
-                    epoch: epoch.unwrap_or_default(),
-                    offset: offset.unwrap_or_default(),
-                    entities,
-                    changed_ms: changed.into_iter().max(),
-                });
+                    .arg("offset");
+                sizes.hlen(&keys.state);
+                changes.hvals(&keys.changed);
             }
+            let positions: Vec<(Option<u64>, Option<u64>)> = positions
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            let sizes: Vec<usize> = sizes
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            let changes: Vec<Vec<u64>> = changes
+                .query_async(&mut commands)
+                .await
+                .map_err(unreachable)?;
+            let topics = names
+                .into_iter()
+                .zip(positions)
+                .zip(sizes.into_iter().zip(changes))
+                .map(
+                    |((topic, (epoch, offset)), (entities, changed))| TopicInfo {
+                        topic,
+                        epoch: epoch.unwrap_or_default(),
+                        offset: offset.unwrap_or_default(),
+                        entities,
+                        changed_ms: changed.into_iter().max(),
+                    },
+                )
+                .collect();
             Ok(topics)
         })
     }
