@@ -15,7 +15,7 @@ struct Workload {
     name: &'static str,
     clients: usize,
     ops_per_request: usize,
-    /// How many topics the clients spread over (one publisher per topic at a time).
+    /// How many topics the clients spread over.
     topics: usize,
 }
 

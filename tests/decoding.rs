@@ -4,7 +4,7 @@
 //! Each property runs a bounded number of cases, so the suite's time stays fixed.
 
 use proptest::prelude::*;
-use pulseboard::engine::plan::{plan, Entities};
+use pulseboard::engine::plan::{plan, AheadEntity, Entities};
 use pulseboard::protocol::{ClientFrame, CLIENT_FRAME_TYPES};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -163,9 +163,27 @@ fn plan_publish(frame: &ClientFrame) {
     ]);
     let expiries = BTreeMap::from([("a".to_owned(), u64::MAX)]);
     // Offsets count events, so they stay far below u64::MAX; times are today's.
+    // Writes queued ahead: one deletes an entity the state has, one adds another.
+    let ahead = BTreeMap::from([
+        (
+            "a".to_owned(),
+            AheadEntity {
+                write: 0,
+                value: None,
+            },
+        ),
+        (
+            "queued".to_owned(),
+            AheadEntity {
+                write: 1,
+                value: Some((json!({"points": [[1, 2]]}), Some(u64::MAX))),
+            },
+        ),
+    ]);
     let entities = Entities {
         payloads: &payloads,
         expiries: &expiries,
+        ahead: &ahead,
     };
     // Refused or planned, both are answers; a panic is the failure.
     let _ = plan(entities, &publish.ops, 1 << 40, 1_795_000_000_000);

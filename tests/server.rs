@@ -394,6 +394,111 @@ async fn sigkill_during_a_stream_of_publishes_loses_no_acknowledged_write() {
 }
 
 #[tokio::test]
+async fn a_write_the_store_refuses_takes_back_those_planned_on_it_and_the_topic_goes_on() {
+    let data = TempDir::new().unwrap();
+    let server = Server::start_in(data.path(), &[]);
+    server.set("feed:poison", "first", 0).await;
+    // A real SQLite failure: the store's own file refuses one entity from now on.
+    rusqlite::Connection::open(data.path().join("pulseboard.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON entities WHEN NEW.entity_id = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .unwrap();
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "feed:poison", None).await;
+    let ServerFrame::Snapshot(snapshot) = next(&mut socket).await else {
+        panic!("expected a snapshot")
+    };
+    assert_eq!(snapshot.offset, 1);
+
+    // Eight publishers back to back, so writes to the one topic queue behind each other;
+    // one of them is refused by the store halfway.
+    let url = format!("http://{}/api/v1/topics/feed:poison", server.addr);
+    let publishers: Vec<_> = (0..8)
+        .map(|writer| {
+            let (url, http) = (url.clone(), server.http());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in 0..60 {
+                    let id = if writer == 0 && n == 30 {
+                        "poison".to_owned()
+                    } else {
+                        format!("w{writer}-{n}")
+                    };
+                    let body = json!({"ops": [{"op": "set", "entity_id": id, "payload": n}]});
+                    let response = http.post(&url).json(&body).send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let answer: Value = response.json().await.unwrap();
+                    answers.push((id, status, answer["offset"].as_u64()));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for publisher in publishers {
+        answers.extend(publisher.await.unwrap());
+    }
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(_, status, _)| *status != 200)
+        .map(|(id, _, _)| id)
+        .collect();
+    assert!(refused.contains(&&"poison".to_owned()), "{refused:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, status, _)| [200, 503].contains(status)),
+        "a refusal is the store being unavailable"
+    );
+    // The topic goes on: the poisoned writer's own later writes land.
+    let w0_last = answers.iter().find(|(id, _, _)| id == "w0-59").unwrap();
+    assert_eq!(
+        w0_last.1, 200,
+        "writes after the refused one are taken again"
+    );
+
+    // The acknowledged writes are exactly offsets 2..: no gap where refused ones were.
+    let mut acknowledged: Vec<(u64, String)> = answers
+        .iter()
+        .filter(|(_, status, _)| *status == 200)
+        .map(|(id, _, offset)| (offset.unwrap(), id.clone()))
+        .collect();
+    acknowledged.sort();
+    let offsets: Vec<u64> = acknowledged.iter().map(|(offset, _)| *offset).collect();
+    let head = 1 + acknowledged.len() as u64;
+    assert_eq!(offsets, (2..=head).collect::<Vec<_>>());
+
+    // A follower saw exactly those, in order, and nothing that was refused.
+    for (offset, id) in &acknowledged {
+        let ServerFrame::Event(event) = next(&mut socket).await else {
+            panic!("expected an event")
+        };
+        assert_eq!((event.offset, &event.entity_id), (*offset, id));
+    }
+    quiet(&mut socket).await;
+
+    // And the store holds the same: after a restart, the state is every acknowledged write.
+    server.stop();
+    let server = Server::start_in(data.path(), &[]);
+    let (_, snapshot) = server.get("/api/v1/topics/feed:poison").await;
+    assert_eq!(snapshot["offset"], head);
+    let mut stored: Vec<String> = snapshot["state"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    stored.sort();
+    let mut expected: Vec<String> = acknowledged.into_iter().map(|(_, id)| id).collect();
+    expected.push("first".into());
+    expected.sort();
+    assert_eq!(stored, expected);
+}
+
+#[tokio::test]
 async fn retention_is_configured_per_topic() {
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "[retention]\n\"feed:short*\" = 3\n").unwrap();

@@ -2,13 +2,18 @@
 //! made durable in SQLite ([`crate::store`]) before anything is acknowledged or delivered,
 //! with an in-process bus: a commit hands its events to the hub directly.
 //!
-//! A publish runs in three steps, one publisher per topic at a time (so offsets are gapless
-//! and in order): plan the ops against the topic's state, make the events durable in the
-//! store, then apply them and deliver them. Only durable events are ever delivered, so a
-//! crash can never take back an event a client has seen.
+//! A publish runs in three steps: plan the ops and queue the events for the store, under the
+//! topic's lock (so offsets are gapless and in order); wait, without the lock, until the
+//! store has made them durable; then apply and deliver them, in offset order. The next
+//! request to a topic is planned while the one before it commits, against what the writes
+//! queued ahead will leave ([`Ahead`]), and the store commits the ones waiting together: one
+//! busy topic is not one transaction per request. Only durable events are ever applied or
+//! delivered, so a crash can never take back an event a client has seen; a write that
+//! fails undoes the ones queued after it, which the store refuses because they were planned
+//! on it.
 
 use super::idempotency::{self, Memory, Recall, REMEMBER_FOR_MS};
-use super::plan::{self, Entities};
+use super::plan::{self, Ahead, AheadEntity, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
     to_the_end, Committed, Deliveries, Engine, EngineError, InstanceReport, Outcome, PublishError,
@@ -19,13 +24,15 @@ use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
 use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
 use crate::protocol::{EventKind, Snapshot, Typing};
-use crate::store::{Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
+use crate::store::{Durable, Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
+use tokio::sync::watch;
 
 /// The embedded engine; cheap to clone.
 #[derive(Clone)]
@@ -42,16 +49,18 @@ struct Inner {
     deliveries: OnceLock<Weak<dyn Deliveries>>,
 }
 
-/// One topic and the lock that lets one publisher at a time plan, store and apply.
+/// One topic, and how far its durable writes have been delivered.
 struct Slot {
-    writer: tokio::sync::Mutex<()>,
     topic: Mutex<TopicState>,
+    /// The offset delivered up to: a durable write waits for it to reach the offset it was
+    /// planned after, so writes that commit together still apply and deliver in order.
+    delivered: watch::Sender<u64>,
 }
 
 impl Slot {
     fn new(topic: TopicState) -> Arc<Self> {
         Arc::new(Self {
-            writer: tokio::sync::Mutex::new(()),
+            delivered: watch::Sender::new(topic.offset),
             topic: Mutex::new(topic),
         })
     }
@@ -72,6 +81,15 @@ struct TopicState {
     keep: usize,
     /// This instance follows the topic: its events are delivered.
     followed: bool,
+    /// The offset after the last write queued for the store: the next is planned after it.
+    queued: u64,
+    /// The entities the queued writes change, as they leave them.
+    ahead: Ahead,
+    /// The number the next queued write gets.
+    next_write: u64,
+    /// Writes undone with a failure: each was queued after (or is) one the store refused, so
+    /// it was planned on it and the store refuses it too.
+    undone: Range<u64>,
 }
 
 impl TopicState {
@@ -86,6 +104,10 @@ impl TopicState {
             history: VecDeque::new(),
             keep,
             followed: false,
+            queued: 0,
+            ahead: Ahead::new(),
+            next_write: 0,
+            undone: 0..0,
         }
     }
 
@@ -107,6 +129,10 @@ impl TopicState {
                 .collect(),
             keep,
             followed: false,
+            queued: record.offset,
+            ahead: Ahead::new(),
+            next_write: 0,
+            undone: 0..0,
         }
     }
 
@@ -114,16 +140,43 @@ impl TopicState {
         Entities {
             payloads: &self.state,
             expiries: &self.expiries,
+            ahead: &self.ahead,
         }
     }
 
+    /// Where the next write is planned: after every write queued.
     fn head(&self) -> Head<'_> {
         Head {
             topic: &self.name,
             epoch: self.epoch,
-            offset: self.offset,
+            offset: self.queued,
             keep: self.keep,
         }
+    }
+
+    /// Records a write queued for the store; returns its number.
+    fn queue(&mut self, prepared: &Prepared) -> u64 {
+        let write = self.next_write;
+        self.next_write += 1;
+        self.queued = prepared.head();
+        for (id, value) in prepared.finals() {
+            let value = value.map(|(payload, expires_at)| (payload.clone(), expires_at));
+            self.ahead
+                .insert(id.to_owned(), AheadEntity { write, value });
+        }
+        write
+    }
+
+    /// Undoes a queued write the store refused, and with it every write queued after it.
+    /// Refusals can arrive in any order: one queued before those already undone undoes
+    /// again from itself.
+    fn undo(&mut self, write: u64, base: u64) {
+        if self.undone.contains(&write) {
+            return;
+        }
+        self.ahead.retain(|_, ahead| ahead.write < write);
+        self.queued = base;
+        self.undone = write..self.next_write;
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -138,7 +191,9 @@ impl TopicState {
 
     /// Applies durable events in order to the state and the history. Returns them as they
     /// are delivered, if this instance follows the topic.
-    fn apply(&mut self, prepared: Prepared) -> Option<Vec<Committed>> {
+    fn apply(&mut self, prepared: Prepared, write: u64) -> Option<Vec<Committed>> {
+        // What this write changed is now the state itself, unless a later write changed it.
+        self.ahead.retain(|_, ahead| ahead.write != write);
         for (offset, change, frame) in &prepared.events {
             debug_assert_eq!(*offset, self.offset + 1, "events apply in offset order");
             self.offset = *offset;
@@ -179,6 +234,7 @@ fn to_write(prepared: &Prepared) -> Option<TopicWrite> {
     Some(TopicWrite {
         topic: prepared.topic.clone(),
         epoch: prepared.epoch,
+        base: prepared.base,
         offset: prepared.head(),
         upserts: upserts
             .into_iter()
@@ -278,7 +334,7 @@ impl Inner {
         // take it while the map is locked.
         let unused = topics.get(name).is_some_and(|slot| {
             let topic = slot.topic.lock();
-            Arc::strong_count(slot) == 1 && topic.offset == 0 && !topic.followed
+            Arc::strong_count(slot) == 1 && topic.queued == 0 && !topic.followed
         });
         if unused {
             topics.remove(name);
@@ -359,73 +415,107 @@ impl Inner {
     ) -> Result<BatchPublished, PublishError> {
         let groups = group(batch);
         let slots: Vec<Arc<Slot>> = groups.iter().map(|g| self.slot(&g.topic)).collect();
-        // One publisher per topic; taking the locks in name order means two batches over the
-        // same topics can never each hold one the other waits for.
-        let mut order: Vec<usize> = (0..groups.len()).collect();
-        order.sort_by(|a, b| groups[*a].topic.cmp(&groups[*b].topic));
-        let mut _writers = Vec::with_capacity(order.len());
-        for &i in &order {
-            _writers.push(slots[i].writer.lock().await);
-        }
-
         let by = Authorship {
             user_id: batch.user_id.clone(),
             trace_id: batch.trace_id.clone(),
         };
         let now = now_ms();
-        let mut prepared = Vec::with_capacity(groups.len());
-        let mut results = Vec::with_capacity(groups.len());
-        for (group, slot) in groups.iter().zip(&slots) {
-            let topic = slot.topic.lock();
-            let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
-            let ready = prepare(topic.head(), changes, &by, now);
-            results.push(Published {
-                topic: group.topic.clone(),
-                epoch: topic.epoch,
-                offset: ready.head(),
-                offsets: ready.offsets(),
-            });
-            prepared.push(ready);
-        }
-        let answer = BatchPublished { results };
-
-        let unit = WriteUnit {
-            topics: prepared.iter().filter_map(to_write).collect(),
-            remember: remember.map(|remember| remember(&answer)),
+        let (answer, queued) = {
+            let mut topics = lock_all(&slots, |i| &groups[i].topic);
+            let mut prepared = Vec::with_capacity(groups.len());
+            let mut results = Vec::with_capacity(groups.len());
+            for (group, topic) in groups.iter().zip(&topics) {
+                let changes = group.plan(topic.entities(), topic.queued + 1, now)?;
+                let ready = prepare(topic.head(), changes, &by, now);
+                results.push(Published {
+                    topic: group.topic.clone(),
+                    epoch: topic.epoch,
+                    offset: ready.head(),
+                    offsets: ready.offsets(),
+                });
+                prepared.push(ready);
+            }
+            let answer = BatchPublished { results };
+            let remember = remember.map(|remember| remember(&answer));
+            (answer, self.queue(&mut topics, &slots, prepared, remember))
         };
-        self.make_durable(unit)
+        self.finish(queued)
             .await
             .map_err(|e| PublishError::Unavailable(unavailable(e)))?;
-        for (ready, slot) in prepared.into_iter().zip(&slots) {
-            self.apply(slot, ready);
-        }
         Ok(answer)
     }
 
-    /// Applies durable events to a topic, counts them, and delivers them if this instance
-    /// follows the topic. Runs under the topic's writer lock, so deliveries keep offset
-    /// order.
-    fn apply(&self, slot: &Slot, prepared: Prepared) {
+    /// Queues prepared writes (one per slot, their topics locked) and an idempotency record
+    /// for the store, as one unit.
+    fn queue(
+        &self,
+        topics: &mut [MutexGuard<'_, TopicState>],
+        slots: &[Arc<Slot>],
+        prepared: Vec<Prepared>,
+        remember: Option<Remembered>,
+    ) -> QueuedUnit {
+        let unit = WriteUnit {
+            topics: prepared.iter().filter_map(to_write).collect(),
+            remember,
+        };
+        let durable = (!unit.topics.is_empty() || unit.remember.is_some()).then(|| {
+            let forget_before = now_ms().saturating_sub(REMEMBER_FOR_MS);
+            self.store.write(unit, forget_before)
+        });
+        let writes = prepared
+            .into_iter()
+            .zip(slots)
+            .zip(topics.iter_mut())
+            .map(|((ready, slot), topic)| {
+                // A write with no events changes nothing a later one is planned on.
+                let number = (!ready.events.is_empty()).then(|| topic.queue(&ready));
+                (slot.clone(), ready, number)
+            })
+            .collect();
+        QueuedUnit { writes, durable }
+    }
+
+    /// Waits until a queued unit is durable, then applies and delivers each of its writes
+    /// once every write before it on the same topic has been; or, if the store refused it,
+    /// undoes it.
+    async fn finish(&self, queued: QueuedUnit) -> Result<(), StoreError> {
+        let outcome = match queued.durable {
+            Some(durable) => durable
+                .await
+                .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into()))),
+            None => Ok(()),
+        };
+        if let Err(e) = outcome {
+            for (slot, ready, number) in queued.writes {
+                if let Some(number) = number {
+                    slot.topic.lock().undo(number, ready.base);
+                }
+            }
+            return Err(e);
+        }
+        for (slot, ready, number) in queued.writes {
+            let base = ready.base;
+            // Never fails: the slot, and with it the sender, outlives this borrow.
+            let _ = slot.delivered.subscribe().wait_for(|at| *at >= base).await;
+            if let Some(number) = number {
+                self.apply(&slot, ready, number);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a durable write to its topic, counts its events, delivers them if this
+    /// instance follows the topic, and lets the next write of the topic go.
+    fn apply(&self, slot: &Slot, prepared: Prepared, number: u64) {
         let events = prepared.events.len() as u64;
-        let (name, epoch) = (prepared.topic.clone(), prepared.epoch);
-        let committed = slot.topic.lock().apply(prepared);
+        let (name, epoch, head) = (prepared.topic.clone(), prepared.epoch, prepared.head());
+        let committed = slot.topic.lock().apply(prepared, number);
         self.metrics.events_published.inc_by(events);
         let deliveries = self.deliveries.get().and_then(Weak::upgrade);
         if let (Some(committed), Some(deliveries)) = (committed, deliveries) {
             deliveries.deliver(&name, epoch, &committed);
         }
-    }
-
-    /// Waits until the store has recorded a unit; a unit with nothing in it is already done.
-    async fn make_durable(&self, unit: WriteUnit) -> Result<(), StoreError> {
-        if unit.topics.is_empty() && unit.remember.is_none() {
-            return Ok(());
-        }
-        let forget_before = now_ms().saturating_sub(REMEMBER_FOR_MS);
-        self.store
-            .write(unit, forget_before)
-            .await
-            .unwrap_or_else(|_| Err(StoreError("the store writer has stopped".into())))
+        slot.delivered.send_replace(head);
     }
 
     async fn expire_due(&self) -> Result<usize, EngineError> {
@@ -440,27 +530,23 @@ impl Inner {
             })
             .cloned()
             .collect();
+        let by = Authorship {
+            user_id: None,
+            trace_id: Some("ttl".into()),
+        };
         let mut deleted = 0;
         let mut failure = None;
         for slot in due {
-            let _one_publisher = slot.writer.lock().await;
-            let prepared = {
-                let topic = slot.topic.lock();
-                let changes = plan::expired(topic.entities(), now);
+            let slots = [slot];
+            let queued = {
+                let mut topic = [slots[0].topic.lock()];
+                let changes = plan::expired(topic[0].entities(), now);
                 deleted += changes.len();
-                let by = Authorship {
-                    user_id: None,
-                    trace_id: Some("ttl".into()),
-                };
-                prepare(topic.head(), changes, &by, now)
+                let prepared = prepare(topic[0].head(), changes, &by, now);
+                self.queue(&mut topic, &slots, vec![prepared], None)
             };
-            let unit = WriteUnit {
-                topics: to_write(&prepared).into_iter().collect(),
-                remember: None,
-            };
-            match self.make_durable(unit).await {
-                Ok(()) => self.apply(&slot, prepared),
-                Err(e) => failure = Some(unavailable(e)),
+            if let Err(e) = self.finish(queued).await {
+                failure = Some(unavailable(e));
             }
         }
         self.remembered
@@ -468,6 +554,30 @@ impl Inner {
             .forget_before(now.saturating_sub(REMEMBER_FOR_MS));
         failure.map_or(Ok(deleted), Err)
     }
+}
+
+/// Writes queued for the store as one unit: each with its slot and the number its topic
+/// gave it (none for a write with no events), and the store's answer to come.
+struct QueuedUnit {
+    writes: Vec<(Arc<Slot>, Prepared, Option<u64>)>,
+    durable: Option<Durable>,
+}
+
+/// Locks every slot's topic, in the order of their names (`name(i)` is slot `i`'s) so two
+/// batches over the same topics can never each hold one the other waits for; returns the
+/// guards in the slots' order.
+fn lock_all<'a>(
+    slots: &'a [Arc<Slot>],
+    name: impl Fn(usize) -> &'a String,
+) -> Vec<MutexGuard<'a, TopicState>> {
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by(|a, b| name(*a).cmp(name(*b)));
+    let mut locked: Vec<(usize, MutexGuard<'a, TopicState>)> = order
+        .into_iter()
+        .map(|i| (i, slots[i].topic.lock()))
+        .collect();
+    locked.sort_by_key(|(i, _)| *i);
+    locked.into_iter().map(|(_, guard)| guard).collect()
 }
 
 impl Engine for Embedded {

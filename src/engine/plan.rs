@@ -26,10 +26,69 @@ pub struct Change {
     pub expires_at: Option<u64>,
 }
 
-/// What a topic holds that planning reads: payloads and expiry times.
+/// What a topic holds that planning reads: payloads and expiry times as committed, seen
+/// through the changes of writes queued ahead of this one and not yet durable.
 pub struct Entities<'a> {
     pub payloads: &'a BTreeMap<String, Value>,
     pub expiries: &'a BTreeMap<String, u64>,
+    pub ahead: &'a Ahead,
+}
+
+/// The entities that writes queued but not yet durable change, each as the last of them
+/// leaves it.
+pub type Ahead = BTreeMap<String, AheadEntity>;
+
+/// One entity as the writes queued ahead leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AheadEntity {
+    /// The write that changed it last, numbered by the topic in queueing order.
+    pub write: u64,
+    /// Its payload and expiry time; `None` once deleted.
+    pub value: Option<(Value, Option<u64>)>,
+}
+
+const NOTHING_AHEAD: &Ahead = &BTreeMap::new();
+
+impl<'a> Entities<'a> {
+    /// Entities with no write queued ahead.
+    pub fn committed(
+        payloads: &'a BTreeMap<String, Value>,
+        expiries: &'a BTreeMap<String, u64>,
+    ) -> Self {
+        Entities {
+            payloads,
+            expiries,
+            ahead: NOTHING_AHEAD,
+        }
+    }
+
+    fn payload(&self, id: &str) -> Option<&'a Value> {
+        match self.ahead.get(id) {
+            Some(ahead) => ahead.value.as_ref().map(|(payload, _)| payload),
+            None => self.payloads.get(id),
+        }
+    }
+
+    fn expiry(&self, id: &str) -> Option<u64> {
+        match self.ahead.get(id) {
+            Some(ahead) => ahead.value.as_ref().and_then(|(_, expires_at)| *expires_at),
+            None => self.expiries.get(id).copied(),
+        }
+    }
+
+    /// Every entity id that exists once the writes ahead apply.
+    fn ids(&self) -> impl Iterator<Item = &'a String> + '_ {
+        let ahead = self.ahead;
+        let kept = self
+            .payloads
+            .keys()
+            .filter(move |id| ahead.get(*id).is_none_or(|a| a.value.is_some()));
+        let added = ahead
+            .iter()
+            .filter(|(id, a)| a.value.is_some() && !self.payloads.contains_key(*id))
+            .map(|(id, _)| id);
+        kept.chain(added)
+    }
 }
 
 /// How to treat an entity's expiry when it is written.
@@ -85,11 +144,13 @@ pub fn plan(
 
 /// Deletes for every entity whose expiry is at or before `now_ms`.
 pub fn expired(entities: Entities<'_>, now_ms: u64) -> Vec<Change> {
-    entities
-        .expiries
-        .iter()
-        .filter(|(id, at)| **at <= now_ms && entities.payloads.contains_key(*id))
-        .map(|(id, _)| Change {
+    let mut due: BTreeSet<&String> = entities.expiries.keys().collect();
+    due.extend(entities.ahead.keys());
+    due.retain(|id| {
+        entities.payload(id).is_some() && entities.expiry(id).is_some_and(|at| at <= now_ms)
+    });
+    due.into_iter()
+        .map(|id| Change {
             kind: EventKind::Deleted,
             entity_id: id.clone(),
             payload: Value::Null,
@@ -126,14 +187,14 @@ impl Plan<'_> {
     fn current(&self, id: &str) -> Option<&Value> {
         match self.pending.get(id) {
             Some(pending) => pending.as_ref().map(|p| &p.payload),
-            None => self.entities.payloads.get(id),
+            None => self.entities.payload(id),
         }
     }
 
     fn current_expiry(&self, id: &str) -> Option<u64> {
         match self.pending.get(id) {
             Some(pending) => pending.as_ref().and_then(|p| p.expires_at),
-            None => self.entities.expiries.get(id).copied(),
+            None => self.entities.expiry(id),
         }
     }
 
@@ -278,16 +339,20 @@ impl Plan<'_> {
     /// Every entity id that exists with this request's changes applied, in order. Built once
     /// per request, then kept up to date by `write` and `remove`.
     fn live_ids(&mut self) -> &BTreeSet<String> {
-        let (payloads, pending) = (self.entities.payloads, &self.pending);
+        let (entities, pending) = (&self.entities, &self.pending);
         self.live.get_or_insert_with(|| {
-            let kept = payloads
-                .keys()
-                .filter(|id| !matches!(pending.get(*id), Some(None)));
-            let added = pending
-                .iter()
-                .filter(|(id, v)| v.is_some() && !payloads.contains_key(*id))
-                .map(|(id, _)| id);
-            kept.chain(added).cloned().collect()
+            let mut live: BTreeSet<String> = entities
+                .ids()
+                .filter(|id| !matches!(pending.get(*id), Some(None)))
+                .cloned()
+                .collect();
+            live.extend(
+                pending
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(id, _)| id.clone()),
+            );
+            live
         })
     }
 }
@@ -426,10 +491,7 @@ mod tests {
     const NO_EXPIRIES: &BTreeMap<String, u64> = &BTreeMap::new();
 
     fn on(payloads: &BTreeMap<String, Value>) -> Entities<'_> {
-        Entities {
-            payloads,
-            expiries: NO_EXPIRIES,
-        }
+        Entities::committed(payloads, NO_EXPIRIES)
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct TopicRecord {
 pub struct TopicWrite {
     pub topic: String,
     pub epoch: u64,
+    /// The topic's offset this write was planned after: the store refuses it unless that is
+    /// where the topic stands, so a write planned on one that failed never lands.
+    pub base: u64,
     /// The topic's offset after this write.
     pub offset: u64,
     /// Entities to create or replace, with their expiry time if they have one.

@@ -260,21 +260,29 @@ fn commit_group(connection: &mut Connection, group: Vec<Queued>) {
         Err(_) if group.len() > 1 => {
             for queued in group {
                 let alone = std::slice::from_ref(&queued);
-                let result = commit(connection, alone).map_err(failed);
+                let result = commit(connection, alone);
                 let _ = queued.done.send(result);
             }
         }
         Err(e) => {
             for queued in group {
-                let _ = queued.done.send(Err(failed(&e)));
+                let _ = queued.done.send(Err(e.clone()));
             }
         }
     }
 }
 
-fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()> {
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        failed(e)
+    }
+}
+
+fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreError> {
     let tx = connection.transaction()?;
     {
+        let mut stands =
+            tx.prepare_cached("SELECT head FROM topics WHERE name = ?1 AND epoch = ?2")?;
         let mut head = tx.prepare_cached(
             "INSERT INTO topics (name, epoch, head) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
@@ -308,6 +316,17 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()>
             ])?;
         }
         for write in group.iter().flat_map(|q| &q.unit.topics) {
+            let at: Option<i64> = stands
+                .query_row(params![write.topic, sql(write.epoch)], |row| row.get(0))
+                .optional()?;
+            if at.unwrap_or(0) != sql(write.base) {
+                return Err(StoreError(format!(
+                    "{} stands at offset {}, not {}: the write it was planned after failed",
+                    write.topic,
+                    at.unwrap_or(0),
+                    write.base
+                )));
+            }
             head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
             for (id, payload, expires_at) in &write.upserts {
                 let expires_at = expires_at.map(sql);
@@ -329,5 +348,5 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> rusqlite::Result<()>
             trim.execute(params![write.topic, sql(oldest_kept)])?;
         }
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }

@@ -208,10 +208,7 @@ pub(crate) fn parse_history(value: &Value) -> Result<Vec<(u64, String)>, EngineE
 
 impl Read {
     fn entities(&self) -> Entities<'_> {
-        Entities {
-            payloads: &self.state,
-            expiries: &self.expiries,
-        }
+        Entities::committed(&self.state, &self.expiries)
     }
 }
 
