@@ -116,6 +116,27 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
       type: "longtask",
       buffered: false,
     });
+    // Long animation frames say where a slow frame's time went: scripts (and which), the
+    // frame's own callbacks, or style, layout and paint.
+    w.slowFrames = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries() as any[]) {
+        if (e.duration <= 50) continue;
+        const end = e.startTime + e.duration;
+        const scripts = (e.scripts as any[])
+          .sort((a, b) => b.duration - a.duration)
+          .slice(0, 2)
+          .map((s) => `${s.invokerType} ${s.invoker} ${s.duration.toFixed(0)}`);
+        w.slowFrames.push({
+          duration: e.duration,
+          summary:
+            `before render ${(e.renderStart ? e.renderStart - e.startTime : e.duration).toFixed(0)}, ` +
+            `frame callbacks ${(e.renderStart ? e.styleAndLayoutStart - e.renderStart : 0).toFixed(0)}, ` +
+            `style+layout+paint ${(e.renderStart ? end - e.styleAndLayoutStart : 0).toFixed(0)} ms` +
+            (scripts.length ? `; ${scripts.join("; ")}` : ""),
+        });
+      }
+    }).observe({ type: "long-animation-frame", buffered: false });
     w.frames = [];
     let last = performance.now();
     const tick = (now: number) => {
@@ -125,7 +146,12 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
     };
     requestAnimationFrame(tick);
   });
+  // PULSEBOARD_TRACE=file.json: a Chromium performance trace of the run, to see where a
+  // frame's time went (style, layout, paint, scripts).
+  const tracing = process.env.PULSEBOARD_TRACE;
+  if (tracing) await page.context().browser()!.startTracing(page, { path: tracing, categories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink", "cc", "gpu"] });
   const sent = await drive(server, rate);
+  if (tracing) await page.context().browser()!.stopTracing();
   // Live and current: within a second of the last write, the board shows the last count.
   const counter = page.locator('.counter[data-entity="signups"] .counter-value');
   let shown = await counter.getAttribute("data-value");
@@ -133,16 +159,19 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
     await page.waitForTimeout(100);
     shown = await counter.getAttribute("data-value");
   }
-  const { longTasks, frames } = await page.evaluate(() => ({
+  const { longTasks, frames, slowFrames } = await page.evaluate(() => ({
     longTasks: (window as any).longTasks as number[],
     frames: (window as any).frames as number[],
+    slowFrames: (window as any).slowFrames as { duration: number; summary: string }[],
   }));
+  slowFrames.sort((a, b) => b.duration - a.duration);
+  const slowest = slowFrames.length ? `${slowFrames[0].duration.toFixed(0)} ms: ${slowFrames[0].summary}` : "none";
   const budget = 1000 / 60;
   const dropped = frames.reduce((sum, gap) => sum + Math.max(0, Math.round(gap / budget) - 1), 0);
   const worst = Math.max(0, ...longTasks);
   const current = shown === String(sent) ? "yes" : `no (${shown} of ${sent})`;
   console.log(
-    `| ${rate} | ${label} | ${frames.length} | ${dropped} | ${longTasks.length} | ${worst.toFixed(0)} | ${current} |`,
+    `| ${rate} | ${label} | ${frames.length} | ${dropped} | ${longTasks.length} | ${worst.toFixed(0)} | ${current} | ${slowFrames.length} | ${slowest} |`,
   );
 }
 

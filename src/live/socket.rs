@@ -43,9 +43,6 @@ const MAX_RETRY_CAP_MS: f64 = 30_000.0;
 const SNAP_AFTER_GAP_MS: f64 = 3_000.0;
 /// A batch with more frames than this is a backlog: it snaps.
 const SNAP_BATCH: usize = 50;
-/// Browsers pause animation frames in hidden tabs; a timer flushes there instead, so frames
-/// cannot pile up while nobody looks.
-const FLUSH_FALLBACK: Duration = Duration::from_millis(250);
 /// How often the watchdog looks at the connection.
 const WATCH_TICK: Duration = Duration::from_secs(1);
 /// Until the server's welcome says otherwise (Leptos.toml's defaults).
@@ -63,7 +60,7 @@ pub fn connect(live: Live, board: &str) {
         handlers: None,
         failures: 0,
         pending: Vec::new(),
-        flush_scheduled: false,
+        flush_asked_at: None,
         lost_at: None,
         retry: None,
         heard_at: 0.0,
@@ -131,7 +128,10 @@ struct Connection {
     failures: u32,
     /// Frames received since the last animation frame.
     pending: Vec<ServerFrame>,
-    flush_scheduled: bool,
+    /// When an animation frame was asked to apply them (page clock), until one has. Hidden
+    /// tabs get no animation frames: the watchdog applies frames waiting longer than a tick,
+    /// so they cannot pile up while nobody looks (one timer, not one per batch).
+    flush_asked_at: Option<f64>,
     /// When the last connection dropped (page clock, ms), until the page has caught up.
     lost_at: Option<f64>,
     /// The pending retry timer's number; a timer whose number is no longer here does nothing,
@@ -447,6 +447,13 @@ fn probe_later(connection: &Shared) {
 /// Once a tick: pings when the heartbeat is due, and drops a connection that has gone silent.
 fn watch(connection: &Shared) {
     let now = crate::motion::now_ms();
+    let waiting = connection
+        .borrow()
+        .flush_asked_at
+        .is_some_and(|at| now - at >= WATCH_TICK.as_millis() as f64);
+    if waiting {
+        flush(connection);
+    }
     let mut c = connection.borrow_mut();
     let slept = now - c.watched_at > 2.0 * WATCH_TICK.as_millis() as f64;
     c.watched_at = now;
@@ -583,12 +590,10 @@ fn received(connection: &Shared, frame: serde_json::Value) {
         _ => {}
     }
     c.pending.push(frame);
-    if !c.flush_scheduled {
-        c.flush_scheduled = true;
+    if c.flush_asked_at.is_none() {
+        c.flush_asked_at = Some(crate::motion::now_ms());
         let on_frame = connection.clone();
         request_animation_frame(move || flush(&on_frame));
-        let on_timer = connection.clone();
-        set_timeout(move || flush(&on_timer), FLUSH_FALLBACK);
     }
 }
 
@@ -596,11 +601,10 @@ fn received(connection: &Shared, frame: serde_json::Value) {
 fn flush(connection: &Shared) {
     let (live, frames, lost_at) = {
         let mut c = connection.borrow_mut();
-        if !c.flush_scheduled {
-            // The other of the frame and the timer already flushed this batch.
+        if c.flush_asked_at.take().is_none() {
+            // The watchdog already applied this batch.
             return;
         }
-        c.flush_scheduled = false;
         (c.live, std::mem::take(&mut c.pending), c.lost_at)
     };
     let long_gap = lost_at.is_some_and(|t| crate::motion::now_ms() - t > SNAP_AFTER_GAP_MS);
