@@ -1,5 +1,7 @@
 -- Commits one request's writes, whole or not at all: for every topic, checks that it still
--- stands where the write was planned against it; then, for every topic, sets and deletes its
+-- stands where the write was planned against it — its epoch, its offset, and the commit that
+-- left it there (`last`), since an instance plans a topic's next write before the one before
+-- it has committed, and another instance's commit may reach the same offset; then, for every topic, sets and deletes its
 -- entities, their expiry times and when they last changed, appends the events to its history (trimmed to what it
 -- keeps), advances its offset and publishes the events to the instances that follow it; and
 -- records the request's idempotency answer. Redis runs a script alone, so no other write
@@ -9,7 +11,8 @@
 --       topics by their next expiry, and the idempotency key (unused without one).
 -- ARGV: topics, idempotency answer ('' for none), its lifetime in seconds, the claim the
 --       request holds on its key; then per topic:
---       name, epoch, offset planned against, events kept, when (ms), #upserts, #deletes, #events,
+--       name, epoch, offset planned against, the commit it was planned after ('' for none),
+--       this commit's id, events kept, when (ms), #upserts, #deletes, #events,
 --       upserts (id, payload, expiry or ''), deletes (id), events (offset, frame), message.
 -- Returns {'ok'}; {'conflict', topic} when a topic moved since it was read; {'claim_lost'}
 -- when the request's idempotency claim expired and another request took the key.
@@ -21,11 +24,12 @@ local at = 5
 local writes = {}
 for i = 0, topics - 1 do
   local w = {keys = i * 5, name = ARGV[at], epoch = ARGV[at + 1], offset = ARGV[at + 2],
-             keep = ARGV[at + 3], when = ARGV[at + 4], upserts = tonumber(ARGV[at + 5]),
-             deletes = tonumber(ARGV[at + 6]), events = tonumber(ARGV[at + 7]), first = at + 8}
+             after = ARGV[at + 3], id = ARGV[at + 4], keep = ARGV[at + 5], when = ARGV[at + 6],
+             upserts = tonumber(ARGV[at + 7]), deletes = tonumber(ARGV[at + 8]),
+             events = tonumber(ARGV[at + 9]), first = at + 10}
   at = w.first + w.upserts * 3 + w.deletes + w.events * 2 + 1
-  local head = redis.call('HMGET', KEYS[w.keys + 1], 'epoch', 'offset')
-  if head[1] ~= w.epoch or head[2] ~= w.offset then
+  local head = redis.call('HMGET', KEYS[w.keys + 1], 'epoch', 'offset', 'last')
+  if head[1] ~= w.epoch or head[2] ~= w.offset or (head[3] or '') ~= w.after then
     return {'conflict', w.name}
   end
   writes[i + 1] = w
@@ -62,7 +66,7 @@ for _, w in ipairs(writes) do
     last = ARGV[j]
     j = j + 2
   end
-  redis.call('HSET', meta, 'offset', last)
+  redis.call('HSET', meta, 'offset', last, 'last', w.id)
   if w.events > 0 then
     -- Written now: kept for good (a topic only read expires, see read.lua).
     redis.call('PERSIST', meta)

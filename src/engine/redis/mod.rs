@@ -16,9 +16,12 @@
 //! (a request's idempotency record), `pb:layout` (the version of this layout),
 //! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON).
 //!
-//! [`bus`] follows topics over pub/sub and keeps each followed topic gapless.
+//! [`bus`] follows topics over pub/sub and keeps each followed topic gapless; [`lane`] plans
+//! one topic's next request while the ones before it commit, and sends their commits in
+//! pipelines.
 
 mod bus;
+mod lane;
 mod presence;
 
 use super::plan::{self, Entities};
@@ -34,9 +37,10 @@ use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
 use crate::protocol::{Snapshot, Typing};
 use bus::Bus;
 use futures_util::future::BoxFuture;
+use lane::{Lane, Planned};
 use presence::Presence;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script, Value};
+use redis::{AsyncCommands, Script, ScriptInvocation, Value};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -72,9 +76,9 @@ struct Inner {
     release: Script,
     bus: Arc<Bus>,
     presence: Arc<Presence>,
-    /// One writer per topic on this instance: requests here wait their turn rather than
-    /// collide in Redis and plan again. Only writers on other instances can collide.
-    writers: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One planner per topic on this instance: requests here queue behind each other rather
+    /// than collide in Redis and plan again. Only writers on other instances can collide.
+    lanes: parking_lot::Mutex<HashMap<String, Arc<Lane>>>,
 }
 
 /// One topic's keys.
@@ -122,6 +126,8 @@ pub(crate) fn unreachable(e: impl std::fmt::Display) -> EngineError {
 pub(crate) struct Read {
     epoch: u64,
     offset: u64,
+    /// The id of the commit that left the topic at this offset ('' before the first).
+    last: String,
     state: BTreeMap<String, Json>,
     expiries: BTreeMap<String, u64>,
     changed: BTreeMap<String, u64>,
@@ -174,9 +180,11 @@ fn parse_read(value: &Value) -> Result<Read, EngineError> {
         }
     }
     let history = parse_history(parts.get(5).ok_or_else(bad)?)?;
+    let last = parts.get(6).and_then(text).unwrap_or_default();
     Ok(Read {
         epoch,
         offset,
+        last,
         state,
         expiries,
         changed,
@@ -279,7 +287,7 @@ impl RedisEngine {
                 release: Script::new(RELEASE),
                 bus,
                 presence,
-                writers: parking_lot::Mutex::default(),
+                lanes: parking_lot::Mutex::default(),
             }),
         })
     }
@@ -419,38 +427,131 @@ impl Inner {
         // waits for.
         let mut names: Vec<&str> = groups.iter().map(|g| g.topic.as_str()).collect();
         names.sort_unstable();
-        let locks: Vec<_> = names.iter().map(|name| self.writer(name)).collect();
-        let mut _turns = Vec::with_capacity(locks.len());
-        for lock in &locks {
-            _turns.push(lock.lock().await);
-        }
-        let result = self.commit_planned(&groups, &by, idempotency).await;
-        drop(_turns);
-        drop(locks);
+        let lanes: Vec<_> = names.iter().map(|name| self.lane(name)).collect();
+        let result = match (&groups[..], &lanes[..]) {
+            ([group], [lane]) => self.commit_in_lane(lane, group, &by, idempotency).await,
+            _ => {
+                // A batch over several topics commits alone, each lane held from reading to
+                // committing; their planned copies are read afresh afterwards.
+                let mut held = Vec::with_capacity(lanes.len());
+                for lane in &lanes {
+                    held.push(lane.ahead.lock().await);
+                }
+                let result = self.commit_planned(&groups, &by, idempotency).await;
+                for ahead in &mut held {
+                    ahead.topic = None;
+                }
+                result
+            }
+        };
+        drop(lanes);
         for name in names {
-            self.release_writer(name);
+            self.release_lane(name);
         }
         result
     }
 
-    /// The lock one writer per topic on this instance holds.
-    fn writer(&self, topic: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.writers
+    /// The lane of a topic's writes from this instance.
+    fn lane(&self, topic: &str) -> Arc<Lane> {
+        self.lanes
             .lock()
             .entry(topic.to_owned())
-            .or_default()
+            .or_insert_with(|| Lane::start(self.commands.clone(), self.commit.clone()))
             .clone()
     }
 
-    /// Forgets a topic's writer lock once nobody holds or waits for it.
-    fn release_writer(&self, topic: &str) {
-        let mut writers = self.writers.lock();
-        if writers
-            .get(topic)
-            .is_some_and(|w| Arc::strong_count(w) == 1)
-        {
-            writers.remove(topic);
+    /// Forgets a topic's lane (and stops its committer) once no request holds it.
+    fn release_lane(&self, topic: &str) {
+        let mut lanes = self.lanes.lock();
+        if lanes.get(topic).is_some_and(|l| Arc::strong_count(l) == 1) {
+            lanes.remove(topic);
         }
+    }
+
+    /// Plans a one-topic request against the topic as the commits queued before it leave it,
+    /// queues its commit and waits for the answer; planning again when it was refused
+    /// because the topic moved.
+    async fn commit_in_lane(
+        &self,
+        lane: &Lane,
+        group: &super::write::Grouped,
+        by: &Authorship,
+        idempotency: Option<(&str, &str, &str)>,
+    ) -> Result<BatchPublished, PublishError> {
+        for attempt in 0..ATTEMPTS {
+            let now = now_ms();
+            let (answer, generation, committed) = {
+                let mut ahead = lane.ahead.lock().await;
+                if ahead.topic.is_none() {
+                    let read = self
+                        .read(&group.topic, false)
+                        .await
+                        .map_err(PublishError::Unavailable)?;
+                    ahead.generation += 1;
+                    ahead.topic = Some(Planned {
+                        epoch: read.epoch,
+                        offset: read.offset,
+                        last: read.last,
+                        state: read.state,
+                        expiries: read.expiries,
+                    });
+                }
+                let generation = ahead.generation;
+                let Some(topic) = ahead.topic.as_mut() else {
+                    unreachable!("read just above")
+                };
+                let entities = Entities::committed(&topic.state, &topic.expiries);
+                let changes = group.plan(entities, topic.offset + 1, now)?;
+                let head = Head {
+                    topic: &group.topic,
+                    epoch: topic.epoch,
+                    offset: topic.offset,
+                    keep: self.retention.history_for(&group.topic),
+                };
+                let ready = prepare(head, changes, by, now);
+                let answer = BatchPublished {
+                    results: vec![Published {
+                        topic: group.topic.clone(),
+                        epoch: ready.epoch,
+                        offset: ready.head(),
+                        offsets: ready.offsets(),
+                    }],
+                };
+                let call = CommitCall::new(
+                    std::slice::from_ref(&ready),
+                    std::slice::from_ref(&topic.last),
+                    record(idempotency, &answer),
+                );
+                topic.advance(&ready, call.ids[0].clone());
+                (answer, generation, lane.commit(call))
+            };
+            let committed = committed
+                .await
+                .unwrap_or_else(|_| Err(EngineError::Failed("the commit was dropped".into())));
+            match lane::committed(committed) {
+                Ok(Committed::Done) => {
+                    let events = answer.results[0].offsets.len() as u64;
+                    self.metrics.events_published.inc_by(events);
+                    return Ok(answer);
+                }
+                Ok(Committed::Moved) => {
+                    lane.forget(generation).await;
+                    self.metrics.replans.inc();
+                    let pause = fastrand::u64(0..=(attempt as u64 + 1) * 2);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Ok(Committed::ClaimLost) => {
+                    lane.forget(generation).await;
+                    return Err(claim_lost());
+                }
+                Err(e) => {
+                    // Whether it committed is not known: plan the next one against Redis.
+                    lane.forget(generation).await;
+                    return Err(PublishError::Unavailable(e));
+                }
+            }
+        }
+        Err(kept_moving())
     }
 
     /// Plans the groups against the topics as Redis holds them and commits them, planning
@@ -465,11 +566,13 @@ impl Inner {
             let now = now_ms();
             let mut prepared = Vec::with_capacity(groups.len());
             let mut results = Vec::with_capacity(groups.len());
+            let mut afters = Vec::with_capacity(groups.len());
             for group in groups {
                 let topic = self
                     .read(&group.topic, false)
                     .await
                     .map_err(PublishError::Unavailable)?;
+                afters.push(topic.last.clone());
                 let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
                 let head = Head {
                     topic: &group.topic,
@@ -487,17 +590,9 @@ impl Inner {
                 prepared.push(ready);
             }
             let answer = BatchPublished { results };
-            // The request's record (key, claim, value) replaces its claim in the same commit.
-            let record = idempotency.map(|(key, fingerprint, claim)| {
-                let response = serde_json::to_string(&answer).unwrap_or_default();
-                Record {
-                    key: key.to_owned(),
-                    claim: claim.to_owned(),
-                    value: format!("done|{fingerprint}|{response}"),
-                }
-            });
+            let record = record(idempotency, &answer);
             match self
-                .commit(&prepared, record)
+                .commit(&prepared, &afters, record)
                 .await
                 .map_err(PublishError::Unavailable)?
             {
@@ -506,12 +601,7 @@ impl Inner {
                     self.metrics.events_published.inc_by(events as u64);
                     return Ok(answer);
                 }
-                Committed::ClaimLost => {
-                    return Err(PublishError::Unavailable(EngineError::Failed(
-                        "the request's idempotency key was claimed anew while it waited; retry"
-                            .into(),
-                    )))
-                }
+                Committed::ClaimLost => return Err(claim_lost()),
                 Committed::Moved => {
                     self.metrics.replans.inc();
                     // Another instance wrote first: read again, plan again, after a moment
@@ -521,89 +611,24 @@ impl Inner {
                 }
             }
         }
-        Err(PublishError::Unavailable(EngineError::Failed(format!(
-            "the topics kept changing under {ATTEMPTS} attempts to write them; retry"
-        ))))
+        Err(kept_moving())
     }
 
     /// Runs the commit script for prepared writes, with the request's idempotency record.
     async fn commit(
         &self,
         prepared: &[Prepared],
+        afters: &[String],
         record: Option<Record>,
     ) -> Result<Committed, EngineError> {
-        let mut invocation = self.commit.prepare_invoke();
-        for write in prepared {
-            let keys = Keys::of(&write.topic);
-            invocation
-                .key(keys.meta)
-                .key(keys.state)
-                .key(keys.expiries)
-                .key(keys.changed)
-                .key(keys.history);
-        }
-        let record = record.unwrap_or_default();
-        invocation
-            .key("pb:topics")
-            .key("pb:expiring")
-            .key(if record.key.is_empty() {
-                "pb:idem:"
-            } else {
-                &record.key
-            });
-        invocation
-            .arg(prepared.len())
-            .arg(record.value)
-            .arg(REMEMBER_FOR_MS / 1000)
-            .arg(record.claim);
-        for write in prepared {
-            let finals = write.finals();
-            let (upserts, deletes): (Vec<_>, Vec<_>) =
-                finals.iter().partition(|(_, value)| value.is_some());
-            invocation
-                .arg(&write.topic)
-                .arg(write.epoch)
-                .arg(write.base)
-                .arg(write.keep)
-                .arg(write.at_ms)
-                .arg(upserts.len())
-                .arg(deletes.len())
-                .arg(write.events.len());
-            for (id, value) in &upserts {
-                let Some((payload, expires_at)) = value else {
-                    continue;
-                };
-                invocation
-                    .arg(*id)
-                    .arg(payload.to_string())
-                    .arg(expires_at.map(|at| at.to_string()).unwrap_or_default());
-            }
-            for (id, _) in &deletes {
-                invocation.arg(*id);
-            }
-            let mut message = String::new();
-            for (offset, _, frame) in &write.events {
-                invocation.arg(*offset).arg(frame.as_str());
-                if !message.is_empty() {
-                    message.push('\n');
-                }
-                message.push_str(frame.as_str());
-            }
-            invocation.arg(message);
-        }
+        let call = CommitCall::new(prepared, afters, record);
         let mut commands = self.commands.clone();
-        let answer: Value = invocation
+        let answer: Value = call
+            .invocation(&self.commit)
             .invoke_async(&mut commands)
             .await
             .map_err(unreachable)?;
-        match items(&answer).first().and_then(text).as_deref() {
-            Some("ok") => Ok(Committed::Done),
-            Some("conflict") => Ok(Committed::Moved),
-            Some("claim_lost") => Ok(Committed::ClaimLost),
-            _ => Err(EngineError::Failed(format!(
-                "redis: an unexpected answer to a commit: {answer:?}"
-            ))),
-        }
+        committed(&answer)
     }
 
     async fn expire_due(&self) -> Result<usize, EngineError> {
@@ -635,7 +660,11 @@ impl Inner {
                 };
                 let count = changes.len();
                 let prepared = prepare(head, changes, &by, now);
-                if let Committed::Done = self.commit(std::slice::from_ref(&prepared), None).await? {
+                let after = std::slice::from_ref(&read.last);
+                if let Committed::Done = self
+                    .commit(std::slice::from_ref(&prepared), after, None)
+                    .await?
+                {
                     deleted += count;
                     self.metrics.events_published.inc_by(count as u64);
                     break;
@@ -643,6 +672,134 @@ impl Inner {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// The request's record (key, claim, value), which replaces its claim in the same commit.
+fn record(idempotency: Option<(&str, &str, &str)>, answer: &BatchPublished) -> Option<Record> {
+    idempotency.map(|(key, fingerprint, claim)| {
+        let response = serde_json::to_string(answer).unwrap_or_default();
+        Record {
+            key: key.to_owned(),
+            claim: claim.to_owned(),
+            value: format!("done|{fingerprint}|{response}"),
+        }
+    })
+}
+
+fn claim_lost() -> PublishError {
+    PublishError::Unavailable(EngineError::Failed(
+        "the request's idempotency key was claimed anew while it waited; retry".into(),
+    ))
+}
+
+fn kept_moving() -> PublishError {
+    PublishError::Unavailable(EngineError::Failed(format!(
+        "the topics kept changing under {ATTEMPTS} attempts to write them; retry"
+    )))
+}
+
+/// The keys and arguments of one run of `commit.lua`, for prepared writes and the request's
+/// idempotency record (see the script for their order).
+pub(crate) struct CommitCall {
+    keys: Vec<String>,
+    args: Vec<String>,
+    /// Each write's commit id, in the order of the writes: what the topic's `last` becomes.
+    ids: Vec<String>,
+}
+
+impl CommitCall {
+    /// `afters[i]` is the commit `prepared[i]` was planned after (its topic's `last`).
+    fn new(prepared: &[Prepared], afters: &[String], record: Option<Record>) -> Self {
+        let mut keys = Vec::with_capacity(prepared.len() * 5 + 3);
+        for write in prepared {
+            let topic = Keys::of(&write.topic);
+            keys.extend([
+                topic.meta,
+                topic.state,
+                topic.expiries,
+                topic.changed,
+                topic.history,
+            ]);
+        }
+        let record = record.unwrap_or_default();
+        keys.push("pb:topics".into());
+        keys.push("pb:expiring".into());
+        keys.push(if record.key.is_empty() {
+            "pb:idem:".into()
+        } else {
+            record.key
+        });
+        let mut args = vec![
+            prepared.len().to_string(),
+            record.value,
+            (REMEMBER_FOR_MS / 1000).to_string(),
+            record.claim,
+        ];
+        let mut ids = Vec::with_capacity(prepared.len());
+        for (write, after) in prepared.iter().zip(afters) {
+            let id = format!("{:016x}", fastrand::u64(..));
+            let finals = write.finals();
+            let (upserts, deletes): (Vec<_>, Vec<_>) =
+                finals.iter().partition(|(_, value)| value.is_some());
+            args.extend([
+                write.topic.clone(),
+                write.epoch.to_string(),
+                write.base.to_string(),
+                after.clone(),
+                id.clone(),
+                write.keep.to_string(),
+                write.at_ms.to_string(),
+                upserts.len().to_string(),
+                deletes.len().to_string(),
+                write.events.len().to_string(),
+            ]);
+            for (id, value) in &upserts {
+                let Some((payload, expires_at)) = value else {
+                    continue;
+                };
+                args.extend([
+                    id.to_string(),
+                    payload.to_string(),
+                    expires_at.map(|at| at.to_string()).unwrap_or_default(),
+                ]);
+            }
+            args.extend(deletes.iter().map(|(id, _)| id.to_string()));
+            let mut message = String::new();
+            for (offset, _, frame) in &write.events {
+                args.extend([offset.to_string(), frame.as_str().to_owned()]);
+                if !message.is_empty() {
+                    message.push('\n');
+                }
+                message.push_str(frame.as_str());
+            }
+            args.push(message);
+            ids.push(id);
+        }
+        CommitCall { keys, args, ids }
+    }
+
+    fn invocation<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        for arg in &self.args {
+            invocation.arg(arg);
+        }
+        invocation
+    }
+}
+
+/// Reads what the commit script answered.
+fn committed(answer: &Value) -> Result<Committed, EngineError> {
+    match items(answer).first().and_then(text).as_deref() {
+        Some("ok") => Ok(Committed::Done),
+        Some("conflict") => Ok(Committed::Moved),
+        Some("claim_lost") => Ok(Committed::ClaimLost),
+        _ => Err(EngineError::Failed(format!(
+            "redis: an unexpected answer to a commit: {answer:?}"
+        ))),
     }
 }
 
