@@ -8,10 +8,10 @@
 //! (`pb:{metric:kpis}:…`), so Redis Cluster could hold them later; a batch over several
 //! topics then needs them in one slot.
 //!
-//! Keys, per topic: `:meta` (hash: epoch, offset), `:state` (hash: entity → JSON payload),
-//! `:exp` (zset: entity → expiry, ms), `:changed` (hash: entity → when it last changed, ms),
-//! `:log` (stream: id `offset-0`, field `f` = the event
-//! frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
+//! Keys, per topic: `:meta` (hash: epoch, offset, and `last`, the id of the commit that left
+//! it there), `:state` (hash: entity → JSON payload), `:exp` (zset: entity → expiry, ms),
+//! `:changed` (hash: entity → when it last changed, ms), `:log` (stream: id `offset-0`,
+//! field `f` = the event frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
 //! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<key>`
 //! (a request's idempotency record), `pb:layout` (the version of this layout),
 //! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON).
