@@ -22,7 +22,7 @@ use super::{
 use crate::clock::now_ms;
 use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
-use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
+use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
 use crate::protocol::{EventKind, Snapshot, Typing};
 use crate::store::{Durable, Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
@@ -427,12 +427,7 @@ impl Inner {
             for (group, topic) in groups.iter().zip(&topics) {
                 let changes = group.plan(topic.entities(), topic.queued + 1, now)?;
                 let ready = prepare(topic.head(), changes, &by, now);
-                results.push(Published {
-                    topic: group.topic.clone(),
-                    epoch: topic.epoch,
-                    offset: ready.head(),
-                    offsets: ready.offsets(),
-                });
+                results.push(ready.published());
                 prepared.push(ready);
             }
             let answer = BatchPublished { results };

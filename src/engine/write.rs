@@ -6,7 +6,7 @@ use super::plan::{self, Change, Entities, OpError};
 use super::{Committed, PublishError};
 use crate::clock::iso8601;
 use crate::encoded::{encode, EncodedFrame};
-use crate::ops::{Batch, Op};
+use crate::ops::{Batch, Op, Published};
 use crate::protocol::{Event, EventKind, ServerFrame};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -132,6 +132,16 @@ pub(crate) type Final<'a> = Option<(&'a Value, Option<u64>)>;
 impl Prepared {
     pub fn offsets(&self) -> Vec<u64> {
         self.events.iter().map(|(offset, _, _)| *offset).collect()
+    }
+
+    /// What the request is answered for this topic.
+    pub fn published(&self) -> Published {
+        Published {
+            topic: self.topic.clone(),
+            epoch: self.epoch,
+            offset: self.head(),
+            offsets: self.offsets(),
+        }
     }
 
     /// The offset after this write.

@@ -33,7 +33,7 @@ use super::{
 use crate::clock::now_ms;
 use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
 use crate::metrics::Metrics;
-use crate::ops::{Batch, BatchPublished, Published, MAX_OPS_PER_REQUEST};
+use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
 use crate::protocol::{Snapshot, Typing};
 use bus::Bus;
 use futures_util::future::BoxFuture;
@@ -501,21 +501,9 @@ impl Inner {
                     unreachable!("read just above")
                 };
                 let entities = Entities::committed(&topic.state, &topic.expiries);
-                let changes = group.plan(entities, topic.offset + 1, now)?;
-                let head = Head {
-                    topic: &group.topic,
-                    epoch: topic.epoch,
-                    offset: topic.offset,
-                    keep: self.retention.history_for(&group.topic),
-                };
-                let ready = prepare(head, changes, by, now);
+                let ready = self.plan(group, entities, (topic.epoch, topic.offset), by, now)?;
                 let answer = BatchPublished {
-                    results: vec![Published {
-                        topic: group.topic.clone(),
-                        epoch: ready.epoch,
-                        offset: ready.head(),
-                        offsets: ready.offsets(),
-                    }],
+                    results: vec![ready.published()],
                 };
                 let call = CommitCall::new(
                     std::slice::from_ref(&ready),
@@ -573,20 +561,9 @@ impl Inner {
                     .await
                     .map_err(PublishError::Unavailable)?;
                 afters.push(topic.last.clone());
-                let changes = group.plan(topic.entities(), topic.offset + 1, now)?;
-                let head = Head {
-                    topic: &group.topic,
-                    epoch: topic.epoch,
-                    offset: topic.offset,
-                    keep: self.retention.history_for(&group.topic),
-                };
-                let ready = prepare(head, changes, by, now);
-                results.push(Published {
-                    topic: group.topic.clone(),
-                    epoch: ready.epoch,
-                    offset: ready.head(),
-                    offsets: ready.offsets(),
-                });
+                let at = (topic.epoch, topic.offset);
+                let ready = self.plan(group, topic.entities(), at, by, now)?;
+                results.push(ready.published());
                 prepared.push(ready);
             }
             let answer = BatchPublished { results };
@@ -612,6 +589,25 @@ impl Inner {
             }
         }
         Err(kept_moving())
+    }
+
+    /// Plans a topic's ops against its entities at `(epoch, offset)`, ready to commit.
+    fn plan(
+        &self,
+        group: &super::write::Grouped,
+        entities: Entities<'_>,
+        (epoch, offset): (u64, u64),
+        by: &Authorship,
+        now: u64,
+    ) -> Result<Prepared, PublishError> {
+        let changes = group.plan(entities, offset + 1, now)?;
+        let head = Head {
+            topic: &group.topic,
+            epoch,
+            offset,
+            keep: self.retention.history_for(&group.topic),
+        };
+        Ok(prepare(head, changes, by, now))
     }
 
     /// Runs the commit script for prepared writes, with the request's idempotency record.
