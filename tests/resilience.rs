@@ -74,6 +74,44 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout_and_a_listening_one_is_k
     assert_eq!(sample(&metrics, "pulseboard_connections"), 1.0);
 }
 
+#[tokio::test]
+async fn a_silent_peer_is_closed_even_while_a_write_to_it_is_stuck() {
+    const TOPIC: &str = "stuck:t";
+    let server = Server::start(&[
+        ("PULSEBOARD_HEARTBEAT", "1"),
+        ("PULSEBOARD_IDLE_TIMEOUT", "3"),
+    ]);
+    // It subscribes, then neither reads nor answers a ping: a laptop that died mid-stream.
+    let mut dead = server.connect().await;
+    subscribe(&mut dead, TOPIC, None).await;
+    // About 40 MiB of events: more than its socket's buffers take, so the server's write to
+    // it waits for room that never comes.
+    let filler = "x".repeat(1000);
+    for batch in 0..80 {
+        let ops: Vec<_> = (0..500)
+            .map(|n| json!({"op": "set", "entity_id": format!("e{n}"), "payload": {"batch": batch, "pad": filler}}))
+            .collect();
+        assert_eq!(
+            server.publish(TOPIC, json!({ "ops": ops })).await.status(),
+            200
+        );
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = server.metrics().await;
+        if sample(&metrics, "pulseboard_connections") == 0.0 {
+            assert_eq!(sample(&metrics, "pulseboard_idle_closed_total"), 1.0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a peer silent with its socket full was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(dead);
+}
+
 #[test]
 fn a_configuration_that_would_close_every_quiet_connection_is_refused() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pulseboard"))

@@ -68,6 +68,9 @@ pub struct AppState {
     pub notes: Arc<Notes>,
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
+    /// Changes when a key goes out of force or the server starts stopping (see
+    /// [`relay_endings`]).
+    pub endings: watch::Receiver<()>,
     pub heartbeat: socket::Heartbeat,
     /// Clients told of a restart reconnect at a random moment within this.
     pub reconnect_spread: Duration,
@@ -163,6 +166,12 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     let keyring =
         keyring::open(&config.data_dir, &config.redis_url).map_err(std::io::Error::other)?;
     let keyring = Arc::new(keyring);
+    let (endings_now, endings) = watch::channel(());
+    let relay = tokio::spawn(relay_endings(
+        keyring.revocations(),
+        shutdown.clone(),
+        endings_now,
+    ));
     let admin = Admin::new(hub.clone(), keyring.clone(), boards.clone(), audit);
     let gathering = tokio::spawn(crate::admin::keep_current(
         admin.clone(),
@@ -182,6 +191,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         boards,
         notes,
         shutdown,
+        endings,
         heartbeat: config.heartbeat(),
         reconnect_spread: Duration::from_secs(config.reconnect_spread),
         allowed_origins: config.allowed_origins.clone().into(),
@@ -235,6 +245,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     health.abort();
     upkeep.abort();
     reloading.abort();
+    relay.abort();
     if let Some(demo) = demo {
         demo.abort();
     }
@@ -280,6 +291,26 @@ async fn reload_boards(boards: Arc<Library>, hub: Arc<Hub>) {
         for (name, view) in changed {
             tracing::info!(board = %name, revision = view.revision, "board file changed");
             hub.show_board(&name, view);
+        }
+    }
+}
+
+/// One signal for whatever ends open sockets from outside: a key going out of force, or the
+/// server stopping. A socket waits on this alone and then looks at which it was, rather than
+/// on one watch of each: every wait a socket keeps is in every idle connection's memory.
+async fn relay_endings(
+    mut revocations: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+    endings: watch::Sender<()>,
+) {
+    loop {
+        let open = tokio::select! {
+            changed = revocations.changed() => changed.is_ok(),
+            changed = shutdown.changed() => changed.is_ok(),
+        };
+        endings.send_replace(());
+        if !open {
+            return;
         }
     }
 }

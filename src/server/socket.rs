@@ -11,8 +11,8 @@ use super::caller::Identified;
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
-use crate::access::keyring::Revocation;
-use crate::encoded::encode;
+use crate::access::keyring::KeyInForce;
+use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
 use crate::hub::{ConnectionId, Hub};
 use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED};
@@ -24,8 +24,10 @@ use axum::Extension;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -35,8 +37,10 @@ use tokio::sync::watch;
 /// only to refuse it.
 const MAX_READ_FRAME: usize = 1024 * 1024;
 
-/// The read buffer each connection starts with; it grows when a frame needs it.
-const READ_BUFFER: usize = 512;
+/// The read buffer each connection starts with, and how much one read takes: it grows to
+/// the largest frame the client has sent. Client frames are small and rare (a subscribe, a
+/// ping every heartbeat), and this buffer is in every idle connection's memory.
+const READ_BUFFER: usize = 128;
 /// How much queued output is gathered before a write. The buffer starts empty and only
 /// grows this far under a burst, so an idle connection does not pay for it.
 const WRITE_BUFFER: usize = 4096;
@@ -115,7 +119,8 @@ pub struct Heartbeat {
     pub idle_timeout: Duration,
 }
 
-/// When a connection last heard from its peer, shared by its reader and its watchdog.
+/// When a connection last heard from its peer: its reader notes it, its writer's [`Pulse`]
+/// ends a silence too long.
 struct LastHeard {
     opened: Instant,
     /// Milliseconds after `opened`.
@@ -183,26 +188,50 @@ pub async fn upgrade(
         }
     };
     let terms = Terms {
-        revocation: caller.key().map(|key| state.keyring.watch(&key.id)),
+        key: caller.key().map(|key| state.keyring.key(&key.id)),
         shutdown: state.shutdown.clone(),
+        endings: state.endings.clone(),
         heartbeat: state.heartbeat,
         reconnect_spread: state.reconnect_spread,
-        limits: state.limits,
+        max_frame: state.limits.max_frame,
+        messages_per_second: state.limits.messages_per_second,
     };
     let (session, inbox) = Session::open(&state, caller, false);
-    ws.on_upgrade(move |socket| serve(socket.split(), session, inbox, terms, slot))
+    let connection = Box::new(Connection {
+        session,
+        inbox,
+        terms,
+        _slot: slot,
+    });
+    ws.on_upgrade(move |socket| serve(socket.split(), connection))
+}
+
+/// What a connection's task holds for its whole life, in one allocation of its own: the
+/// task's future would otherwise hold it twice, as what the upgrade's callback captured and
+/// again as that callback's future (a future keeps room for what it captured even once it
+/// has moved it on), and that is every idle connection's memory.
+struct Connection {
+    session: Session,
+    inbox: Inbox,
+    terms: Terms,
+    /// Holds the connection's place in its address' count until it ends.
+    _slot: ConnectionSlot,
 }
 
 /// What a connection's task keeps of the server's state: only this, because whatever it
 /// holds sits in every idle connection's memory.
 struct Terms {
-    /// Stops serving a connection opened with a key once the key is revoked.
-    revocation: Option<Revocation>,
+    /// The key the connection was opened with: it is served while the key is in force.
+    key: Option<KeyInForce>,
     /// Turns true when the server is stopping.
     shutdown: watch::Receiver<bool>,
+    /// Changes when a key goes out of force or the server starts stopping.
+    endings: watch::Receiver<()>,
     heartbeat: Heartbeat,
     reconnect_spread: Duration,
-    limits: Limits,
+    /// Of the client's [`Limits`], what the connection checks as it goes.
+    max_frame: usize,
+    messages_per_second: NonZeroU32,
 }
 
 /// Whether a page from `origin` may open a socket: the server's own origin (an address it
@@ -254,23 +283,26 @@ async fn close_with(
     let _ = tokio::time::timeout_at(deadline, answered).await;
 }
 
-/// Serves one connection; `_slot` holds its place in its address' count until it ends.
+/// Serves one connection.
 async fn serve(
     (mut sink, mut stream): (SplitSink<WebSocket, Message>, SplitStream<WebSocket>),
-    mut session: Session,
-    inbox: Inbox,
-    mut terms: Terms,
-    _slot: ConnectionSlot,
+    mut connection: Box<Connection>,
 ) {
+    let Connection {
+        session,
+        inbox,
+        terms,
+        ..
+    } = &mut *connection;
     let id = session.id;
-    let limits = terms.limits;
+    let (max_frame, per_second) = (terms.max_frame, terms.messages_per_second);
     // Cold paths (the welcome, the goodbye) are boxed: an await's state sits inline in the
     // task, and the task is what every idle connection's memory is made of.
     Box::pin(session.welcome(terms.heartbeat)).await;
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();
-    let mut rate = FrameRate::new(limits.messages_per_second);
+    let mut rate = FrameRate::new(per_second);
     let reader = async {
         while let Some(Ok(message)) = stream.next().await {
             heard.now();
@@ -281,7 +313,7 @@ async fn serve(
                         if first {
                             let message = format!(
                                 "more than {} frames a second: frames are ignored until the rate drops",
-                                limits.messages_per_second
+                                per_second
                             );
                             let error = ErrorFrame::new(ErrorCode::RateLimited, message);
                             Box::pin(session.error(error)).await;
@@ -301,11 +333,10 @@ async fn serve(
                 }
             }
             match message {
-                Message::Text(text) if text.len() > limits.max_frame => {
+                Message::Text(text) if text.len() > max_frame => {
                     return Some(CloseFrame {
                         code: close_code::SIZE,
-                        reason: format!("frames are at most {} KiB", limits.max_frame / 1024)
-                            .into(),
+                        reason: format!("frames are at most {} KiB", max_frame / 1024).into(),
                     });
                 }
                 // Boxed: the handler's state would otherwise sit inline in every idle
@@ -331,21 +362,20 @@ async fn serve(
         }
         None
     };
-    let heartbeat = terms.heartbeat;
-    let writer = write_queue(&mut sink, &inbox, &hub, id, heartbeat.interval);
-    let closing = async {
-        let _ = terms.shutdown.wait_for(|stop| *stop).await;
-    };
-    let watchdog = async {
-        let mut tick = tokio::time::interval(heartbeat.interval);
-        while heard.silence() <= heartbeat.idle_timeout {
-            tick.tick().await;
-        }
-    };
-    let revoked = async {
-        match &mut terms.revocation {
-            Some(revocation) => revocation.revoked().await,
-            None => std::future::pending().await,
+    let writer = write_queue(&mut sink, inbox, &hub, id, terms.heartbeat, &heard);
+    // Whatever ends the connection from outside. One watch for both, checked on each
+    // change: a wait for each would be kept in every idle connection.
+    let ended = async {
+        loop {
+            if *terms.shutdown.borrow() {
+                return Ending::Restart;
+            }
+            if terms.key.as_ref().is_some_and(|key| !key.holds()) {
+                return Ending::Revoked;
+            }
+            if terms.endings.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     };
     // However a connection ends, its last frames and the close handshake share one bound, so
@@ -354,65 +384,157 @@ async fn serve(
     let close = tokio::select! {
         close = reader => close,
         close = writer => close,
-        _ = watchdog => {
-            session.hub.metrics().idle_closed.inc();
-            Some(CloseFrame { code: close_code::AWAY, reason: "no heartbeat".into() })
-        }
-        _ = revoked => {
-            tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
-            Some(CloseFrame { code: CLOSE_UNAUTHENTICATED, reason: "the key was revoked".into() })
-        }
-        _ = closing => {
-            // Each client gets its own delay, so a restart does not bring every screen
-            // back in the same instant.
-            let spread = terms.reconnect_spread.as_millis() as u64;
-            let frame = encode(&ServerFrame::Restarting {
-                reconnect_in_ms: fastrand::u64(0..spread.max(1)),
-            });
-            let until = *deadline.insert(tokio::time::Instant::now() + CLOSE_WAIT);
-            let said = tokio::time::timeout_at(until, sink.send(Message::Text(frame)));
-            let _ = Box::pin(said).await;
-            Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
-        }
+        ending = ended => match ending {
+            Ending::Revoked => {
+                tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
+                Some(CloseFrame { code: CLOSE_UNAUTHENTICATED, reason: "the key was revoked".into() })
+            }
+            Ending::Restart => {
+                // Each client gets its own delay, so a restart does not bring every screen
+                // back in the same instant.
+                let spread = terms.reconnect_spread.as_millis() as u64;
+                let frame = encode(&ServerFrame::Restarting {
+                    reconnect_in_ms: fastrand::u64(0..spread.max(1)),
+                });
+                let until = *deadline.insert(tokio::time::Instant::now() + CLOSE_WAIT);
+                let said = tokio::time::timeout_at(until, sink.send(Message::Text(frame)));
+                let _ = Box::pin(said).await;
+                Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
+            }
+        },
     };
     if let Some(close) = close {
         let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + CLOSE_WAIT);
         Box::pin(close_with(&mut sink, &mut stream, close, deadline)).await;
     }
-    // `session` drops here: every subscription and board membership goes with it.
+    // `connection` drops here: its session, and every subscription and board membership
+    // with it.
 }
 
-/// Writes queued frames, and a ping every `heartbeat`, until the socket fails. The frames
-/// come from [`Hub::next_frame`], which also fetches what topics have pending once the queue
-/// is written out (the rest of a replay, a catch-up after falling behind). A peer that stops
-/// reading leaves this task waiting on a send with its queue full; the hub goes on without
-/// it, and the idle timeout ends it.
+/// Writes queued frames, and a ping every `heartbeat`, until the socket fails or the peer has
+/// been silent past the idle timeout. The frames come from [`Hub::next_frame`], which also
+/// fetches what topics have pending once the queue is written out (the rest of a replay, a
+/// catch-up after falling behind). A peer that stops reading leaves a write waiting with the
+/// queue full; the hub goes on without it, and the idle timeout ends it.
 async fn write_queue(
     sink: &mut SplitSink<WebSocket, Message>,
     inbox: &Inbox,
     hub: &Hub,
     connection: ConnectionId,
-    heartbeat: Duration,
+    heartbeat: Heartbeat,
+    heard: &LastHeard,
 ) -> Option<CloseFrame> {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    loop {
+    // Each write is pinned where it is made and waited on by reference: a future taking it
+    // by value would hold it twice, and the largest wait is what every idle connection's
+    // task is sized by.
+    let mut pulse = Pulse::new(heartbeat, heard);
+    let stopped = loop {
         let frame = tokio::select! {
             biased;
             frame = hub.next_frame(connection, inbox) => frame,
-            _ = ping.tick() => {
-                Box::pin(sink.send(Message::Ping(Default::default()))).await.ok()?;
-                continue;
+            beat = pulse.beat() => {
+                if let Err(stopped) = beat {
+                    break stopped;
+                }
+                // Boxed: a ping goes out once a heartbeat, and its state would otherwise sit
+                // in every task.
+                let mut ping = Box::pin(sink.send(Message::Ping(Default::default())));
+                match pulse.during(ping.as_mut()).await {
+                    Ok(()) => continue,
+                    Err(stopped) => break stopped,
+                }
             }
         };
-        // Whatever else is already queued goes out in the same write: under load that is one
-        // syscall for many frames instead of one each.
-        sink.feed(Message::Text(frame)).await.ok()?;
-        for _ in 1..BATCH {
-            match inbox.try_frame() {
-                Some(frame) => sink.feed(Message::Text(frame)).await.ok()?,
-                None => break,
+        let batch = std::pin::pin!(write_batch(sink, inbox, frame));
+        if let Err(stopped) = pulse.during(batch).await {
+            break stopped;
+        }
+    };
+    match stopped {
+        Stopped::Failed => None,
+        Stopped::Silent => {
+            hub.metrics().idle_closed.inc();
+            Some(CloseFrame {
+                code: close_code::AWAY,
+                reason: "no heartbeat".into(),
+            })
+        }
+    }
+}
+
+/// Writes `frame` and whatever else is already queued in one go: under load that is one
+/// syscall for many frames instead of one each.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    inbox: &Inbox,
+    frame: EncodedFrame,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(frame)).await?;
+    for _ in 1..BATCH {
+        match inbox.try_frame() {
+            Some(frame) => sink.feed(Message::Text(frame)).await?,
+            None => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// What ended a connection from outside.
+enum Ending {
+    /// Its key went out of force.
+    Revoked,
+    /// The server is stopping.
+    Restart,
+}
+
+/// Why a connection's writer stopped.
+enum Stopped {
+    /// The socket failed: nothing more can be said on it.
+    Failed,
+    /// The peer has been silent past the idle timeout.
+    Silent,
+}
+
+/// A connection's one timer: the ping it sends every `heartbeat`, and the silence it will
+/// not wait out. One, not a ticker for each, because every idle connection's memory and
+/// wake-ups are multiplied by the connections.
+struct Pulse<'a> {
+    tick: tokio::time::Interval,
+    idle_timeout: Duration,
+    heard: &'a LastHeard,
+}
+
+impl<'a> Pulse<'a> {
+    fn new(heartbeat: Heartbeat, heard: &'a LastHeard) -> Self {
+        let every = heartbeat.interval;
+        Pulse {
+            tick: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+            idle_timeout: heartbeat.idle_timeout,
+            heard,
+        }
+    }
+
+    /// The next tick: time for a ping, unless the peer has been silent too long.
+    async fn beat(&mut self) -> Result<(), Stopped> {
+        self.tick.tick().await;
+        if self.heard.silence() > self.idle_timeout {
+            return Err(Stopped::Silent);
+        }
+        Ok(())
+    }
+
+    /// Waits for a write while keeping the time: a write stuck on a peer that stopped
+    /// reading (a dead laptop with its socket full) ends with its silence.
+    async fn during<E>(
+        &mut self,
+        mut write: Pin<&mut impl Future<Output = Result<(), E>>>,
+    ) -> Result<(), Stopped> {
+        loop {
+            tokio::select! {
+                biased;
+                written = write.as_mut() => return written.map_err(|_| Stopped::Failed),
+                beat = self.beat() => beat?,
             }
         }
-        sink.flush().await.ok()?;
     }
 }

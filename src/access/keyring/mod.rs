@@ -111,17 +111,29 @@ pub struct Keyring {
     revocations: watch::Sender<u64>,
 }
 
-/// Waits for one key to go out of force (revoked, or gone from the file).
-pub struct Revocation {
+/// One key, to ask whether it is still in force.
+pub struct KeyInForce {
     keyring: Arc<Keyring>,
     id: String,
+}
+
+impl KeyInForce {
+    /// False once the key is revoked, or gone from the file.
+    pub fn holds(&self) -> bool {
+        self.keyring.in_force(&self.id)
+    }
+}
+
+/// Waits for one key to go out of force (revoked, or gone from the file).
+pub struct Revocation {
+    key: KeyInForce,
     revocations: watch::Receiver<u64>,
 }
 
 impl Revocation {
     /// Resolves once the key is no longer in force; never, while it is.
     pub async fn revoked(&mut self) {
-        while self.keyring.in_force(&self.id) {
+        while self.key.holds() {
             if self.revocations.changed().await.is_err() {
                 return std::future::pending().await;
             }
@@ -218,10 +230,22 @@ impl Keyring {
     /// revoked.
     pub fn watch(self: &Arc<Self>, id: &str) -> Revocation {
         Revocation {
+            key: self.key(id),
+            revocations: self.revocations(),
+        }
+    }
+
+    /// The key with this id, to ask whether it is still in force.
+    pub fn key(self: &Arc<Self>, id: &str) -> KeyInForce {
+        KeyInForce {
             keyring: self.clone(),
             id: id.to_owned(),
-            revocations: self.revocations.subscribe(),
         }
+    }
+
+    /// Changes each time a refresh takes a key out of force.
+    pub fn revocations(&self) -> watch::Receiver<u64> {
+        self.revocations.subscribe()
     }
 
     /// Starts a session for a key in force; returns its token, which goes in a cookie.
