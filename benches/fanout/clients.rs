@@ -84,6 +84,15 @@ impl Group {
         Group::Children(children)
     }
 
+    /// The processes the subscribers run in: this one, and its children if any.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![std::process::id()];
+        if let Group::Children(children) = self {
+            pids.extend(children.iter().filter_map(|c| c.process.id()));
+        }
+        pids
+    }
+
     pub fn failed(&self) -> usize {
         match self {
             Group::InProcess(group) => group.failed,

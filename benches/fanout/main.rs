@@ -137,6 +137,22 @@ fn resident_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU time a process has used (user and system), in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses: utime and
+    // stime are the 12th and 13th, in clock ticks of 1/100 s.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
+}
+
+/// CPU time of several processes, in seconds.
+fn cpu_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+}
+
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
@@ -231,7 +247,13 @@ async fn main() {
 
     // Publish at the set rate, open loop: a slow answer does not slow the next event.
     let (mut expected, mut publish_started) = (0, None);
+    // CPU per delivered message, of the server and of this tool (its publisher and every
+    // subscriber process): a protocol whose frames cost the clients more to read takes CPU
+    // the server under test shares, so the comparison states both.
+    let (tool_pids, mut server_cpu, mut tool_cpu) = (group.pids(), None, None);
     if !options.idle {
+        server_cpu = cpu_of(&pids);
+        tool_cpu = cpu_of(&tool_pids);
         group.start().await;
         publish_started = Some(micros_now());
         let total = options.rate * options.seconds;
@@ -262,6 +284,9 @@ async fn main() {
             quiet = if now == seen { quiet + 1 } else { 0 };
             seen = now;
         }
+        let spent = |before: Option<f64>, pids: &[u32]| Some(cpu_of(pids)? - before?);
+        server_cpu = spent(server_cpu, &pids);
+        tool_cpu = spent(tool_cpu, &tool_pids);
     }
     let mut tally = group.finish().await;
     // From the first publish to the last message received.
@@ -275,6 +300,10 @@ async fn main() {
         Some(latencies[at] as f64 / 1000.0)
     };
     let delivered_per_second = (elapsed > 0.0).then(|| tally.received as f64 / elapsed);
+    let per_message = |cpu: Option<f64>| {
+        cpu.filter(|_| tally.received > 0)
+            .map(|seconds| seconds * 1e6 / tally.received as f64)
+    };
     let result = json!({
         "protocol": options.adapter.name(),
         "instances": servers_count,
@@ -292,6 +321,8 @@ async fn main() {
         "connections_per_second": connected as f64 / connect_seconds,
         "kib_per_idle_connection": kib_per_connection,
         "server_rss_kib_idle": rss_idle,
+        "server_cpu_us_per_message": per_message(server_cpu),
+        "tool_cpu_us_per_message": per_message(tool_cpu),
     });
     if options.json {
         println!("{result}");
@@ -300,10 +331,10 @@ async fn main() {
             Some(number) => format!("{number:.2}"),
             None => "n/a".into(),
         };
-        println!("| protocol | subscribers | events/s | delivered msgs/s | delivered / expected | p50 ms | p99 ms | p99.9 ms | connections/s | KiB per idle connection |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("| protocol | subscribers | events/s | delivered msgs/s | delivered / expected | p50 ms | p99 ms | p99.9 ms | connections/s | KiB per idle connection | CPU µs per message: server · load tool |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         println!(
-            "| {} | {} | {} | {} | {}/{} | {} | {} | {} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {}/{} | {} | {} | {} | {:.0} | {} | {} · {} |",
             options.adapter.name(),
             connected,
             options.rate,
@@ -317,6 +348,8 @@ async fn main() {
             show(&result["p999_ms"]),
             connected as f64 / connect_seconds,
             show(&result["kib_per_idle_connection"]),
+            show(&result["server_cpu_us_per_message"]),
+            show(&result["tool_cpu_us_per_message"]),
         );
     }
     if options.require_delivery {
