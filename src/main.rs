@@ -34,15 +34,19 @@ async fn serve(config: Config) -> ExitCode {
     use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // The trail takes every audit line whatever RUST_LOG says; the log, what it says.
+    // The trail takes every audit line whatever RUST_LOG says, and nothing else; the log,
+    // what it says. A layer that asked for every event would switch on every `trace!` of
+    // every dependency (tungstenite traces each frame): 6% of the server's CPU in fan-out.
     let audit = AuditTrail::default();
+    let audit_lines =
+        tracing_subscriber::filter::Targets::new().with_target("audit", tracing::Level::INFO);
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::stdout().is_terminal())
                 .with_filter(filter),
         )
-        .with(audit.clone())
+        .with(audit.clone().with_filter(audit_lines))
         .init();
     match pulseboard::server::run(config, audit).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,6 +55,9 @@ impl Names {
 
     fn insert(&mut self, name: String) {
         if !self.contains(&name) {
+            // One more place, not the four a first push reserves: most connections follow a
+            // topic or a few.
+            self.0.reserve_exact(1);
             self.0.push(name);
         }
     }
