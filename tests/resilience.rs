@@ -360,6 +360,53 @@ async fn the_event_stream_resumes_exactly_from_its_last_event_id() {
 }
 
 #[tokio::test]
+async fn an_event_stream_is_told_of_a_restart_with_when_to_come_back() {
+    let server = Server::start(&[
+        ("PULSEBOARD_RECONNECT_SPREAD", "2"),
+        ("PULSEBOARD_SHUTDOWN_GRACE", "3"),
+    ]);
+    server.set("sse:restart", "x", 1).await;
+    let url = format!("http://{}/sse?topics=sse:restart", server.addr);
+    let mut stream = server.http().get(&url).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    // Read up to the snapshot, so the stream is being served when the stop comes.
+    let mut text = String::new();
+    while !text.contains(r#""type":"snapshot""#) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+            .await
+            .expect("the snapshot within 5 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    server.stop();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends with the server: {text}");
+    let restart = text
+        .split("\n\n")
+        .find(|message| message.contains(r#""type":"restarting""#))
+        .unwrap_or_else(|| panic!("a restarting message: {text}"));
+    // An EventSource reconnects after `retry`: the same delay the frame states.
+    let field = |name: &str| {
+        restart
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name} in {restart}"))
+            .to_owned()
+    };
+    let frame: serde_json::Value = serde_json::from_str(&field("data:")).unwrap();
+    let delay = frame["reconnect_in_ms"].as_u64().unwrap();
+    assert!(delay < 2_000, "within the spread: {delay}");
+    assert_eq!(field("retry:"), delay.to_string());
+}
+
+#[tokio::test]
 async fn a_flood_of_invalid_frames_from_one_client_does_not_touch_the_others() {
     const TOPIC: &str = "flood:t";
     let server = Server::start(&[]);

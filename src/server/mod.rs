@@ -15,6 +15,7 @@ pub mod api;
 mod assets;
 mod bodies;
 mod caller;
+mod endings;
 mod error;
 mod headers;
 pub mod limits;
@@ -69,7 +70,7 @@ pub struct AppState {
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
     pub shutdown: watch::Receiver<bool>,
     /// Changes when a key goes out of force or the server starts stopping (see
-    /// [`relay_endings`]).
+    /// [`endings`]).
     pub endings: watch::Receiver<()>,
     pub heartbeat: socket::Heartbeat,
     /// Clients told of a restart reconnect at a random moment within this.
@@ -167,7 +168,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         keyring::open(&config.data_dir, &config.redis_url).map_err(std::io::Error::other)?;
     let keyring = Arc::new(keyring);
     let (endings_now, endings) = watch::channel(());
-    let relay = tokio::spawn(relay_endings(
+    let relay = tokio::spawn(endings::relay(
         keyring.revocations(),
         shutdown.clone(),
         endings_now,
@@ -291,26 +292,6 @@ async fn reload_boards(boards: Arc<Library>, hub: Arc<Hub>) {
         for (name, view) in changed {
             tracing::info!(board = %name, revision = view.revision, "board file changed");
             hub.show_board(&name, view);
-        }
-    }
-}
-
-/// One signal for whatever ends open sockets from outside: a key going out of force, or the
-/// server stopping. A socket waits on this alone and then looks at which it was, rather than
-/// on one watch of each: every wait a socket keeps is in every idle connection's memory.
-async fn relay_endings(
-    mut revocations: watch::Receiver<u64>,
-    mut shutdown: watch::Receiver<bool>,
-    endings: watch::Sender<()>,
-) {
-    loop {
-        let open = tokio::select! {
-            changed = revocations.changed() => changed.is_ok(),
-            changed = shutdown.changed() => changed.is_ok(),
-        };
-        endings.send_replace(());
-        if !open {
-            return;
         }
     }
 }

@@ -8,10 +8,10 @@
 //! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
 use super::caller::Identified;
+use super::endings::{Ending, Endings};
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
-use crate::access::keyring::KeyInForce;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
 use crate::hub::{ConnectionId, Hub};
@@ -30,7 +30,6 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// The largest frame read at all (unless `max_frame_kib` is larger): past this the socket
 /// drops without reading the rest, so a client cannot make the server buffer a huge frame
@@ -188,9 +187,7 @@ pub async fn upgrade(
         }
     };
     let terms = Terms {
-        key: caller.key().map(|key| state.keyring.key(&key.id)),
-        shutdown: state.shutdown.clone(),
-        endings: state.endings.clone(),
+        endings: Endings::new(&state, caller.key().map(|key| key.id.as_str())),
         heartbeat: state.heartbeat,
         reconnect_spread: state.reconnect_spread,
         max_frame: state.limits.max_frame,
@@ -221,12 +218,8 @@ struct Connection {
 /// What a connection's task keeps of the server's state: only this, because whatever it
 /// holds sits in every idle connection's memory.
 struct Terms {
-    /// The key the connection was opened with: it is served while the key is in force.
-    key: Option<KeyInForce>,
-    /// Turns true when the server is stopping.
-    shutdown: watch::Receiver<bool>,
-    /// Changes when a key goes out of force or the server starts stopping.
-    endings: watch::Receiver<()>,
+    /// Its key going out of force, or the server stopping.
+    endings: Endings,
     heartbeat: Heartbeat,
     reconnect_spread: Duration,
     /// Of the client's [`Limits`], what the connection checks as it goes.
@@ -363,21 +356,7 @@ async fn serve(
         None
     };
     let writer = write_queue(&mut sink, inbox, &hub, id, terms.heartbeat, &heard);
-    // Whatever ends the connection from outside. One watch for both, checked on each
-    // change: a wait for each would be kept in every idle connection.
-    let ended = async {
-        loop {
-            if *terms.shutdown.borrow() {
-                return Ending::Restart;
-            }
-            if terms.key.as_ref().is_some_and(|key| !key.holds()) {
-                return Ending::Revoked;
-            }
-            if terms.endings.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+    let ended = terms.endings.next();
     // However a connection ends, its last frames and the close handshake share one bound, so
     // a restart tells every screen within it (and within `shutdown_grace`).
     let mut deadline = None;
@@ -477,14 +456,6 @@ async fn write_batch(
         }
     }
     sink.flush().await
-}
-
-/// What ended a connection from outside.
-enum Ending {
-    /// Its key went out of force.
-    Revoked,
-    /// The server is stopping.
-    Restart,
 }
 
 /// Why a connection's writer stopped.

@@ -14,11 +14,11 @@
 //! every heartbeat so a client can tell a quiet stream from a dead one.
 
 use super::caller::refuse;
+use super::endings::{Ending, Endings};
 use super::error::{topic_name, ApiError, Code};
 use super::limits::ConnectionSlot;
 use super::session::Session;
 use super::AppState;
-use crate::access::keyring::Revocation;
 use crate::access::Caller;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
@@ -33,7 +33,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::sync::watch;
 
 #[derive(Deserialize)]
 pub struct Follow {
@@ -107,11 +106,10 @@ pub async fn stream(
         tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/sse", reason = "too many connections");
         return Ok(state.guard.too_many_connections());
     };
-    let revocation = caller.key().map(|key| state.keyring.watch(&key.id));
+    let endings = Endings::new(&state, caller.key().map(|key| key.id.as_str()));
     let (mut session, inbox) = Session::open(&state, caller, true);
     let AppState {
         boards: library,
-        shutdown,
         heartbeat,
         reconnect_spread,
         ..
@@ -138,12 +136,11 @@ pub async fn stream(
     let streaming = Streaming {
         followed,
         inbox,
-        stopping: shutdown,
+        endings,
         ping,
         reconnect_spread,
         done: false,
         _slot: slot,
-        revocation,
     };
     let events = futures_util::stream::unfold(streaming, |mut streaming| async move {
         let event = streaming.next().await?;
@@ -157,14 +154,14 @@ pub async fn stream(
 struct Streaming {
     followed: Followed,
     inbox: Inbox,
-    stopping: watch::Receiver<bool>,
+    /// Ends the stream when the server stops, or when the key it was opened with is
+    /// revoked.
+    endings: Endings,
     ping: tokio::time::Interval,
     reconnect_spread: Duration,
     done: bool,
     /// The stream's place in its address' count of connections.
     _slot: ConnectionSlot,
-    /// Ends a stream opened with a key once the key is revoked.
-    revocation: Option<Revocation>,
 }
 
 impl Streaming {
@@ -174,23 +171,16 @@ impl Streaming {
             return None;
         }
         let session = &self.followed.session;
-        let revoked = async {
-            match &mut self.revocation {
-                Some(revocation) => revocation.revoked().await,
-                None => std::future::pending().await,
-            }
-        };
         let woke = tokio::select! {
             biased;
-            _ = self.stopping.wait_for(|stop| *stop) => Woke::Stopping,
             // Before the frames: a stream that always has frames must still end when its key
-            // is revoked.
-            _ = revoked => Woke::Revoked,
+            // is revoked, or the server stops.
+            ending = self.endings.next() => Woke::Ended(ending),
             frame = session.hub.next_frame(session.id, &self.inbox) => Woke::Frame(frame),
             _ = self.ping.tick() => Woke::Ping,
         };
         Some(match woke {
-            Woke::Stopping => {
+            Woke::Ended(Ending::Restart) => {
                 self.done = true;
                 let spread = self.reconnect_spread.as_millis() as u64;
                 let delay = fastrand::u64(0..spread.max(1));
@@ -202,7 +192,7 @@ impl Streaming {
                     .retry(Duration::from_millis(delay))
                     .data(frame.as_str())
             }
-            Woke::Revoked => {
+            Woke::Ended(Ending::Revoked) => {
                 // The stream ends with the reason; the EventSource's reconnect then gets a
                 // 401.
                 let who = self.followed.session.caller.who();
@@ -219,8 +209,7 @@ impl Streaming {
 
 /// What a stream woke up for.
 enum Woke {
-    Stopping,
-    Revoked,
+    Ended(Ending),
     Frame(EncodedFrame),
     Ping,
 }

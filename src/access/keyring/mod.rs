@@ -11,8 +11,9 @@
 //! The server answers from a copy in memory and re-reads the storage every [`REFRESH`], so
 //! keys made or revoked elsewhere (by `pulseboard keys`, by another instance) while the
 //! server runs take effect within that. A connection open with a key is told when a key
-//! goes out of force ([`Revocation`]) rather than asking every second: ten thousand screens
-//! would otherwise be ten thousand timers and wake-ups a second, doing nothing.
+//! goes out of force ([`Keyring::revocations`]) rather than asking every second: ten
+//! thousand screens would otherwise be ten thousand timers and wake-ups a second, doing
+//! nothing.
 
 mod redis;
 mod sqlite;
@@ -124,23 +125,6 @@ impl KeyInForce {
     }
 }
 
-/// Waits for one key to go out of force (revoked, or gone from the file).
-pub struct Revocation {
-    key: KeyInForce,
-    revocations: watch::Receiver<u64>,
-}
-
-impl Revocation {
-    /// Resolves once the key is no longer in force; never, while it is.
-    pub async fn revoked(&mut self) {
-        while self.key.holds() {
-            if self.revocations.changed().await.is_err() {
-                return std::future::pending().await;
-            }
-        }
-    }
-}
-
 /// Scopes as stored: space-separated. One that no longer parses (written by a later
 /// version) grants nothing rather than failing every key.
 fn parse_scopes(text: &str) -> Vec<Scope> {
@@ -224,15 +208,6 @@ impl Keyring {
     /// Whether the key with this id is in force (not revoked).
     pub fn in_force(&self, id: &str) -> bool {
         self.known.read().in_force.contains(id)
-    }
-
-    /// Watches the key with this id, to stop serving a connection opened with it once it is
-    /// revoked.
-    pub fn watch(self: &Arc<Self>, id: &str) -> Revocation {
-        Revocation {
-            key: self.key(id),
-            revocations: self.revocations(),
-        }
     }
 
     /// The key with this id, to ask whether it is still in force.
