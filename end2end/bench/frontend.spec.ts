@@ -8,6 +8,12 @@
 // - long tasks (over 50 ms) and dropped frames while the board's topics update at 50 and 200
 //   updates/s, with the CPU slowed 4×, with the animations on and with reduced motion, and
 //   whether the board still showed the latest count at the end.
+//
+// PULSEBOARD_RATES=1,50 runs the frames at other rates than 50 and 200 updates/s (1 shows
+// what the board costs with almost nothing changing); PULSEBOARD_TRACE=file.json records a
+// Chromium trace of each frames run, and PULSEBOARD_TRACE_MORE adds trace categories to it
+// (disabled-by-default-devtools.timeline.invalidationTracking says why each element was
+// restyled).
 import { test, type Page } from "@playwright/test";
 import { startServer, type Server } from "../tests/server";
 import { load } from "../tests/transfer";
@@ -149,7 +155,9 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
   // PULSEBOARD_TRACE=file.json: a Chromium performance trace of the run, to see where a
   // frame's time went (style, layout, paint, scripts).
   const tracing = process.env.PULSEBOARD_TRACE;
-  if (tracing) await page.context().browser()!.startTracing(page, { path: tracing, categories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink", "cc", "gpu"] });
+  const more = process.env.PULSEBOARD_TRACE_MORE?.split(",") ?? [];
+  const categories = [...more, "devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink", "cc", "gpu"];
+  if (tracing) await page.context().browser()!.startTracing(page, { path: tracing, categories });
   const sent = await drive(server, rate);
   if (tracing) await page.context().browser()!.stopTracing();
   // Live and current: within a second of the last write, the board shows the last count.
@@ -175,7 +183,7 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
   );
 }
 
-for (const rate of [50, 200]) {
+for (const rate of (process.env.PULSEBOARD_RATES ?? "50,200").split(",").map(Number)) {
   for (const motion of ["on", "reduced"] as const) {
     test(`${rate} updates/s, animations ${motion}, 4x CPU`, async ({ page }) => {
       if (motion === "reduced") await page.emulateMedia({ reducedMotion: "reduce" });
