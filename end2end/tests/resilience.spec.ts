@@ -79,6 +79,49 @@ test("a connection blackholed past the idle timeout is noticed and replaced, and
   }
 });
 
+// A backlog is caught up in one jump (the board "snaps": no motion for that frame). What
+// entered while the board was live must not play its entrance again when the jump ends.
+test("a catch-up from a backlog snaps, and nothing that entered before it plays its entrance again", async ({
+  page,
+}) => {
+  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const proxy = await startProxy(server.url);
+  try {
+    await page.goto(`${proxy.url}/b/demo`);
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+    await server.publish("feed:activity", [{ op: "push", payload: { kind: "order", text: "Live order" }, max: 8 }]);
+    await expect(page.locator(".feed-card.enter")).toHaveCount(1);
+    // Its entrance (half a second) is over.
+    await page.waitForTimeout(1_000);
+    await page.evaluate(() => {
+      const w = window as any;
+      w.entrances = [];
+      w.snapped = false;
+      document.addEventListener("animationstart", (e) => w.entrances.push((e as AnimationEvent).animationName));
+      const board = document.querySelector(".board")!;
+      new MutationObserver(() => (w.snapped ||= board.classList.contains("snap"))).observe(board, {
+        attributes: true,
+        attributeFilter: ["class"],
+      });
+    });
+
+    proxy.blackhole();
+    for (let n = 1; n <= 120; n++) {
+      await server.publish("metric:kpis", [{ op: "incr", entity_id: "signups", by: 1 }]);
+    }
+    const signups = page.locator('.counter[data-entity="signups"] .counter-value');
+    await expect(signups).toHaveAttribute("data-value", "120", { timeout: 15_000 });
+    await page.waitForTimeout(500);
+    expect(await page.evaluate(() => (window as any).snapped)).toBe(true);
+    const entrances: string[] = await page.evaluate(() => (window as any).entrances);
+    expect(entrances.filter((name) => name === "feed-enter" || name === "fade-in")).toEqual([]);
+    await expect(page.locator(".feed-card", { hasText: "Live order" })).toHaveCount(1);
+  } finally {
+    await proxy.close();
+    await server.stop();
+  }
+});
+
 test("where WebSocket is refused the board follows over SSE, then goes back to WebSocket when it can", async ({
   page,
 }) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub enum Phase {
     /// Arrived while the board was live: plays its enter animation.
     Entering,
-    /// Arrived with a snapshot, or settled.
+    /// Arrived with a snapshot, or settled by one.
     Present,
     /// Gone from the source; playing its exit before removal.
     Leaving,
@@ -43,7 +43,10 @@ where
     let (items, set_items) = signal(Vec::<ListItem<T>>::new());
     Effect::new(move |_| {
         let next = source.get();
-        let animate = !snap.get_untracked() && !super::reduced_motion();
+        // Tracked: a snap settles the items still marked as entering, or their enter
+        // animation would play again once the snap's `animation: none` lifts.
+        let snapping = snap.get();
+        let animate = !snapping && !super::reduced_motion();
         let keys: HashSet<&String> = next.iter().map(|(k, _)| k).collect();
         let mut leaving = Vec::new();
         set_items.update(|items| {
@@ -58,8 +61,10 @@ where
                             item.moved.set(old as i64 - index as i64);
                             item.index.set(index);
                         }
-                        if item.phase.get_untracked() == Phase::Leaving {
-                            item.phase.set(Phase::Present);
+                        match item.phase.get_untracked() {
+                            Phase::Leaving => item.phase.set(Phase::Present),
+                            Phase::Entering if snapping => item.phase.set(Phase::Present),
+                            _ => {}
                         }
                     }
                     None => items.push(ListItem {
