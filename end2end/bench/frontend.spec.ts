@@ -152,8 +152,6 @@ async function frames(page: Page, server: Server, rate: number, label: string) {
     };
     requestAnimationFrame(tick);
   });
-  // PULSEBOARD_TRACE=file.json: a Chromium performance trace of the run, to see where a
-  // frame's time went (style, layout, paint, scripts).
   const tracing = process.env.PULSEBOARD_TRACE;
   const more = process.env.PULSEBOARD_TRACE_MORE?.split(",") ?? [];
   const categories = [...more, "devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink", "cc", "gpu"];

@@ -3,6 +3,9 @@ import { test, expect, type Page, type WebSocket } from "@playwright/test";
 import { startProxy } from "./proxy";
 import { startServer } from "./server";
 
+/** A heartbeat every second and a 3 s idle timeout: a lost connection is noticed in seconds. */
+const QUICK_HEARTBEAT = { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" };
+
 /** Every frame each of the page's sockets receives, parsed, in order. */
 function recordSockets(page: Page) {
   const sockets: object[][] = [];
@@ -24,7 +27,7 @@ function offsets(frames: any[], topic: string) {
 test("a connection blackholed past the idle timeout is noticed and replaced, and resumes with no gap", async ({
   page,
 }) => {
-  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const server = await startServer({ env: QUICK_HEARTBEAT });
   const proxy = await startProxy(server.url);
   try {
     await server.publish("metric:kpis", [{ op: "set", entity_id: "signups", payload: 100 }]);
@@ -84,7 +87,7 @@ test("a connection blackholed past the idle timeout is noticed and replaced, and
 test("a catch-up from a backlog snaps, and nothing that entered before it plays its entrance again", async ({
   page,
 }) => {
-  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const server = await startServer({ env: QUICK_HEARTBEAT });
   const proxy = await startProxy(server.url);
   try {
     await page.goto(`${proxy.url}/b/demo`);
@@ -125,7 +128,7 @@ test("a catch-up from a backlog snaps, and nothing that entered before it plays 
 test("where WebSocket is refused the board follows over SSE, then goes back to WebSocket when it can", async ({
   page,
 }) => {
-  const server = await startServer({ env: { PULSEBOARD_HEARTBEAT: "1", PULSEBOARD_IDLE_TIMEOUT: "3" } });
+  const server = await startServer({ env: QUICK_HEARTBEAT });
   const proxy = await startProxy(server.url);
   proxy.refuseWebSocket = true;
   try {

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub enum Phase {
     /// Arrived while the board was live: plays its enter animation.
     Entering,
-    /// Arrived with a snapshot, or settled by one.
+    /// Arrived with a snapshot, or settled: back from leaving, or caught entering by a snap.
     Present,
     /// Gone from the source; playing its exit before removal.
     Leaving,
