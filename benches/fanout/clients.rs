@@ -13,12 +13,19 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long one subscriber may take to connect and subscribe before it counts as failed.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Handshakes in flight at once, per process.
 const CONCURRENT_HANDSHAKES: usize = 64;
+
+/// Each subscriber's read buffer. tungstenite zero-fills the free part of its read buffer
+/// before every read, up to this size: at its default of 128 KiB that memset was over half
+/// the load tool's CPU, and the tool shares the cores with the server it measures. Frames
+/// here are a few hundred bytes; a larger one still grows the buffer as it needs.
+const CLIENT_READ_BUFFER: usize = 4096;
 
 /// Servers as `--server` takes them: comma-separated.
 pub fn servers_arg(servers: &[SocketAddr]) -> String {
@@ -177,9 +184,11 @@ impl InProcess {
                         .bind(SocketAddr::new(source.into(), 0))
                         .map_err(|e| e.to_string())?;
                     let stream = socket.connect(server).await.map_err(|e| e.to_string())?;
-                    let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+                    let (mut ws, _) =
+                        tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                            .await
+                            .map_err(|e| e.to_string())?;
                     adapter.subscribe(&mut ws, &topic).await?;
                     Ok::<_, String>(ws)
                 })
