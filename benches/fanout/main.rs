@@ -148,6 +148,41 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / 100.0)
 }
 
+/// Publishes `total` events at `rate` to `addr`, open loop, and returns how many were
+/// accepted. It runs on a thread and runtime of its own: among the subscribers' tasks each
+/// publish would wait its turn behind thousands of them before going out, and that wait
+/// would count as the server's latency.
+fn publish_paced(
+    (adapter, addr, topics, rate): (Adapter, String, Vec<String>, u64),
+    total: u64,
+) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the publisher");
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        let mut publishes = Vec::with_capacity(total as usize);
+        for n in 0..total {
+            ticker.tick().await;
+            let topic = &topics[n as usize % topics.len()];
+            let request = adapter.publish(&http, &addr, topic, micros_now());
+            publishes.push(tokio::spawn(async move {
+                request
+                    .send()
+                    .await
+                    .is_ok_and(|answer| answer.status().is_success())
+            }));
+        }
+        let mut published = 0;
+        for publish in publishes {
+            published += u64::from(publish.await.unwrap_or(false));
+        }
+        published
+    })
+}
+
 /// CPU time of several processes, in seconds.
 fn cpu_of(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|pid| cpu_seconds(*pid)).sum()
@@ -220,7 +255,6 @@ async fn main() {
     );
     // Events are published to the first server; subscribers are spread over all of them.
     let (addr, servers_count) = (addrs[0].clone(), servers.len());
-    let http = reqwest::Client::new();
     let resident = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| resident_kib(*p)).sum() };
     let rss_before = resident(&pids);
 
@@ -257,23 +291,15 @@ async fn main() {
         group.start().await;
         publish_started = Some(micros_now());
         let total = options.rate * options.seconds;
-        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate as f64));
-        let mut publishes = Vec::with_capacity(total as usize);
-        for n in 0..total {
-            ticker.tick().await;
-            let topic = &topics[n as usize % topics.len()];
-            let request = options.adapter.publish(&http, &addr, topic, micros_now());
-            publishes.push(tokio::spawn(async move {
-                request
-                    .send()
-                    .await
-                    .is_ok_and(|answer| answer.status().is_success())
-            }));
-        }
-        let mut published = 0;
-        for publish in publishes {
-            published += u64::from(publish.await.unwrap_or(false));
-        }
+        let paced = (
+            options.adapter.clone(),
+            addr.clone(),
+            topics.clone(),
+            options.rate,
+        );
+        let published = tokio::task::spawn_blocking(move || publish_paced(paced, total))
+            .await
+            .expect("the publisher finishes");
         assert_eq!(published, total, "every publish is accepted");
         expected = total * connected as u64 / options.topics as u64;
         // Let the queued messages drain: stop once all have arrived, or nothing has for 2 s.
