@@ -29,38 +29,38 @@ type Sample = (Instant, HashMap<String, (u64, u64)>);
 
 /// A topic as the admin view lists it.
 #[derive(Clone, Debug)]
-pub struct TopicRow {
-    pub info: TopicInfo,
+pub(crate) struct TopicRow {
+    pub(crate) info: TopicInfo,
     /// Events per second over the last ten seconds.
-    pub per_second: f64,
+    pub(crate) per_second: f64,
     /// Connections to this instance that follow it.
-    pub subscribers: usize,
+    pub(crate) subscribers: usize,
 }
 
 /// A board someone on this instance is on.
 #[derive(Clone, Debug)]
-pub struct Watched {
-    pub board: String,
+pub(crate) struct Watched {
+    pub(crate) board: String,
     /// People on it, every instance's.
-    pub people: u64,
+    pub(crate) people: u64,
     /// Pages open on it here.
-    pub pages: usize,
+    pub(crate) pages: usize,
 }
 
 /// Everything the admin view shows, as it stands.
-pub struct Overview {
-    pub instances: Vec<InstanceReport>,
+pub(crate) struct Overview {
+    pub(crate) instances: Vec<InstanceReport>,
     /// Connections to this instance, and of them the Server-Sent Events streams.
-    pub connections: (u64, u64),
-    pub watched: Vec<Watched>,
-    pub topics: Vec<TopicRow>,
-    pub boards: Vec<BoardSummary>,
-    pub keys: Vec<KeyRecord>,
-    pub audit: Vec<AuditLine>,
+    pub(crate) connections: (u64, u64),
+    pub(crate) watched: Vec<Watched>,
+    pub(crate) topics: Vec<TopicRow>,
+    pub(crate) boards: Vec<BoardSummary>,
+    pub(crate) keys: Vec<KeyRecord>,
+    pub(crate) audit: Vec<AuditLine>,
 }
 
 /// The admin view's sources, and its figures as last gathered.
-pub struct Admin {
+pub(crate) struct Admin {
     hub: Arc<Hub>,
     keyring: Arc<Keyring>,
     library: Arc<Library>,
@@ -70,7 +70,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(
+    pub(crate) fn new(
         hub: Arc<Hub>,
         keyring: Arc<Keyring>,
         library: Arc<Library>,
@@ -86,7 +86,7 @@ impl Admin {
         })
     }
 
-    pub fn overview(&self) -> Overview {
+    pub(crate) fn overview(&self) -> Overview {
         let metrics = self.hub.metrics();
         let mut boards = self.library.list();
         boards.sort_by(|a, b| a.name.cmp(&b.name));
@@ -108,7 +108,7 @@ impl Admin {
         }
     }
 
-    pub fn watched(&self) -> Vec<Watched> {
+    pub(crate) fn watched(&self) -> Vec<Watched> {
         let watched = self.hub.watched().into_iter();
         watched
             .map(|(board, people, pages)| Watched {
@@ -120,7 +120,7 @@ impl Admin {
     }
 
     /// When any of `topics` last changed, as of the last refresh.
-    pub fn last_change(&self, topics: &[String]) -> Option<u64> {
+    pub(crate) fn last_change(&self, topics: &[String]) -> Option<u64> {
         let known = self.topics.read();
         let changes = known.iter().filter(|row| topics.contains(&row.info.topic));
         changes.filter_map(|row| row.info.changed_ms).max()
@@ -129,7 +129,7 @@ impl Admin {
 
 /// Refreshes the topics and this instance's report (and with it the list of instances)
 /// every second, for as long as the server runs.
-pub async fn keep_current(admin: Arc<Admin>, engine: Arc<dyn Engine>, started_ms: u64) {
+pub(crate) async fn keep_current(admin: Arc<Admin>, engine: Arc<dyn Engine>, started_ms: u64) {
     let mut tick = tokio::time::interval(EVERY);
     let mut samples: VecDeque<Sample> = VecDeque::new();
     loop {

@@ -6,12 +6,12 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 /// Where the site's stylesheet is served.
-pub fn stylesheet_href(options: &LeptosOptions) -> String {
+pub(crate) fn stylesheet_href(options: &LeptosOptions) -> String {
     format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
 }
 
 /// The document around the app: head, stylesheet, and the scripts that hydrate it.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
     let stylesheet = stylesheet_href(&options);
     view! {
         <!DOCTYPE html>
@@ -34,7 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 #[component]
-pub fn App() -> impl IntoView {
+pub(crate) fn App() -> impl IntoView {
     view! {
         <Router>
             <Routes fallback=NotFound>

@@ -12,7 +12,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 /// How many lines the trail keeps.
-pub const KEPT: usize = 200;
+pub(crate) const KEPT: usize = 200;
 
 /// The recent audit lines; cheap to clone, every clone the same trail. As a tracing
 /// [`Layer`], it takes the `audit` events.
@@ -22,18 +22,18 @@ pub struct AuditTrail {
 }
 
 #[derive(Clone, Debug)]
-pub struct AuditLine {
+pub(crate) struct AuditLine {
     /// When it was logged, ms since the Unix epoch.
-    pub at_ms: u64,
+    pub(crate) at_ms: u64,
     /// `INFO` or `WARN`: a refusal is a warning.
-    pub level: String,
+    pub(crate) level: String,
     /// Its fields as `name=value`, in the order logged.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl AuditTrail {
     /// The newest `n` lines, newest first.
-    pub fn recent(&self, n: usize) -> Vec<AuditLine> {
+    pub(crate) fn recent(&self, n: usize) -> Vec<AuditLine> {
         self.lines.lock().iter().rev().take(n).cloned().collect()
     }
 }

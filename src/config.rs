@@ -53,56 +53,56 @@ const LISTS: [&str; 2] = ["allowed_origins", "frame_ancestors"];
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub listen: SocketAddr,
-    pub site_root: PathBuf,
-    pub data_dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) site_root: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The directory of board files.
-    pub boards: PathBuf,
-    pub fsync: bool,
-    pub demo: bool,
-    pub history: usize,
+    pub(crate) boards: PathBuf,
+    pub(crate) fsync: bool,
+    pub(crate) demo: bool,
+    pub(crate) history: usize,
     /// Per-topic overrides of `history`: topic pattern → events kept.
     #[serde(default)]
-    pub retention: BTreeMap<String, usize>,
-    pub queue: usize,
+    pub(crate) retention: BTreeMap<String, usize>,
+    pub(crate) queue: usize,
     /// Seconds between pings on each connection.
-    pub heartbeat: u64,
+    pub(crate) heartbeat: u64,
     /// Seconds of silence after which a connection counts as dead.
-    pub idle_timeout: u64,
+    pub(crate) idle_timeout: u64,
     /// Seconds a stopping server allows itself before it exits regardless.
-    pub shutdown_grace: u64,
+    pub(crate) shutdown_grace: u64,
     /// Seconds over which screens spread their reconnection after a restart.
-    pub reconnect_spread: u64,
+    pub(crate) reconnect_spread: u64,
     /// Origins besides the server's own whose pages may open a WebSocket.
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
     /// Frames a client may send per second over one WebSocket.
-    pub messages_per_second: u32,
+    pub(crate) messages_per_second: u32,
     /// Topics one connection may follow at once.
-    pub max_subscriptions: usize,
+    pub(crate) max_subscriptions: usize,
     /// HTTP requests per second from one address without a key.
-    pub requests_per_ip: u32,
+    pub(crate) requests_per_ip: u32,
     /// HTTP requests per second made with one API key.
-    pub requests_per_key: u32,
+    pub(crate) requests_per_key: u32,
     /// Open `/ws` and `/sse` connections per address.
-    pub connections_per_ip: usize,
+    pub(crate) connections_per_ip: usize,
     /// Take the client's address from `X-Forwarded-For` (set only behind a proxy that sets it).
-    pub trust_proxy: bool,
+    pub(crate) trust_proxy: bool,
     /// Sites that may show the pages in a frame, as CSP `frame-ancestors` sources.
-    pub frame_ancestors: Vec<String>,
+    pub(crate) frame_ancestors: Vec<String>,
     /// The largest WebSocket frame a client may send, in KiB.
-    pub max_frame_kib: usize,
+    pub(crate) max_frame_kib: usize,
     /// The largest HTTP API request body, in KiB.
-    pub max_body_kib: usize,
+    pub(crate) max_body_kib: usize,
     /// The Redis that several instances share; empty for the embedded engine.
-    pub redis_url: String,
+    pub(crate) redis_url: String,
     /// Seconds a person stays on a board after their last page there closed.
-    pub presence_grace: u64,
+    pub(crate) presence_grace: u64,
     /// People a presence frame lists; a board with more gets their count.
-    pub presence_list_max: usize,
+    pub(crate) presence_list_max: usize,
     /// Notes a board keeps; a new one past it lets go of the oldest.
-    pub notes_per_board: usize,
+    pub(crate) notes_per_board: usize,
     /// Days a note is kept after it was last written.
-    pub notes_keep_days: u64,
+    pub(crate) notes_keep_days: u64,
 }
 
 #[derive(Debug)]
@@ -194,7 +194,7 @@ impl Config {
         Ok(())
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             messages_per_second: std::num::NonZeroU32::new(self.messages_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),
@@ -204,21 +204,21 @@ impl Config {
         }
     }
 
-    pub fn presence(&self) -> PresenceSettings {
+    pub(crate) fn presence(&self) -> PresenceSettings {
         PresenceSettings {
             grace: Duration::from_secs(self.presence_grace),
             list_max: self.presence_list_max,
         }
     }
 
-    pub fn notes(&self) -> NoteSettings {
+    pub(crate) fn notes(&self) -> NoteSettings {
         NoteSettings {
             per_board: self.notes_per_board,
             keep: Duration::from_secs(self.notes_keep_days * 86_400),
         }
     }
 
-    pub fn client_limits(&self) -> ClientLimits {
+    pub(crate) fn client_limits(&self) -> ClientLimits {
         let at_least_one = |n| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
         ClientLimits {
             requests_per_ip: at_least_one(self.requests_per_ip),
@@ -228,7 +228,7 @@ impl Config {
         }
     }
 
-    pub fn heartbeat(&self) -> Heartbeat {
+    pub(crate) fn heartbeat(&self) -> Heartbeat {
         Heartbeat {
             interval: Duration::from_secs(self.heartbeat),
             idle_timeout: Duration::from_secs(self.idle_timeout),
@@ -236,7 +236,7 @@ impl Config {
     }
 
     /// How many events each topic keeps, for the engine.
-    pub fn retention(&self) -> Retention {
+    pub(crate) fn retention(&self) -> Retention {
         Retention {
             history: self.history,
             patterns: self
@@ -249,7 +249,7 @@ impl Config {
 
     /// The options Leptos renders pages with. The output name, package dir and reload port
     /// come from cargo-leptos's environment when it runs the server, else from its defaults.
-    pub fn leptos_options(&self) -> LeptosOptions {
+    pub(crate) fn leptos_options(&self) -> LeptosOptions {
         let env = |key: &str| std::env::var(key).ok();
         LeptosOptions::builder()
             .output_name(env("LEPTOS_OUTPUT_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").into()))
@@ -277,7 +277,7 @@ impl Config {
     /// Every mistake in a configuration file, each as `file:line:col: message`: TOML that
     /// does not parse, keys the server does not know, values of the wrong type, settings
     /// that contradict each other. Empty when the server would start with it.
-    pub fn mistakes(file: &str, text: &str) -> Vec<String> {
+    pub(crate) fn mistakes(file: &str, text: &str) -> Vec<String> {
         let at = |span: std::ops::Range<usize>, message: &str| {
             let (line, column) = place(text, span.start);
             format!("{file}:{line}:{column}: {message}")

@@ -40,7 +40,7 @@ const CITIES: [&str; 6] = ["Lisbon", "Osaka", "Austin", "Nairobi", "Oslo", "Reci
 
 /// Seeds the demo topics unless they already hold data, then keeps writing until the task is
 /// dropped.
-pub async fn run(engine: Arc<dyn Engine>) {
+pub(crate) async fn run(engine: Arc<dyn Engine>) {
     let mut rng = fastrand::Rng::new();
     let held = |snapshot: Option<Snapshot>| snapshot.is_some_and(|s| !s.state.is_empty());
     let seeded = held(engine.snapshot(KPIS).await.ok().flatten());

@@ -4,10 +4,10 @@
 use crate::protocol::ServerFrame;
 
 /// A JSON frame encoded once and shared (reference-counted) by everyone who sends it.
-pub type EncodedFrame = axum::extract::ws::Utf8Bytes;
+pub(crate) type EncodedFrame = axum::extract::ws::Utf8Bytes;
 
 /// Encodes a server frame. Serialising these types cannot fail: every map key is a string.
-pub fn encode(frame: &ServerFrame) -> EncodedFrame {
+pub(crate) fn encode(frame: &ServerFrame) -> EncodedFrame {
     serde_json::to_string(frame)
         .expect("server frames always serialise")
         .into()

@@ -7,35 +7,35 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Open connections: WebSockets and Server-Sent Events streams.
-    pub connections: Gauge,
+    pub(crate) connections: Gauge,
     /// Of those, the Server-Sent Events streams.
-    pub streams: Gauge,
+    pub(crate) streams: Gauge,
     /// Topic subscriptions held by open connections.
-    pub subscriptions: Gauge,
+    pub(crate) subscriptions: Gauge,
     /// Events applied (and stored) by publishes and expiry.
-    pub events_published: Counter,
+    pub(crate) events_published: Counter,
     /// Event frames queued to subscribers: one per event per subscriber.
-    pub frames_queued: Counter,
+    pub(crate) frames_queued: Counter,
     /// Times a connection fell behind (its queue was full) on a topic or board.
-    pub slow_consumers: Counter,
+    pub(crate) slow_consumers: Counter,
     /// Times a connection that fell behind was caught up with one coalesced frame.
-    pub catch_ups: Counter,
+    pub(crate) catch_ups: Counter,
     /// Connections closed because the peer stayed silent past the idle timeout.
-    pub idle_closed: Counter,
+    pub(crate) idle_closed: Counter,
     /// Time from a publish arriving at the engine to its events being queued, in seconds.
-    pub publish_seconds: Histogram,
+    pub(crate) publish_seconds: Histogram,
     /// 1 while the engine can be reached, 0 while it cannot (Redis down).
-    pub engine_up: Gauge,
+    pub(crate) engine_up: Gauge,
     /// Writes planned again because another instance wrote the topic first (Redis).
-    pub replans: Counter,
+    pub(crate) replans: Counter,
     /// Gaps in a followed topic's events filled from its history (Redis).
-    pub gaps_filled: Counter,
+    pub(crate) gaps_filled: Counter,
     /// Followed topics read again whole, their screens re-snapshotted: the history no
     /// longer reached back, or the topic started a new epoch (Redis).
-    pub topic_reloads: Counter,
+    pub(crate) topic_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -141,7 +141,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Every figure, in the OpenMetrics text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

@@ -17,20 +17,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest note, in characters.
-pub const MAX_TEXT: usize = 2_000;
+pub(crate) const MAX_TEXT: usize = 2_000;
 /// The longest link, in bytes.
 const MAX_LINK: usize = 2_048;
 
 /// How many notes a board keeps, and for how long after each was last written.
 #[derive(Clone, Copy, Debug)]
-pub struct NoteSettings {
-    pub per_board: usize,
-    pub keep: Duration,
+pub(crate) struct NoteSettings {
+    pub(crate) per_board: usize,
+    pub(crate) keep: Duration,
 }
 
 /// Why a note was not written; nothing changed.
 #[derive(Debug)]
-pub enum NoteError {
+pub(crate) enum NoteError {
     /// The caller may not write notes on this board: why, for them to read.
     NotAllowed(String),
     /// The note itself is wrong: what to fix.
@@ -62,7 +62,7 @@ impl From<PublishError> for NoteError {
 
 /// Whether `caller` may write notes on `board`: an admin, a key that may write to one of the
 /// board's topics, or anyone on a board whose `[notes]` says `anyone`. The reason, if not.
-pub fn may_write(caller: &Caller, board: &Board) -> Result<(), NoteError> {
+pub(crate) fn may_write(caller: &Caller, board: &Board) -> Result<(), NoteError> {
     if caller.may_write_board(board) || board.notes.anyone && caller.may_read_board(board) {
         return Ok(());
     }
@@ -81,7 +81,7 @@ pub fn may_write(caller: &Caller, board: &Board) -> Result<(), NoteError> {
 
 /// Why a write with ops to `topic` is refused, if it is a board's notes topic: only notes
 /// are written there.
-pub fn reserved(topic: &str) -> Option<String> {
+pub(crate) fn reserved(topic: &str) -> Option<String> {
     let board = topic.strip_prefix(NOTES_PREFIX)?;
     Some(format!(
         "`{topic}` holds the notes of board {board}: write them with \
@@ -122,7 +122,10 @@ fn check(draft: &NoteDraft, board: &Board) -> Result<(), NoteError> {
 }
 
 /// A board's notes, newest last, by id.
-pub async fn list(engine: &dyn Engine, board: &str) -> Result<Vec<(String, Note)>, NoteError> {
+pub(crate) async fn list(
+    engine: &dyn Engine,
+    board: &str,
+) -> Result<Vec<(String, Note)>, NoteError> {
     let snapshot = engine
         .snapshot(&notes_topic(board))
         .await
@@ -135,15 +138,15 @@ pub async fn list(engine: &dyn Engine, board: &str) -> Result<Vec<(String, Note)
 }
 
 /// The notes a board's writers can reach.
-pub struct Notes {
-    pub engine: Arc<dyn Engine>,
-    pub settings: NoteSettings,
+pub(crate) struct Notes {
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) settings: NoteSettings,
 }
 
 impl Notes {
     /// Writes a new note by `author`, or edits note `id` (which only its author or an admin
     /// may). Returns the note's id, the note, and where it landed in the notes topic.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         caller: &Caller,
         author: &Someone,
@@ -204,7 +207,7 @@ impl Notes {
     }
 
     /// Deletes note `id`, which only its author or an admin may.
-    pub async fn delete(
+    pub(crate) async fn delete(
         &self,
         caller: &Caller,
         author: &Someone,

@@ -13,9 +13,9 @@
 //! - [`keyring`]: keys and sessions, stored hashed;
 //! - [`person`]: who a caller is as a person on a board.
 
-pub mod keyring;
-pub mod person;
-pub mod scope;
+pub(crate) mod keyring;
+pub(crate) mod person;
+pub(crate) mod scope;
 
 use crate::boards::library::Library;
 use crate::boards::notes::NOTES_PREFIX;
@@ -25,25 +25,25 @@ use std::sync::Arc;
 
 /// Who a request comes from.
 #[derive(Clone, Debug, Default)]
-pub struct Caller {
+pub(crate) struct Caller {
     key: Option<Arc<KeyRecord>>,
 }
 
 impl Caller {
-    pub fn with_key(key: Arc<KeyRecord>) -> Self {
+    pub(crate) fn with_key(key: Arc<KeyRecord>) -> Self {
         Caller { key: Some(key) }
     }
 
-    pub fn is_anonymous(&self) -> bool {
+    pub(crate) fn is_anonymous(&self) -> bool {
         self.key.is_none()
     }
 
     /// The key's id, or `anonymous`: how audit lines name the caller.
-    pub fn who(&self) -> &str {
+    pub(crate) fn who(&self) -> &str {
         self.key.as_ref().map_or("anonymous", |key| &key.id)
     }
 
-    pub fn key(&self) -> Option<&KeyRecord> {
+    pub(crate) fn key(&self) -> Option<&KeyRecord> {
         self.key.as_deref()
     }
 
@@ -51,19 +51,19 @@ impl Caller {
         self.key.as_ref().map_or(&[], |key| &key.scopes)
     }
 
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.scopes().contains(&scope::Scope::Admin)
     }
 
     /// Whether this caller may write `topic` with ops. A board's notes topic is written only
     /// as notes (`crate::notes`), never with ops, whatever the scopes say.
-    pub fn may_publish(&self, topic: &str) -> bool {
+    pub(crate) fn may_publish(&self, topic: &str) -> bool {
         !topic.starts_with(NOTES_PREFIX) && self.scopes().iter().any(|s| s.allows_publish(topic))
     }
 
     /// Whether this caller may write to the board: a `publish:` scope covers one of its
     /// topics (its notes topic too), or it is an admin's.
-    pub fn may_write_board(&self, board: &Board) -> bool {
+    pub(crate) fn may_write_board(&self, board: &Board) -> bool {
         self.is_admin()
             || board
                 .topics()
@@ -71,13 +71,13 @@ impl Caller {
                 .any(|topic| self.scopes().iter().any(|s| s.allows_publish(topic)))
     }
 
-    pub fn may_read_board(&self, board: &Board) -> bool {
+    pub(crate) fn may_read_board(&self, board: &Board) -> bool {
         !board.private || self.scopes().iter().any(|s| s.allows_board(&board.name))
     }
 
     /// Whether this caller may see the board at this name. No such board: nothing to hide.
     /// A board whose file never parsed is not known to be public, so only an admin sees it.
-    pub fn may_see(&self, library: &Library, name: &str) -> bool {
+    pub(crate) fn may_see(&self, library: &Library, name: &str) -> bool {
         match library.get(name) {
             None => true,
             Some(view) => match &view.board {
@@ -89,7 +89,7 @@ impl Caller {
 
     /// Whether this caller may read a topic: it is on a board the caller may read, or the
     /// caller may write it.
-    pub fn may_read_topic(&self, library: &Library, topic: &str) -> bool {
+    pub(crate) fn may_read_topic(&self, library: &Library, topic: &str) -> bool {
         self.may_publish(topic)
             || self.is_admin()
             || library.any_board(|board| board.reads(topic) && self.may_read_board(board))

@@ -8,18 +8,18 @@ use sha2::{Digest, Sha256};
 
 /// A person on a board.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Someone {
+pub(crate) struct Someone {
     /// Stable for the person across their pages, reloads and the instances they reach.
-    pub id: String,
-    pub name: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
     /// An anonymous browser.
-    pub guest: bool,
+    pub(crate) guest: bool,
 }
 
 impl Caller {
     /// The person this caller is on a board: the key's, or for an anonymous page the guest
     /// its browser's id stands for (`anonymous`; `tab`, the page itself, when it sent none).
-    pub fn someone(&self, anonymous: Option<&str>, tab: &str) -> Someone {
+    pub(crate) fn someone(&self, anonymous: Option<&str>, tab: &str) -> Someone {
         match self.key() {
             Some(key) => Someone {
                 id: format!("k-{}", key.id),

@@ -20,7 +20,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn allows_publish(&self, topic: &str) -> bool {
+    pub(crate) fn allows_publish(&self, topic: &str) -> bool {
         match self {
             Scope::Admin => true,
             Scope::Publish(pattern) => pattern_matches(pattern, topic),
@@ -28,7 +28,7 @@ impl Scope {
         }
     }
 
-    pub fn allows_board(&self, board: &str) -> bool {
+    pub(crate) fn allows_board(&self, board: &str) -> bool {
         match self {
             Scope::Admin => true,
             Scope::Read(name) => name == "*" || name == board,

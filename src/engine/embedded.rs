@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 /// The embedded engine; cheap to clone.
 #[derive(Clone)]
-pub struct Embedded {
+pub(crate) struct Embedded {
     inner: Arc<Inner>,
 }
 
@@ -279,7 +279,7 @@ fn unavailable(e: StoreError) -> EngineError {
 
 impl Embedded {
     /// An engine holding every topic the store has.
-    pub fn open(
+    pub(crate) fn open(
         retention: Retention,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,

@@ -9,13 +9,13 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// How long a key is remembered.
-pub const REMEMBER_FOR_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) const REMEMBER_FOR_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The longest key accepted.
-pub const MAX_KEY_LEN: usize = 255;
+pub(crate) const MAX_KEY_LEN: usize = 255;
 
 /// What the memory says about a key.
-pub enum Recall {
+pub(crate) enum Recall {
     /// Not seen: the request goes ahead, and the key is marked in flight.
     New,
     /// The same request was applied before: answer as it was answered then.
@@ -36,18 +36,18 @@ enum Entry {
 }
 
 #[derive(Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     entries: HashMap<String, Entry>,
 }
 
 /// A digest of a request: requests that would apply the same ops have the same fingerprint.
-pub fn fingerprint(batch: &Batch) -> String {
+pub(crate) fn fingerprint(batch: &Batch) -> String {
     let canonical = serde_json::to_vec(batch).unwrap_or_default();
     format!("{:x}", Sha256::digest(canonical))
 }
 
 impl Memory {
-    pub fn restore(records: Vec<Remembered>) -> Self {
+    pub(crate) fn restore(records: Vec<Remembered>) -> Self {
         let entries = records
             .into_iter()
             .filter_map(|record| {
@@ -65,7 +65,7 @@ impl Memory {
         Self { entries }
     }
 
-    pub fn recall(&mut self, key: &str, fingerprint: &str) -> Recall {
+    pub(crate) fn recall(&mut self, key: &str, fingerprint: &str) -> Recall {
         match self.entries.get(key) {
             None => {
                 self.entries.insert(key.to_owned(), Entry::InFlight);
@@ -88,7 +88,7 @@ impl Memory {
 
     /// Records how a request marked in flight ended: its answer, or nothing if it did not
     /// apply (so a retry may try again).
-    pub fn settle(&mut self, key: &str, applied: Option<(String, BatchPublished, u64)>) {
+    pub(crate) fn settle(&mut self, key: &str, applied: Option<(String, BatchPublished, u64)>) {
         match applied {
             Some((fingerprint, answer, created_ms)) => {
                 self.entries.insert(
@@ -106,7 +106,7 @@ impl Memory {
         }
     }
 
-    pub fn forget_before(&mut self, cutoff_ms: u64) {
+    pub(crate) fn forget_before(&mut self, cutoff_ms: u64) {
         self.entries.retain(|_, entry| match entry {
             Entry::InFlight => true,
             Entry::Done { created_ms, .. } => *created_ms >= cutoff_ms,

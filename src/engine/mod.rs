@@ -15,10 +15,10 @@
 //! - [`redis`]: the engine of several instances: topics in Redis, committed by a script,
 //!   followed over pub/sub.
 
-pub mod embedded;
-pub mod idempotency;
+pub(crate) mod embedded;
+pub(crate) mod idempotency;
 pub mod plan;
-pub mod redis;
+pub(crate) mod redis;
 mod write;
 
 use crate::encoded::EncodedFrame;
@@ -34,17 +34,17 @@ use std::sync::Weak;
 
 /// How many events each topic keeps for resuming subscribers.
 #[derive(Debug, Clone)]
-pub struct Retention {
+pub(crate) struct Retention {
     /// Events kept per topic.
-    pub history: usize,
+    pub(crate) history: usize,
     /// Topics that keep a different number: (pattern, events). A pattern ending in `*`
     /// matches any topic starting with what precedes it; the longest match wins.
-    pub patterns: Vec<(String, usize)>,
+    pub(crate) patterns: Vec<(String, usize)>,
 }
 
 impl Retention {
     /// How many events `topic` keeps.
-    pub fn history_for(&self, topic: &str) -> usize {
+    pub(crate) fn history_for(&self, topic: &str) -> usize {
         self.patterns
             .iter()
             .filter(|(pattern, _)| pattern_matches(pattern, topic))
@@ -56,78 +56,78 @@ impl Retention {
 /// One committed event: what a follower's copy of the topic needs to apply it, and the
 /// frame every subscriber is sent.
 #[derive(Debug, Clone)]
-pub struct Committed {
-    pub offset: u64,
-    pub kind: EventKind,
-    pub entity_id: String,
-    pub payload: Value,
+pub(crate) struct Committed {
+    pub(crate) offset: u64,
+    pub(crate) kind: EventKind,
+    pub(crate) entity_id: String,
+    pub(crate) payload: Value,
     /// When it was made, ms since the Unix epoch.
-    pub at_ms: u64,
-    pub frame: EncodedFrame,
+    pub(crate) at_ms: u64,
+    pub(crate) frame: EncodedFrame,
 }
 
 /// A topic as the engine holds it when an instance starts following it.
 #[derive(Debug, Clone)]
-pub struct TopicCopy {
-    pub name: String,
-    pub epoch: u64,
-    pub offset: u64,
-    pub state: BTreeMap<String, Value>,
+pub(crate) struct TopicCopy {
+    pub(crate) name: String,
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
+    pub(crate) state: BTreeMap<String, Value>,
     /// When each entity last changed, ms since the Unix epoch (where known: entities written
     /// before change times were kept have none).
-    pub changed: BTreeMap<String, u64>,
+    pub(crate) changed: BTreeMap<String, u64>,
     /// The newest events, oldest first, with their offsets.
-    pub history: Vec<(u64, EncodedFrame)>,
+    pub(crate) history: Vec<(u64, EncodedFrame)>,
     /// How many events the topic keeps.
-    pub keep: usize,
+    pub(crate) keep: usize,
 }
 
 /// A topic's name, position and size, for listings.
 #[derive(Debug, Clone)]
-pub struct TopicInfo {
-    pub topic: String,
-    pub epoch: u64,
-    pub offset: u64,
-    pub entities: usize,
+pub(crate) struct TopicInfo {
+    pub(crate) topic: String,
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
+    pub(crate) entities: usize,
     /// When an entity of it last changed (ms since the Unix epoch), if any is known to have.
-    pub changed_ms: Option<u64>,
+    pub(crate) changed_ms: Option<u64>,
 }
 
 /// What one instance says of itself, every second, for the admin view: the instances an
 /// operator runs, each with its connections and health.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct InstanceReport {
+pub(crate) struct InstanceReport {
     /// Its part of viewer ids; empty for the only instance.
-    pub instance: String,
-    pub version: String,
-    pub started_ms: u64,
+    pub(crate) instance: String,
+    pub(crate) version: String,
+    pub(crate) started_ms: u64,
     /// When it last reported (ms since the Unix epoch).
-    pub seen_ms: u64,
-    pub websockets: u64,
-    pub streams: u64,
+    pub(crate) seen_ms: u64,
+    pub(crate) websockets: u64,
+    pub(crate) streams: u64,
     /// Why it cannot serve, when it cannot.
-    pub problem: Option<String>,
+    pub(crate) problem: Option<String>,
 }
 
 /// One open page on a board, as instances tell each other: whose it is, and since when.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Viewer {
+pub(crate) struct Viewer {
     /// The page, as its `welcome.connection` names it.
-    pub tab: String,
+    pub(crate) tab: String,
     /// Its person, as presence frames name them.
-    pub person: String,
-    pub name: String,
-    pub guest: bool,
+    pub(crate) person: String,
+    pub(crate) name: String,
+    pub(crate) guest: bool,
     /// When the page arrived, ISO 8601 in UTC.
-    pub since: String,
+    pub(crate) since: String,
     /// Closed within the grace: its person still counts, so a reload that comes back on
     /// another instance is not a leave and a join.
     #[serde(default)]
-    pub closing: bool,
+    pub(crate) closing: bool,
 }
 
 /// Where an engine sends the events committed to topics this instance follows.
-pub trait Deliveries: Send + Sync {
+pub(crate) trait Deliveries: Send + Sync {
     /// Events committed to `topic`, in offset order, following on from the last ones
     /// delivered (or from the copy [`Engine::follow`] gave).
     fn deliver(&self, topic: &str, epoch: u64, events: &[Committed]);
@@ -149,7 +149,7 @@ pub trait Deliveries: Send + Sync {
 
 /// The engine could not do what was asked; nothing of it happened.
 #[derive(Debug, Clone)]
-pub enum EngineError {
+pub(crate) enum EngineError {
     /// Where the topics live cannot be reached (Redis is down): retry once it is back.
     Unreachable(String),
     /// It was reached and could not record or read (a full disk, a broken file).
@@ -168,7 +168,7 @@ impl std::error::Error for EngineError {}
 
 /// Why a publish did not apply. Nothing of it applied.
 #[derive(Debug)]
-pub enum PublishError {
+pub(crate) enum PublishError {
     /// An op was refused; `write` is the index of its topic's entry in the batch.
     Refused { write: usize, error: OpError },
     /// The engine could not record the write.
@@ -198,9 +198,9 @@ impl fmt::Display for PublishError {
 
 /// A publish's answer, and whether it was replayed for a repeated idempotency key.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub answer: BatchPublished,
-    pub replayed: bool,
+pub(crate) struct Outcome {
+    pub(crate) answer: BatchPublished,
+    pub(crate) replayed: bool,
 }
 
 /// Runs a publish in a task of its own, so it goes to the end even if its caller stops
@@ -221,7 +221,7 @@ pub(crate) fn to_the_end(
 
 /// What every engine offers. Methods return boxed futures so callers can hold any engine as
 /// `Arc<dyn Engine>`.
-pub trait Engine: Send + Sync + 'static {
+pub(crate) trait Engine: Send + Sync + 'static {
     /// Where to deliver committed events; set once, by the hub, before anything follows.
     fn deliver_to(&self, deliveries: Weak<dyn Deliveries>);
 

@@ -13,17 +13,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The longest entity id accepted.
-pub const MAX_ENTITY_ID_LEN: usize = 256;
+pub(crate) const MAX_ENTITY_ID_LEN: usize = 256;
 
 /// One entity change, before it has an offset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    pub kind: EventKind,
-    pub entity_id: String,
+    pub(crate) kind: EventKind,
+    pub(crate) entity_id: String,
     /// The entity's new payload; `Value::Null` when it was deleted.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// When the entity expires after this change (ms since the Unix epoch), if it does.
-    pub expires_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
 }
 
 /// What a topic holds that planning reads: payloads and expiry times as committed, seen
@@ -51,7 +51,7 @@ const NOTHING_AHEAD: &Ahead = &BTreeMap::new();
 
 impl<'a> Entities<'a> {
     /// Entities with no write queued ahead.
-    pub fn committed(
+    pub(crate) fn committed(
         payloads: &'a BTreeMap<String, Value>,
         expiries: &'a BTreeMap<String, u64>,
     ) -> Self {
@@ -102,9 +102,9 @@ enum Expiry {
 /// Why an op could not apply. `index` is the op's position in the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpError {
-    pub index: usize,
-    pub field: &'static str,
-    pub message: String,
+    pub(crate) index: usize,
+    pub(crate) field: &'static str,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for OpError {
@@ -143,7 +143,7 @@ pub fn plan(
 }
 
 /// Deletes for every entity whose expiry is at or before `now_ms`.
-pub fn expired(entities: Entities<'_>, now_ms: u64) -> Vec<Change> {
+pub(crate) fn expired(entities: Entities<'_>, now_ms: u64) -> Vec<Change> {
     let mut due: BTreeSet<&String> = entities.expiries.keys().collect();
     due.extend(entities.ahead.keys());
     due.retain(|id| {

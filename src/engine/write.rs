@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// A batch's ops gathered per topic, in the order topics first appear, with where each op
 /// came from so a refusal can name it.
 pub(crate) struct Grouped {
-    pub topic: String,
+    pub(crate) topic: String,
     ops: Vec<Op>,
     /// For each op: (index of its write in the batch, index within that write).
     origins: Vec<(usize, usize)>,
@@ -46,7 +46,7 @@ pub(crate) fn group(batch: &Batch) -> Vec<Grouped> {
 impl Grouped {
     /// Plans this topic's ops against its entities; a refusal names the op as the request
     /// did.
-    pub fn plan(
+    pub(crate) fn plan(
         &self,
         entities: Entities<'_>,
         next_offset: u64,
@@ -64,30 +64,30 @@ impl Grouped {
 
 /// Who wrote a change, copied into its events.
 pub(crate) struct Authorship {
-    pub user_id: Option<String>,
-    pub trace_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
 }
 
 /// Where a topic stands when a write is planned against it.
 pub(crate) struct Head<'a> {
-    pub topic: &'a str,
-    pub epoch: u64,
-    pub offset: u64,
+    pub(crate) topic: &'a str,
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
     /// How many events the topic keeps.
-    pub keep: usize,
+    pub(crate) keep: usize,
 }
 
 /// Events with their offsets and encoded frames, ready to be committed and applied.
 pub(crate) struct Prepared {
-    pub topic: String,
-    pub epoch: u64,
+    pub(crate) topic: String,
+    pub(crate) epoch: u64,
     /// The offset the write was planned against.
-    pub base: u64,
-    pub keep: usize,
+    pub(crate) base: u64,
+    pub(crate) keep: usize,
     /// When the changes were made, ms since the Unix epoch: their events' `ts`, and when
     /// each entity they touch last changed.
-    pub at_ms: u64,
-    pub events: Vec<(u64, Change, EncodedFrame)>,
+    pub(crate) at_ms: u64,
+    pub(crate) events: Vec<(u64, Change, EncodedFrame)>,
 }
 
 /// Gives changes planned at `at_ms` their offsets after `head` and encodes each event once.
@@ -130,12 +130,12 @@ pub(crate) fn prepare(
 pub(crate) type Final<'a> = Option<(&'a Value, Option<u64>)>;
 
 impl Prepared {
-    pub fn offsets(&self) -> Vec<u64> {
+    pub(crate) fn offsets(&self) -> Vec<u64> {
         self.events.iter().map(|(offset, _, _)| *offset).collect()
     }
 
     /// What the request is answered for this topic.
-    pub fn published(&self) -> Published {
+    pub(crate) fn published(&self) -> Published {
         Published {
             topic: self.topic.clone(),
             epoch: self.epoch,
@@ -145,12 +145,12 @@ impl Prepared {
     }
 
     /// The offset after this write.
-    pub fn head(&self) -> u64 {
+    pub(crate) fn head(&self) -> u64 {
         self.base + self.events.len() as u64
     }
 
     /// Each touched entity's value once every event has applied.
-    pub fn finals(&self) -> BTreeMap<&str, Final<'_>> {
+    pub(crate) fn finals(&self) -> BTreeMap<&str, Final<'_>> {
         let mut finals = BTreeMap::new();
         for (_, change, _) in &self.events {
             let value =
@@ -161,7 +161,7 @@ impl Prepared {
     }
 
     /// The events as a follower applies them.
-    pub fn committed(self) -> Vec<Committed> {
+    pub(crate) fn committed(self) -> Vec<Committed> {
         let at_ms = self.at_ms;
         self.events
             .into_iter()

@@ -30,9 +30,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 const MAX_EARLY: usize = 1_000;
 
 /// Past this many changed entities a subscriber that fell behind gets a snapshot instead.
-pub const MAX_COALESCED: usize = 10_000;
+pub(crate) const MAX_COALESCED: usize = 10_000;
 
-pub struct Follow {
+pub(crate) struct Follow {
     name: String,
     epoch: u64,
     offset: u64,
@@ -93,7 +93,7 @@ pub(crate) enum Sent {
 
 impl Follow {
     /// A topic this instance starts following; its copy is on its way.
-    pub fn loading(name: String) -> Self {
+    pub(crate) fn loading(name: String) -> Self {
         Self {
             name,
             epoch: 0,
@@ -110,7 +110,7 @@ impl Follow {
 
     /// Takes the engine's copy, then what was delivered while it was on its way. A copy
     /// that arrives after a [`Follow::reset`] is older than what the reset gave: ignored.
-    pub fn load(&mut self, copy: TopicCopy) -> u64 {
+    pub(crate) fn load(&mut self, copy: TopicCopy) -> u64 {
         if self.loaded {
             return 0;
         }
@@ -124,7 +124,7 @@ impl Follow {
 
     /// Starts again from a new copy: the engine could not carry on from what it delivered.
     /// Every subscriber gets a snapshot of it (once its queue has room).
-    pub fn reset(&mut self, copy: TopicCopy) {
+    pub(crate) fn reset(&mut self, copy: TopicCopy) {
         self.take(copy);
         self.early.clear();
         let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
@@ -159,7 +159,7 @@ impl Follow {
         self.loaded = true;
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         snapshot_of(
             &self.name,
             self.epoch,
@@ -169,7 +169,7 @@ impl Follow {
         )
     }
 
-    pub fn subscriber_count(&self) -> usize {
+    pub(crate) fn subscriber_count(&self) -> usize {
         self.subscribers.len()
     }
 
@@ -192,7 +192,7 @@ impl Follow {
     /// Adds a subscriber and queues its first frames: a snapshot, or as much of its replay
     /// as the queue takes now (the rest streams as it drains). Returns false, subscribing
     /// nothing, when the queue has no room for a snapshot.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &mut self,
         connection: ConnectionId,
         outbox: &Outbox,
@@ -320,14 +320,14 @@ impl Follow {
         }
     }
 
-    pub fn unsubscribe(&mut self, connection: ConnectionId) {
+    pub(crate) fn unsubscribe(&mut self, connection: ConnectionId) {
         self.subscribers.remove(&connection);
     }
 
     /// Applies delivered events in order: state, history, and a copy of each frame queued to
     /// every subscriber. Events the copy already holds are skipped. Subscribers whose queue is
     /// gone are dropped. Returns how many frames were queued.
-    pub fn deliver(&mut self, epoch: u64, events: &[Committed]) -> u64 {
+    pub(crate) fn deliver(&mut self, epoch: u64, events: &[Committed]) -> u64 {
         if !self.loaded {
             // Bounded: what does not fit is filled in again by the engine, which follows on
             // from its copy, not from what it delivered meanwhile.

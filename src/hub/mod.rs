@@ -9,9 +9,9 @@
 //! belongs to the engine; the hub holds no topic nobody here reads, and forgets one once its
 //! last local subscriber has gone.
 
-pub mod follow;
-pub mod outbox;
-pub mod presence;
+pub(crate) mod follow;
+pub(crate) mod outbox;
+pub(crate) mod presence;
 
 use crate::access::person::Someone;
 use crate::boards::BoardView;
@@ -36,9 +36,9 @@ const COALESCE: Duration = Duration::from_millis(50);
 const COALESCE_CROWDED: Duration = Duration::from_secs(1);
 
 /// Identifies one socket connection for as long as the process runs.
-pub type ConnectionId = u64;
+pub(crate) type ConnectionId = u64;
 
-pub struct Hub {
+pub(crate) struct Hub {
     /// Frames queued per connection before it counts as too slow.
     queue: usize,
     /// Boards whose viewers here changed, to tell the other instances, in order.
@@ -65,7 +65,7 @@ struct Followed {
 
 impl Hub {
     /// A hub for this instance, taking the engine's deliveries.
-    pub fn new(
+    pub(crate) fn new(
         queue: usize,
         presence: PresenceSettings,
         engine: Arc<dyn Engine>,
@@ -93,16 +93,16 @@ impl Hub {
     }
 
     /// The viewer id a connection has in presence frames.
-    pub fn viewer_id(&self, connection: ConnectionId) -> String {
+    pub(crate) fn viewer_id(&self, connection: ConnectionId) -> String {
         self.boards.lock().viewer_id(connection)
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// A new connection id and its outgoing queue.
-    pub fn connect(&self) -> (ConnectionId, Outbox, Inbox) {
+    pub(crate) fn connect(&self) -> (ConnectionId, Outbox, Inbox) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, inbox) = outbox::outbox(self.queue);
         (id, outbox, inbox)
@@ -111,7 +111,7 @@ impl Hub {
     /// Subscribes a connection: queues its snapshot or missed events, then live events follow.
     /// The first local subscriber of a topic has the hub follow it on the engine. Returns
     /// false when the connection's queue had no room; it is then not subscribed.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &self,
         connection: ConnectionId,
         outbox: &Outbox,
@@ -150,7 +150,7 @@ impl Hub {
         subscribed
     }
 
-    pub fn unsubscribe(&self, connection: ConnectionId, name: &str) {
+    pub(crate) fn unsubscribe(&self, connection: ConnectionId, name: &str) {
         let followed = self.follows.lock().get(name).cloned();
         if let Some(followed) = followed {
             followed.follow.lock().unsubscribe(connection);
@@ -177,18 +177,24 @@ impl Hub {
 
     /// Each board someone on this instance is on: its name, the people on it, and the pages
     /// open on it here.
-    pub fn watched(&self) -> Vec<(String, u64, usize)> {
+    pub(crate) fn watched(&self) -> Vec<(String, u64, usize)> {
         self.boards.lock().watched()
     }
 
     /// How many local connections follow `topic`.
-    pub fn subscribers(&self, topic: &str) -> usize {
+    pub(crate) fn subscribers(&self, topic: &str) -> usize {
         let followed = self.follows.lock().get(topic).cloned();
         followed.map_or(0, |f| f.follow.lock().subscriber_count())
     }
 
     /// Adds a connection's page to a board as `someone`'s.
-    pub fn join(&self, board: &str, connection: ConnectionId, outbox: &Outbox, someone: Someone) {
+    pub(crate) fn join(
+        &self,
+        board: &str,
+        connection: ConnectionId,
+        outbox: &Outbox,
+        someone: Someone,
+    ) {
         let due = self
             .boards
             .lock()
@@ -204,7 +210,7 @@ impl Hub {
 
     /// Tells every page when the engine stops being reachable (`stale`, with why) and when
     /// it is again (`fresh`); nothing while it stays as it was.
-    pub fn engine_health(&self, unreachable: Option<String>) {
+    pub(crate) fn engine_health(&self, unreachable: Option<String>) {
         let mut stale = self.stale.lock();
         if *stale == unreachable {
             return;
@@ -229,7 +235,7 @@ impl Hub {
 
     /// Closes a connection's page on a board; its person leaves after the grace unless
     /// another of their pages is there by then.
-    pub fn leave(&self, board: &str, connection: ConnectionId) {
+    pub(crate) fn leave(&self, board: &str, connection: ConnectionId) {
         if self.boards.lock().leave(board, connection) {
             self.flush_soon(board);
         }
@@ -271,7 +277,7 @@ impl Hub {
 
     /// Tells a board's other pages, here and on the other instances, that the person of this
     /// connection's page is writing a note (at most once a second per page).
-    pub async fn typing(&self, board: &str, connection: ConnectionId) {
+    pub(crate) async fn typing(&self, board: &str, connection: ConnectionId) {
         let Some(typing) = self.boards.lock().typing(board, connection) else {
             return;
         };
@@ -280,7 +286,7 @@ impl Hub {
     }
 
     /// Shows every viewer of a board its new definition (its file changed).
-    pub fn show_board(&self, name: &str, view: BoardView) {
+    pub(crate) fn show_board(&self, name: &str, view: BoardView) {
         let frame = encode(&ServerFrame::Board(BoardFrame {
             name: name.to_owned(),
             view,
@@ -292,7 +298,7 @@ impl Hub {
     /// is written out, what its topics and boards have pending for it (the rest of a replay,
     /// or what it missed while its queue was full, coalesced). Both transports write out
     /// what this gives them.
-    pub async fn next_frame(&self, connection: ConnectionId, inbox: &Inbox) -> EncodedFrame {
+    pub(crate) async fn next_frame(&self, connection: ConnectionId, inbox: &Inbox) -> EncodedFrame {
         loop {
             match inbox.next().await {
                 Next::Frame(frame) => return frame,
@@ -334,7 +340,7 @@ impl Hub {
     /// Asks every open board page, on this instance and the others, to reload itself within
     /// `within`; returns how many pages of this instance were asked. For after a deploy that
     /// changed the page itself, or a wedged screen.
-    pub async fn reload_screens(&self, within: std::time::Duration) -> usize {
+    pub(crate) async fn reload_screens(&self, within: std::time::Duration) -> usize {
         let within_ms = within.as_millis() as u64;
         self.engine.reload_elsewhere(within_ms).await;
         self.reload_here(within_ms)

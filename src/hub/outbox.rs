@@ -24,13 +24,13 @@ use tokio::sync::Notify;
 
 /// The sending side, held by the hub for each subscription and by the connection's session.
 #[derive(Clone, Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     queue: Arc<Queue>,
 }
 
 /// The receiving side, held by the connection's writer. Dropping it closes the queue.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     queue: Arc<Queue>,
 }
 
@@ -59,7 +59,7 @@ struct State {
 
 /// What became of a frame offered to a queue.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     Queued,
     /// The queue is full: the connection is slower than the frames.
     Full,
@@ -69,7 +69,7 @@ pub enum Pushed {
 
 /// What a writer is to do next.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Send this frame.
     Frame(EncodedFrame),
     /// The queue is written out: ask these topics (and boards) for what they have pending
@@ -79,7 +79,7 @@ pub enum Next {
 }
 
 /// Creates a queue holding at most `capacity` frames.
-pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
+pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
     let queue = Arc::new(Queue {
         capacity: capacity.max(1),
         state: Mutex::default(),
@@ -96,7 +96,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
 
 impl Outbox {
     /// Queues a frame if there is room, without waiting.
-    pub fn try_push(&self, frame: EncodedFrame) -> Pushed {
+    pub(crate) fn try_push(&self, frame: EncodedFrame) -> Pushed {
         let mut state = self.queue.state.lock();
         if state.closed {
             return Pushed::Closed;
@@ -111,7 +111,7 @@ impl Outbox {
     }
 
     /// Notes that `topic` stopped queueing for this connection until it catches up.
-    pub fn fall_behind(&self, topic: &str) {
+    pub(crate) fn fall_behind(&self, topic: &str) {
         let mut state = self.queue.state.lock();
         // Counted once per fall: a topic (or board) already behind only adds to what it
         // will send.
@@ -126,20 +126,20 @@ impl Outbox {
 
     /// Notes that `topic` has more to send once the queue is written out (a replay longer
     /// than the queue). Nothing was missed: this is not falling behind.
-    pub fn send_later(&self, topic: &str) {
+    pub(crate) fn send_later(&self, topic: &str) {
         self.queue.state.lock().pending.insert(topic.to_owned());
         self.queue.ready.notify_one();
     }
 
     /// How many frames the queue can take right now.
-    pub fn room(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         let frames = self.queue.state.lock().frames.len();
         self.queue.capacity.saturating_sub(frames)
     }
 
     /// Queues a frame, waiting for room. For answers to the connection's own requests.
     /// False if the connection is gone.
-    pub async fn push(&self, frame: EncodedFrame) -> bool {
+    pub(crate) async fn push(&self, frame: EncodedFrame) -> bool {
         loop {
             // Registered before the look, so room made in between still wakes it.
             let room = self.queue.room.notified();
@@ -157,7 +157,7 @@ impl Outbox {
 impl Inbox {
     /// Waits for what to do next: the next frame, or, once the queue is written out, the
     /// topics with more pending.
-    pub async fn next(&self) -> Next {
+    pub(crate) async fn next(&self) -> Next {
         // The writer is woken when a frame is queued, so the frame is usually there: taken
         // without registering as a waiter first (two trips through the wake-up list's lock
         // per frame, for every subscriber of every event).
@@ -176,7 +176,7 @@ impl Inbox {
     }
 
     /// What to do next, if there is anything.
-    pub fn try_next(&self) -> Option<Next> {
+    pub(crate) fn try_next(&self) -> Option<Next> {
         if let Some(frame) = self.try_frame() {
             return Some(Next::Frame(frame));
         }
@@ -190,7 +190,7 @@ impl Inbox {
     }
 
     /// The next frame, if one is queued: for a writer gathering a batch.
-    pub fn try_frame(&self) -> Option<EncodedFrame> {
+    pub(crate) fn try_frame(&self) -> Option<EncodedFrame> {
         let mut state = self.queue.state.lock();
         let frame = state.frames.pop_front()?;
         // Written out, the queue lets its memory go: an idle connection holds none, at the
@@ -210,7 +210,7 @@ impl Inbox {
 
     /// Lists topics again that could not send what they have pending yet: they are asked
     /// once the next frame has gone out.
-    pub fn again(&self, topics: Vec<String>) {
+    pub(crate) fn again(&self, topics: Vec<String>) {
         if !topics.is_empty() {
             self.queue.state.lock().retry.extend(topics);
         }

@@ -24,9 +24,9 @@ const TYPING_EVERY: Duration = Duration::from_millis(1000);
 /// How presence is told: the grace before a person whose pages all closed has left, and how
 /// many people a frame lists before it gives only their count.
 #[derive(Clone, Copy, Debug)]
-pub struct PresenceSettings {
-    pub grace: Duration,
-    pub list_max: usize,
+pub(crate) struct PresenceSettings {
+    pub(crate) grace: Duration,
+    pub(crate) list_max: usize,
 }
 
 struct Member {
@@ -54,7 +54,7 @@ struct Board {
     due: bool,
 }
 
-pub struct Boards {
+pub(crate) struct Boards {
     /// Names this instance's pages apart from every other instance's.
     tag: String,
     settings: PresenceSettings,
@@ -65,7 +65,7 @@ pub struct Boards {
 
 /// How a board a connection fell behind on is listed among its topics: no topic name has a
 /// space in it.
-pub const BOARD_KEY: &str = "board ";
+pub(crate) const BOARD_KEY: &str = "board ";
 
 /// Offers a frame to a viewer; a full queue marks it behind on the board.
 fn offer(member: &Member, board: &str, frame: &EncodedFrame) {
@@ -104,7 +104,7 @@ fn people<'a>(viewers: impl Iterator<Item = &'a Viewer>) -> Vec<Person> {
 
 impl Boards {
     /// `tag` is this instance's part of each page id (empty when it is the only one).
-    pub fn new(tag: String, settings: PresenceSettings) -> Self {
+    pub(crate) fn new(tag: String, settings: PresenceSettings) -> Self {
         Boards {
             tag,
             settings,
@@ -114,7 +114,7 @@ impl Boards {
     }
 
     /// The id a connection has in presence frames (as its person's tab) and in `welcome`.
-    pub fn viewer_id(&self, connection: ConnectionId) -> String {
+    pub(crate) fn viewer_id(&self, connection: ConnectionId) -> String {
         if self.tag.is_empty() {
             format!("c{connection}")
         } else {
@@ -124,7 +124,7 @@ impl Boards {
 
     /// Adds a page to a board. True when the board now needs a flush scheduled (it had none
     /// due).
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         board: &str,
         connection: ConnectionId,
@@ -151,7 +151,7 @@ impl Boards {
 
     /// Closes a page on a board: its person stays for the grace. True when the board now
     /// needs a flush scheduled.
-    pub fn leave(&mut self, board: &str, connection: ConnectionId) -> bool {
+    pub(crate) fn leave(&mut self, board: &str, connection: ConnectionId) -> bool {
         let tag = self.viewer_id(connection);
         let until = Instant::now() + self.settings.grace;
         let Some(entry) = self.boards.get_mut(board) else {
@@ -168,7 +168,7 @@ impl Boards {
 
     /// Lets go of the pages on a board whose grace has ended. True when the board now needs
     /// a flush scheduled.
-    pub fn end_grace(&mut self, board: &str) -> bool {
+    pub(crate) fn end_grace(&mut self, board: &str) -> bool {
         let now = Instant::now();
         let Some(entry) = self.boards.get_mut(board) else {
             return false;
@@ -193,7 +193,7 @@ impl Boards {
     }
 
     /// This instance's own pages on a board, open and closing, for the others.
-    pub fn local_viewers(&self, board: &str) -> Vec<Viewer> {
+    pub(crate) fn local_viewers(&self, board: &str) -> Vec<Viewer> {
         let Some(entry) = self.boards.get(board) else {
             return Vec::new();
         };
@@ -207,7 +207,7 @@ impl Boards {
 
     /// Whether the board has more people than a frame lists: its count is then told less
     /// often, as nobody reads a count of thousands to the person.
-    pub fn crowded(&self, board: &str) -> bool {
+    pub(crate) fn crowded(&self, board: &str) -> bool {
         self.boards
             .get(board)
             .and_then(|b| b.said.as_ref())
@@ -216,7 +216,7 @@ impl Boards {
 
     /// Each board someone here is on: the people on it (every instance's, as last told) and
     /// this instance's open pages of it.
-    pub fn watched(&self) -> Vec<(String, u64, usize)> {
+    pub(crate) fn watched(&self) -> Vec<(String, u64, usize)> {
         let mut watched: Vec<_> = self
             .boards
             .iter()
@@ -230,13 +230,13 @@ impl Boards {
     }
 
     /// Whether anyone here is on the board (or closed a page within the grace).
-    pub fn watches(&self, board: &str) -> bool {
+    pub(crate) fn watches(&self, board: &str) -> bool {
         self.boards.contains_key(board)
     }
 
     /// Takes the pages other instances report for a board. True when the board now needs
     /// a flush scheduled.
-    pub fn remote(&mut self, board: &str, mut viewers: Vec<Viewer>) -> bool {
+    pub(crate) fn remote(&mut self, board: &str, mut viewers: Vec<Viewer>) -> bool {
         let Some(entry) = self.boards.get_mut(board) else {
             return false;
         };
@@ -251,7 +251,7 @@ impl Boards {
     /// Sends the board's pages what changed since the last frame, in one frame: to every
     /// page when who is here (or their pages) changed, else only to pages that have had no
     /// frame yet. A board nobody is on any more is forgotten.
-    pub fn flush(&mut self, board: &str) {
+    pub(crate) fn flush(&mut self, board: &str) {
         let Some(entry) = self.boards.get_mut(board) else {
             return;
         };
@@ -302,7 +302,7 @@ impl Boards {
 
     /// Who of this board's pages is writing a note, for its other pages here and on the
     /// other instances; `None` when the page said so too recently or is not on the board.
-    pub fn typing(&mut self, board: &str, connection: ConnectionId) -> Option<Typing> {
+    pub(crate) fn typing(&mut self, board: &str, connection: ConnectionId) -> Option<Typing> {
         let member = self.boards.get_mut(board)?.members.get_mut(&connection)?;
         let now = Instant::now();
         if member.typed.is_some_and(|at| now - at < TYPING_EVERY) {
@@ -317,7 +317,7 @@ impl Boards {
     }
 
     /// Tells a board's pages here, but the writer's own, who is writing a note.
-    pub fn tell_typing(&self, typing: &Typing) {
+    pub(crate) fn tell_typing(&self, typing: &Typing) {
         let Some(entry) = self.boards.get(&typing.board) else {
             return;
         };
@@ -331,14 +331,8 @@ impl Boards {
         }
     }
 
-    /// The person a page is on a board, if it is on it.
-    pub fn someone(&self, board: &str, connection: ConnectionId) -> Option<&Someone> {
-        let entry = self.boards.get(board)?;
-        entry.members.get(&connection).map(|m| &m.someone)
-    }
-
     /// Sends a board's new definition to every viewer of it.
-    pub fn show(&mut self, board: &str, frame: EncodedFrame) {
+    pub(crate) fn show(&mut self, board: &str, frame: EncodedFrame) {
         for member in self
             .boards
             .get(board)
@@ -352,7 +346,7 @@ impl Boards {
 
     /// Sends a viewer that fell behind on a board its current definition and presence.
     /// False if its queue is still too full.
-    pub fn catch_up(&mut self, board: &str, connection: ConnectionId) -> bool {
+    pub(crate) fn catch_up(&mut self, board: &str, connection: ConnectionId) -> bool {
         let Some(member) = self
             .boards
             .get(board)
@@ -374,7 +368,7 @@ impl Boards {
 
     /// Sends a frame to every viewer of every board, once per connection; returns how many
     /// connections it was queued for.
-    pub fn send_to_all(&self, frame: &EncodedFrame) -> usize {
+    pub(crate) fn send_to_all(&self, frame: &EncodedFrame) -> usize {
         let mut sent = BTreeSet::new();
         for (connection, member) in self.boards.values().flat_map(|b| b.members.iter()) {
             if sent.insert(*connection) {

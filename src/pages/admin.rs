@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 
 #[component]
-pub fn AdminPage() -> impl IntoView {
+pub(crate) fn AdminPage() -> impl IntoView {
     let caller = library::caller();
     let admin = use_context::<Arc<Admin>>();
     let (Some(admin), true) = (admin, caller.is_admin()) else {
@@ -63,7 +63,7 @@ pub fn AdminPage() -> impl IntoView {
 
 /// The part of the view that follows the server, redrawn every second.
 #[component]
-pub fn AdminLive(overview: Overview) -> impl IntoView {
+pub(crate) fn AdminLive(overview: Overview) -> impl IntoView {
     let now = now_ms();
     let ago = move |ms: Option<u64>| ms.map_or("never".to_owned(), |ms| since(now, ms));
     let instances = overview
@@ -254,7 +254,7 @@ fn Table(
 }
 
 /// How long before `now` a moment was, as a person reads it at a glance.
-pub fn since(now: u64, ms: u64) -> String {
+pub(crate) fn since(now: u64, ms: u64) -> String {
     let seconds = now.saturating_sub(ms) / 1000;
     match seconds {
         0..=1 => "just now".into(),

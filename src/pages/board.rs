@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
-pub fn BoardPage() -> impl IntoView {
+pub(crate) fn BoardPage() -> impl IntoView {
     let name = use_params_map()
         .read_untracked()
         .get("board")

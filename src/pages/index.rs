@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 
 #[component]
-pub fn BoardList() -> impl IntoView {
+pub(crate) fn BoardList() -> impl IntoView {
     let mut boards = library::boards();
     boards.sort_by(|a, b| a.name.cmp(&b.name));
     if let [only] = boards.as_slice() {

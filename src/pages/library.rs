@@ -8,17 +8,17 @@ use leptos::prelude::*;
 use std::sync::Arc;
 
 /// The board as its file stands now; `None` if there is no such board.
-pub fn board(name: &str) -> Option<BoardView> {
+pub(crate) fn board(name: &str) -> Option<BoardView> {
     use_context::<Arc<Library>>()?.get(name)
 }
 
 /// Who is asking for the page.
-pub fn caller() -> Caller {
+pub(crate) fn caller() -> Caller {
     use_context::<Caller>().unwrap_or_default()
 }
 
 /// Answers 401 to an anonymous caller and 403 to one whose key does not allow the page.
-pub fn refuse(caller: &Caller) {
+pub(crate) fn refuse(caller: &Caller) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(if caller.is_anonymous() {
             axum::http::StatusCode::UNAUTHORIZED
@@ -29,7 +29,7 @@ pub fn refuse(caller: &Caller) {
 }
 
 /// The boards the caller may see.
-pub fn boards() -> Vec<BoardSummary> {
+pub(crate) fn boards() -> Vec<BoardSummary> {
     let caller = caller();
     use_context::<Arc<Library>>()
         .map(|library| {
@@ -41,7 +41,7 @@ pub fn boards() -> Vec<BoardSummary> {
 }
 
 /// Whether the board is private and the caller may not see it; answers 401 if so.
-pub fn locked(name: &str) -> bool {
+pub(crate) fn locked(name: &str) -> bool {
     let caller = caller();
     let locked =
         use_context::<Arc<Library>>().is_some_and(|library| !caller.may_see(&library, name));
@@ -54,7 +54,7 @@ pub fn locked(name: &str) -> bool {
 }
 
 /// Answers 404 for a board that does not exist, so scripts checking a URL see it.
-pub fn not_found() {
+pub(crate) fn not_found() {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }

@@ -12,7 +12,7 @@ mod index;
 mod library;
 mod not_found;
 
-pub use admin::{AdminLive, AdminPage};
-pub use board::BoardPage;
-pub use index::BoardList;
-pub use not_found::NotFound;
+pub(crate) use admin::{AdminLive, AdminPage};
+pub(crate) use board::BoardPage;
+pub(crate) use index::BoardList;
+pub(crate) use not_found::NotFound;

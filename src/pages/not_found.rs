@@ -4,7 +4,7 @@ use super::library;
 use leptos::prelude::*;
 
 #[component]
-pub fn NotFound() -> impl IntoView {
+pub(crate) fn NotFound() -> impl IntoView {
     library::not_found();
     view! {
         <main class="page">

@@ -11,7 +11,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use leptos::prelude::*;
 
-pub async fn live(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub(crate) async fn live(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     if !caller.is_admin() {
         return Err(refuse(
             &caller,

@@ -28,7 +28,7 @@ use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
 /// The API's routes; bodies over `max_body` bytes are refused with 413 unread.
-pub fn routes(max_body: usize) -> Router<AppState> {
+pub(crate) fn routes(max_body: usize) -> Router<AppState> {
     Router::new()
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
@@ -91,7 +91,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 /// The server's figures, for Prometheus.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -108,7 +108,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     (status = 200, description = "`{\"status\": \"ok\"}`"),
     (status = 503, description = "`{\"status\": \"unavailable\", \"reason\": …}`: the engine (Redis) cannot be reached"),
 ))]
-pub async fn health(State(state): State<AppState>) -> Response {
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
     match state.engine.health().await {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => (
@@ -340,7 +340,7 @@ async fn list_boards(State(state): State<AppState>, caller: Caller) -> Json<serd
 }
 
 /// The longest a reload may be spread over.
-pub const MAX_RELOAD_SPREAD_S: u64 = 600;
+pub(crate) const MAX_RELOAD_SPREAD_S: u64 = 600;
 
 /// What `POST /api/v1/screens/reload` takes; the body may also be empty.
 #[derive(Debug, serde::Deserialize, ToSchema)]

@@ -33,7 +33,7 @@ use tower_http::services::ServeDir;
 struct Built;
 
 /// The build's files and the version in their addresses.
-pub struct Assets {
+pub(crate) struct Assets {
     files: Files,
     /// The build's directory below the site root, as cargo-leptos names it (`pkg`).
     dir: String,
@@ -52,7 +52,7 @@ impl Assets {
     /// The build in `site_root`/`dir` if there is one, else the one in the binary. With
     /// neither, the server still runs (every file 404s), so the API works on a server whose
     /// site was never built.
-    pub fn open(site_root: &str, dir: &str) -> Arc<Assets> {
+    pub(crate) fn open(site_root: &str, dir: &str) -> Arc<Assets> {
         let path = FilePath::new(site_root).join(dir);
         let in_folder = folder_files(&path);
         let in_binary = binary_files(dir);
@@ -75,7 +75,7 @@ impl Assets {
 
     /// The files of `public/` the binary serves at the root (`/favicon.svg`) when the site
     /// is its own; from a folder, the pages' fallback serves them.
-    pub fn public_files(&self) -> Vec<String> {
+    pub(crate) fn public_files(&self) -> Vec<String> {
         match self.files {
             Files::Folder(_) => Vec::new(),
             Files::Binary => Built::iter()
@@ -87,19 +87,19 @@ impl Assets {
     }
 
     /// Where pages link the build, below the site root: `{dir}/{version}`.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("{}/{}", self.dir, self.version)
     }
 
     /// The route that serves it.
-    pub fn route(&self) -> String {
+    pub(crate) fn route(&self) -> String {
         format!("/{}/{{version}}/{{*file}}", self.dir)
     }
 }
 
 /// `GET /pkg/{version}/{*file}`: the file with the encoding the browser prefers, kept by
 /// the browser for good if it belongs to this build.
-pub async fn serve(
+pub(crate) async fn serve(
     State(assets): State<Arc<Assets>>,
     Path((version, file)): Path<(String, String)>,
     mut request: Request,
@@ -127,7 +127,7 @@ pub async fn serve(
 }
 
 /// `GET /favicon.svg` and the rest of `public/`, from the binary.
-pub async fn serve_public(request: Request) -> Response {
+pub(crate) async fn serve_public(request: Request) -> Response {
     let name = request.uri().path().trim_start_matches('/').to_owned();
     from_binary(&name, request.headers())
 }

@@ -18,14 +18,14 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// The admin session's cookie.
-pub const SESSION_COOKIE: &str = "pulseboard_session";
+pub(crate) const SESSION_COOKIE: &str = "pulseboard_session";
 
 /// A credential that was presented and is not in force.
 #[derive(Clone, Debug)]
-pub struct InvalidCredential;
+pub(crate) struct InvalidCredential;
 
 impl InvalidCredential {
-    pub fn message(&self) -> &'static str {
+    pub(crate) fn message(&self) -> &'static str {
         "the key presented is unknown or revoked"
     }
 }
@@ -58,7 +58,7 @@ fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&
 }
 
 /// The session token in the request's cookies, if any.
-pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -75,11 +75,11 @@ pub fn session_token(headers: &HeaderMap) -> Option<&str> {
 /// Who a request comes from, worked out once by [`identify`] and kept in the request's
 /// extensions for the limits, the handlers, the socket and the pages.
 #[derive(Clone)]
-pub struct Identified(pub Result<Caller, InvalidCredential>);
+pub(crate) struct Identified(pub Result<Caller, InvalidCredential>);
 
 impl Identified {
     /// The identity [`identify`] left on a request; anonymous if it did not run.
-    pub fn of(parts: &Parts) -> Result<Caller, InvalidCredential> {
+    pub(crate) fn of(parts: &Parts) -> Result<Caller, InvalidCredential> {
         parts
             .extensions
             .get::<Identified>()
@@ -88,7 +88,11 @@ impl Identified {
 }
 
 /// Middleware: works out the caller from the request's credentials.
-pub async fn identify(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let identified = caller_of(&state, &parts);
     parts.extensions.insert(Identified(identified));
@@ -128,7 +132,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// 401 for an anonymous caller, 403 for a key without the right, each logged.
-pub fn refuse(caller: &Caller, path: &str, what: &str) -> ApiError {
+pub(crate) fn refuse(caller: &Caller, path: &str, what: &str) -> ApiError {
     tracing::warn!(target: "audit", event = "denied", key = caller.who(), path, reason = what);
     if caller.is_anonymous() {
         ApiError::new(

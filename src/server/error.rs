@@ -85,7 +85,7 @@ impl Serialize for Code {
 
 /// A refused request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     #[serde(skip)]
     status: StatusCode,
     /// Machine-readable: `invalid_json`, `invalid_ops`, `op_refused`, `invalid_topic`, …

@@ -20,7 +20,7 @@ use axum::response::Response;
 use std::sync::Arc;
 
 /// The policy for a page rendered with this nonce.
-pub fn page_policy(nonce: &str, frame_ancestors: &str) -> String {
+pub(crate) fn page_policy(nonce: &str, frame_ancestors: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; \
@@ -29,7 +29,7 @@ pub fn page_policy(nonce: &str, frame_ancestors: &str) -> String {
 }
 
 /// `frame_ancestors` as the directive takes it.
-pub fn frame_ancestors(sources: &[String]) -> Arc<str> {
+pub(crate) fn frame_ancestors(sources: &[String]) -> Arc<str> {
     if sources.is_empty() {
         "'none'".into()
     } else {
@@ -38,7 +38,11 @@ pub fn frame_ancestors(sources: &[String]) -> Arc<str> {
 }
 
 /// Middleware: adds the headers, and the allow-nothing policy to answers that are not pages.
-pub async fn secure(State(ancestors): State<Arc<str>>, request: Request, next: Next) -> Response {
+pub(crate) async fn secure(
+    State(ancestors): State<Arc<str>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(

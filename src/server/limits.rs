@@ -27,14 +27,14 @@ use tokio::sync::Notify;
 
 /// What the operator set, from Leptos.toml.
 #[derive(Clone, Copy, Debug)]
-pub struct ClientLimits {
-    pub requests_per_ip: NonZeroU32,
-    pub requests_per_key: NonZeroU32,
-    pub connections_per_ip: usize,
-    pub trust_proxy: bool,
+pub(crate) struct ClientLimits {
+    pub(crate) requests_per_ip: NonZeroU32,
+    pub(crate) requests_per_key: NonZeroU32,
+    pub(crate) connections_per_ip: usize,
+    pub(crate) trust_proxy: bool,
 }
 
-pub struct Guard {
+pub(crate) struct Guard {
     limits: ClientLimits,
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_key: DefaultKeyedRateLimiter<String>,
@@ -50,7 +50,7 @@ fn quota(per_second: NonZeroU32) -> Quota {
 }
 
 impl Guard {
-    pub fn new(limits: ClientLimits) -> Arc<Self> {
+    pub(crate) fn new(limits: ClientLimits) -> Arc<Self> {
         Arc::new(Guard {
             limits,
             by_ip: RateLimiter::keyed(quota(limits.requests_per_ip)),
@@ -61,7 +61,7 @@ impl Guard {
     }
 
     /// The client's address: the peer's, or with `trust_proxy` the one the proxy saw.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let forwarded = self
             .limits
             .trust_proxy
@@ -74,7 +74,7 @@ impl Guard {
 
     /// Takes one of the address' connections; `None` when it has them all open. The slot is
     /// given back when dropped.
-    pub fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+    pub(crate) fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
         let mut open = self.open.lock();
         let count = open.entry(ip).or_default();
         if *count >= self.limits.connections_per_ip {
@@ -88,7 +88,7 @@ impl Guard {
     }
 
     /// Resolves once no connection is open.
-    pub async fn until_all_closed(&self) {
+    pub(crate) async fn until_all_closed(&self) {
         loop {
             // Made before the check, so a close in between still wakes it.
             let closed = self.all_closed.notified();
@@ -101,13 +101,13 @@ impl Guard {
 
     /// Forgets addresses and keys idle long enough that their buckets are full again, so
     /// the limiters' memory follows the clients seen lately, not every one ever.
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         self.by_ip.retain_recent();
         self.by_key.retain_recent();
     }
 
     /// The refusal for an address with all its connections open.
-    pub fn too_many_connections(&self) -> Response {
+    pub(crate) fn too_many_connections(&self) -> Response {
         let message = format!(
             "this address has {} connections open, the most it may; close one or retry later",
             self.limits.connections_per_ip
@@ -124,7 +124,7 @@ impl Guard {
 }
 
 /// One open connection of an address.
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     guard: Arc<Guard>,
     ip: IpAddr,
 }
@@ -154,7 +154,7 @@ fn too_many(error: ApiError, wait: Duration) -> Response {
 }
 
 /// Middleware: counts each request against its key or address and answers 429 past the limit.
-pub async fn requests(
+pub(crate) async fn requests(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::caller::{session_token, SESSION_COOKIE};
 
 #[derive(Deserialize)]
-pub struct Login {
+pub(crate) struct Login {
     key: String,
     /// Where to go once signed in: a path on this server.
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct Login {
 }
 
 /// Whether a form post comes from this server's own pages (or a client that sends no Origin).
-pub fn same_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(crate) fn same_site(headers: &HeaderMap, allowed: &[String]) -> bool {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     match header("origin") {
         None => true,
@@ -59,7 +59,7 @@ fn local_path(next: &str) -> &str {
 }
 
 #[derive(Deserialize)]
-pub struct Next {
+pub(crate) struct Next {
     #[serde(default)]
     next: String,
 }
@@ -95,7 +95,7 @@ fn page(
     response
 }
 
-pub async fn form(State(state): State<AppState>, Query(next): Query<Next>) -> Response {
+pub(crate) async fn form(State(state): State<AppState>, Query(next): Query<Next>) -> Response {
     page(
         &state.leptos_options,
         None,
@@ -104,7 +104,7 @@ pub async fn form(State(state): State<AppState>, Query(next): Query<Next>) -> Re
     )
 }
 
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(login): Form<Login>,
@@ -161,7 +161,7 @@ pub async fn login(
     response
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !same_site(&headers, &state.allowed_origins) {
         return StatusCode::FORBIDDEN.into_response();
     }

@@ -11,18 +11,18 @@
 //! - `assets`: the site's build, compressed and cached by the version in its address.
 
 mod admin;
-pub mod api;
+pub(crate) mod api;
 mod assets;
 mod bodies;
 mod caller;
 mod endings;
 mod error;
 mod headers;
-pub mod limits;
+pub(crate) mod limits;
 mod login;
 mod notes;
 mod session;
-pub mod socket;
+pub(crate) mod socket;
 mod sse;
 
 use crate::access::keyring::{self, Keyring, REFRESH};
@@ -55,39 +55,39 @@ use tokio::sync::watch;
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
+pub(crate) struct AppState {
+    pub(crate) leptos_options: LeptosOptions,
     /// The site's build, at the address `leptos_options.site_pkg_dir` names.
-    pub assets: Arc<assets::Assets>,
+    pub(crate) assets: Arc<assets::Assets>,
     /// What topics are, and the writes that change them.
-    pub engine: Arc<dyn Engine>,
+    pub(crate) engine: Arc<dyn Engine>,
     /// Who on this instance follows which topic and board.
-    pub hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
     /// The boards, as their files last parsed.
-    pub boards: Arc<Library>,
+    pub(crate) boards: Arc<Library>,
     /// Who may write the boards' notes, and the writes that keep them.
-    pub notes: Arc<Notes>,
+    pub(crate) notes: Arc<Notes>,
     /// Turns true when the server is stopping, so open sockets close instead of holding it up.
-    pub shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
     /// Changes when a key goes out of force or the server starts stopping (see
     /// [`endings`]).
-    pub endings: watch::Receiver<()>,
-    pub heartbeat: socket::Heartbeat,
+    pub(crate) endings: watch::Receiver<()>,
+    pub(crate) heartbeat: socket::Heartbeat,
     /// Clients told of a restart reconnect at a random moment within this.
-    pub reconnect_spread: Duration,
+    pub(crate) reconnect_spread: Duration,
     /// Origins besides the server's own whose pages may open `/ws`.
-    pub allowed_origins: Arc<[String]>,
-    pub limits: socket::Limits,
-    pub keyring: Arc<Keyring>,
+    pub(crate) allowed_origins: Arc<[String]>,
+    pub(crate) limits: socket::Limits,
+    pub(crate) keyring: Arc<Keyring>,
     /// Requests and connections per address and key.
-    pub guard: Arc<limits::Guard>,
+    pub(crate) guard: Arc<limits::Guard>,
     /// CSP `frame-ancestors`: who may frame the pages.
-    pub frame_ancestors: Arc<str>,
+    pub(crate) frame_ancestors: Arc<str>,
     /// What the admin view and the board list show of the running system.
-    pub admin: Arc<Admin>,
+    pub(crate) admin: Arc<Admin>,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     // Pages read the boards while they render, and check who is asking.

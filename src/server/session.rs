@@ -23,18 +23,18 @@ use crate::protocol::{
 };
 use std::sync::Arc;
 
-pub struct Session {
-    pub hub: Arc<Hub>,
+pub(crate) struct Session {
+    pub(crate) hub: Arc<Hub>,
     engine: Arc<dyn Engine>,
     library: Arc<Library>,
-    pub id: ConnectionId,
+    pub(crate) id: ConnectionId,
     outbox: Outbox,
     topics: Names,
     boards: Names,
     /// How many topics this connection may follow at once.
     max_topics: usize,
     /// Whose connection this is: what it may read and write.
-    pub caller: Caller,
+    pub(crate) caller: Caller,
     /// The id an anonymous browser gave to be one person across its pages.
     person: Option<String>,
     notes: Arc<Notes>,
@@ -79,22 +79,22 @@ impl Names {
 
 /// Topics a `subscribe` did not take, and why.
 #[derive(Default)]
-pub struct Refused {
+pub(crate) struct Refused {
     /// The connection follows as many topics as it may.
-    pub over_limit: Vec<String>,
+    pub(crate) over_limit: Vec<String>,
     /// The caller may not read them.
-    pub forbidden: Vec<String>,
+    pub(crate) forbidden: Vec<String>,
     /// The engine could not give them.
-    pub unavailable: Vec<String>,
+    pub(crate) unavailable: Vec<String>,
 }
 
 /// A board the caller may not see: the connection is closed with this reason.
-pub struct PrivateBoard(pub String);
+pub(crate) struct PrivateBoard(pub String);
 
 impl Session {
     /// Opens a connection on the hub for `caller`: its session, and the inbox the
     /// transport (`/ws` or `/sse`) writes out.
-    pub fn open(state: &AppState, caller: Caller, stream: bool) -> (Self, Inbox) {
+    pub(crate) fn open(state: &AppState, caller: Caller, stream: bool) -> (Self, Inbox) {
         let (id, outbox, inbox) = state.hub.connect();
         state.hub.metrics().connections.inc();
         if stream {
@@ -118,7 +118,7 @@ impl Session {
     }
 
     /// The first frame on every connection: its viewer id and the heartbeat it will get.
-    pub async fn welcome(&self, heartbeat: Heartbeat) {
+    pub(crate) async fn welcome(&self, heartbeat: Heartbeat) {
         self.reply(ServerFrame::Welcome(Welcome {
             connection: self.hub.viewer_id(self.id),
             server: env!("CARGO_PKG_VERSION").into(),
@@ -130,7 +130,7 @@ impl Session {
     }
 
     /// Decodes and answers one client frame. An error ends the connection.
-    pub async fn handle(&mut self, text: &str) -> Result<(), PrivateBoard> {
+    pub(crate) async fn handle(&mut self, text: &str) -> Result<(), PrivateBoard> {
         let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -287,7 +287,7 @@ impl Session {
     /// again restarts the topic from the new position. Returns the topics not taken: those
     /// the caller may not read, those past the connection's limit, and those the engine could
     /// not give.
-    pub async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
+    pub(crate) async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
         let mut refused = Refused::default();
         for request in topics {
             if !self.caller.may_read_topic(&self.library, &request.topic) {
@@ -323,7 +323,7 @@ impl Session {
         refused
     }
 
-    pub fn unsubscribe(&mut self, topics: &[String]) {
+    pub(crate) fn unsubscribe(&mut self, topics: &[String]) {
         for topic in topics {
             self.hub.unsubscribe(self.id, topic);
             if self.topics.remove(topic) {
@@ -333,14 +333,14 @@ impl Session {
     }
 
     /// Whether this connection follows the topic.
-    pub fn follows(&self, topic: &str) -> bool {
+    pub(crate) fn follows(&self, topic: &str) -> bool {
         self.topics.contains(topic)
     }
 
     /// Joins a board's presence as this connection's person (`person`: an anonymous
     /// browser's id, kept from the first join that gives one) and sends the board's
     /// definition, if the caller may see it.
-    pub async fn join(
+    pub(crate) async fn join(
         &mut self,
         board: String,
         person: Option<String>,
@@ -402,11 +402,11 @@ impl Session {
         self.reply(answer).await;
     }
 
-    pub async fn reply(&self, frame: ServerFrame) {
+    pub(crate) async fn reply(&self, frame: ServerFrame) {
         self.send(encode(&frame)).await;
     }
 
-    pub async fn error(&self, error: ErrorFrame) {
+    pub(crate) async fn error(&self, error: ErrorFrame) {
         self.reply(ServerFrame::Error(error)).await;
     }
 

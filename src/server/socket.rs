@@ -52,13 +52,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What one client may ask of the server.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub messages_per_second: NonZeroU32,
-    pub max_subscriptions: usize,
+pub(crate) struct Limits {
+    pub(crate) messages_per_second: NonZeroU32,
+    pub(crate) max_subscriptions: usize,
     /// The largest frame a client may send, in bytes; a larger one closes with 1009.
-    pub max_frame: usize,
+    pub(crate) max_frame: usize,
     /// The largest HTTP API request body, in bytes; a larger one is a 413.
-    pub max_body: usize,
+    pub(crate) max_body: usize,
 }
 
 /// Refusing frames for this long without a second's pause is abuse: the connection closes.
@@ -113,9 +113,9 @@ impl FrameRate {
 
 /// How often connections are pinged, and how long one may stay silent.
 #[derive(Clone, Copy, Debug)]
-pub struct Heartbeat {
-    pub interval: Duration,
-    pub idle_timeout: Duration,
+pub(crate) struct Heartbeat {
+    pub(crate) interval: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 /// When a connection last heard from its peer: its reader notes it, its writer's [`Pulse`]
@@ -145,7 +145,7 @@ impl LastHeard {
     }
 }
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -229,7 +229,7 @@ struct Terms {
 
 /// Whether a page from `origin` may open a socket: the server's own origin (an address it
 /// was reached at), or one `allowed_origins` lists (`*` lists every one).
-pub fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[String]) -> bool {
     let own = hosts.iter().flatten().any(|host| {
         origin
             .split_once("://")

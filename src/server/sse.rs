@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Deserialize)]
-pub struct Follow {
+pub(crate) struct Follow {
     board: Option<String>,
     topics: Option<String>,
     from: Option<String>,
@@ -46,7 +46,7 @@ pub struct Follow {
 /// Each followed topic's position, as an event id carries it.
 type Positions = BTreeMap<String, Position>;
 
-pub async fn stream(
+pub(crate) async fn stream(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
@@ -293,7 +293,7 @@ struct FrameHead<'a> {
 }
 
 /// `metric:kpis=1763805600000.1291,feed:activity=1763805600000.88`
-pub fn format_positions(positions: &Positions) -> String {
+pub(crate) fn format_positions(positions: &Positions) -> String {
     positions
         .iter()
         .map(|(topic, p)| format!("{topic}={}.{}", p.epoch, p.offset))
@@ -301,7 +301,7 @@ pub fn format_positions(positions: &Positions) -> String {
         .join(",")
 }
 
-pub fn parse_positions(text: &str) -> Result<Positions, String> {
+pub(crate) fn parse_positions(text: &str) -> Result<Positions, String> {
     let mut positions = Positions::new();
     for item in text.split(',').filter(|i| !i.is_empty()) {
         let parsed = item.rsplit_once('=').and_then(|(topic, at)| {

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 /// What a backup holds.
 #[derive(Debug)]
-pub struct Copied {
-    pub topics: u64,
-    pub keys: u64,
-    pub bytes: u64,
+pub(crate) struct Copied {
+    pub(crate) topics: u64,
+    pub(crate) keys: u64,
+    pub(crate) bytes: u64,
 }
 
 /// Copies `pulseboard.db` in `data_dir` to `to`, which appears only once it is complete.
-pub fn backup(data_dir: &Path, to: &Path) -> Result<Copied, StoreError> {
+pub(crate) fn backup(data_dir: &Path, to: &Path) -> Result<Copied, StoreError> {
     let from = data_dir.join("pulseboard.db");
     if !from.is_file() {
         return Err(StoreError(format!(

@@ -6,9 +6,9 @@
 //! `schema` owns; [`backup`] copies that file while the server runs. an engine that keeps topics elsewhere (Redis)
 //! is another [`crate::engine::Engine`], not another store.
 
-pub mod backup;
+pub(crate) mod backup;
 pub(crate) mod schema;
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -17,71 +17,71 @@ use tokio::sync::oneshot;
 
 /// A topic as last committed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TopicRecord {
-    pub name: String,
-    pub epoch: u64,
-    pub offset: u64,
-    pub state: BTreeMap<String, Value>,
+pub(crate) struct TopicRecord {
+    pub(crate) name: String,
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
+    pub(crate) state: BTreeMap<String, Value>,
     /// Expiry times (ms since the Unix epoch) of the entities that have one.
-    pub expiries: BTreeMap<String, u64>,
+    pub(crate) expiries: BTreeMap<String, u64>,
     /// When each entity last changed (ms since the Unix epoch), where known.
-    pub changed: BTreeMap<String, u64>,
+    pub(crate) changed: BTreeMap<String, u64>,
     /// The newest encoded event frames, oldest first, with their offsets.
-    pub history: Vec<(u64, String)>,
+    pub(crate) history: Vec<(u64, String)>,
 }
 
 /// One publish, as the store must record it: all of it or none of it.
 #[derive(Debug, Clone)]
-pub struct TopicWrite {
-    pub topic: String,
-    pub epoch: u64,
+pub(crate) struct TopicWrite {
+    pub(crate) topic: String,
+    pub(crate) epoch: u64,
     /// The topic's offset this write was planned after: the store refuses it unless that is
     /// where the topic stands, so a write planned on one that failed never lands.
-    pub base: u64,
+    pub(crate) base: u64,
     /// The topic's offset after this write.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Entities to create or replace, with their expiry time if they have one.
-    pub upserts: Vec<(String, Value, Option<u64>)>,
+    pub(crate) upserts: Vec<(String, Value, Option<u64>)>,
     /// When the write was made (ms since the Unix epoch): when its upserts last changed.
-    pub at_ms: u64,
+    pub(crate) at_ms: u64,
     /// Entities to remove.
-    pub deletes: Vec<String>,
+    pub(crate) deletes: Vec<String>,
     /// The encoded event frames, in offset order.
-    pub events: Vec<(u64, String)>,
+    pub(crate) events: Vec<(u64, String)>,
     /// How many of the newest events to keep for resuming clients.
-    pub keep_history: usize,
+    pub(crate) keep_history: usize,
 }
 
 /// One request's writes, recorded all together or not at all.
 #[derive(Debug, Clone, Default)]
-pub struct WriteUnit {
-    pub topics: Vec<TopicWrite>,
+pub(crate) struct WriteUnit {
+    pub(crate) topics: Vec<TopicWrite>,
     /// The request's idempotency record, stored in the same transaction as its writes.
-    pub remember: Option<Remembered>,
+    pub(crate) remember: Option<Remembered>,
 }
 
 /// A request made with an `Idempotency-Key`, and what it answered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Remembered {
-    pub key: String,
+pub(crate) struct Remembered {
+    pub(crate) key: String,
     /// A digest of the request, so that a different request reusing the key is refused.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The answer, as JSON.
-    pub response: String,
+    pub(crate) response: String,
     /// When it was made, ms since the Unix epoch.
-    pub created_ms: u64,
+    pub(crate) created_ms: u64,
 }
 
 /// Everything the store holds, as read at start.
 #[derive(Debug, Clone, Default)]
-pub struct Loaded {
-    pub topics: Vec<TopicRecord>,
-    pub remembered: Vec<Remembered>,
+pub(crate) struct Loaded {
+    pub(crate) topics: Vec<TopicRecord>,
+    pub(crate) remembered: Vec<Remembered>,
 }
 
 /// A store that could not do what was asked. The write it refers to did not happen.
 #[derive(Debug, Clone)]
-pub struct StoreError(pub String);
+pub(crate) struct StoreError(pub String);
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,9 +97,9 @@ pub(crate) fn failed(e: impl fmt::Display) -> StoreError {
 }
 
 /// Resolves once a write is durable, or failed as a whole.
-pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
+pub(crate) type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
-pub trait Store: Send + Sync + 'static {
+pub(crate) trait Store: Send + Sync + 'static {
     /// Every topic as last committed, and the idempotency records newer than `remember_since`
     /// (ms since the Unix epoch).
     fn load(&self, remember_since: u64) -> Result<Loaded, StoreError>;

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 /// The most writes one transaction takes; more wait for the next.
 const MAX_GROUP: usize = 512;
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     path: PathBuf,
     queue: mpsc::Sender<Message>,
 }
@@ -53,7 +53,7 @@ fn stored(n: i64) -> u64 {
 
 impl SqliteStore {
     /// Opens (creating if needed) `pulseboard.db` in `data_dir` and starts its writer thread.
-    pub fn open(data_dir: &Path, fsync: bool) -> Result<Self, StoreError> {
+    pub(crate) fn open(data_dir: &Path, fsync: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("pulseboard.db");

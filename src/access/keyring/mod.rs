@@ -31,31 +31,31 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often the server re-reads keys and sessions from the file.
-pub const REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 /// How long an admin session lasts after its login.
-pub const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// What every key's secret starts with, so a leaked one is recognisable (and greppable).
 const PREFIX: &str = "pb_";
 
 /// An API key as listed: everything but its secret.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct KeyRecord {
+pub(crate) struct KeyRecord {
     /// Names the key in lists, logs and revocation; not a secret.
-    pub id: String,
+    pub(crate) id: String,
     /// What the key is for, e.g. "CI deploys" or "lobby TV".
-    pub name: String,
+    pub(crate) name: String,
     #[schema(value_type = Vec<String>, example = json!(["publish:metric:*"]))]
-    pub scopes: Vec<Scope>,
+    pub(crate) scopes: Vec<Scope>,
     /// ms since the Unix epoch.
-    pub created_ms: u64,
+    pub(crate) created_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_ms: Option<u64>,
+    pub(crate) revoked_ms: Option<u64>,
 }
 
 /// A new key: its record, and the secret that is shown this once.
-pub struct NewKey {
-    pub record: KeyRecord,
-    pub secret: String,
+pub(crate) struct NewKey {
+    pub(crate) record: KeyRecord,
+    pub(crate) secret: String,
 }
 
 #[derive(Default)]
@@ -71,7 +71,7 @@ struct Known {
 
 /// Where keys and sessions are kept. Keys are found by the digest of their secret, sessions
 /// by the digest of their token; neither secret nor token is ever stored.
-pub trait KeyStorage: Send + Sync {
+pub(crate) trait KeyStorage: Send + Sync {
     fn add_key(&self, digest: &str, record: &KeyRecord) -> Result<(), StoreError>;
     /// Marks a key revoked at `at_ms` and ends its sessions; a key already revoked stays as
     /// it was.
@@ -93,7 +93,7 @@ pub trait KeyStorage: Send + Sync {
 
 /// The keyring that goes with the engine: in Redis when the topics are, else in the data
 /// dir's SQLite file.
-pub fn open(data_dir: &Path, redis_url: &str) -> Result<Keyring, StoreError> {
+pub(crate) fn open(data_dir: &Path, redis_url: &str) -> Result<Keyring, StoreError> {
     let storage: Box<dyn KeyStorage> = if redis_url.is_empty() {
         Box::new(sqlite::SqliteKeys::open(data_dir)?)
     } else {
@@ -102,7 +102,7 @@ pub fn open(data_dir: &Path, redis_url: &str) -> Result<Keyring, StoreError> {
     Keyring::new(storage)
 }
 
-pub struct Keyring {
+pub(crate) struct Keyring {
     storage: Box<dyn KeyStorage>,
     known: RwLock<Known>,
     /// Held through each refresh, so a slow one that read before a change cannot replace
@@ -113,14 +113,14 @@ pub struct Keyring {
 }
 
 /// One key, to ask whether it is still in force.
-pub struct KeyInForce {
+pub(crate) struct KeyInForce {
     keyring: Arc<Keyring>,
     id: String,
 }
 
 impl KeyInForce {
     /// False once the key is revoked, or gone from the file.
-    pub fn holds(&self) -> bool {
+    pub(crate) fn holds(&self) -> bool {
         self.keyring.in_force(&self.id)
     }
 }
@@ -154,7 +154,7 @@ fn random_hex(bytes: usize) -> Result<String, StoreError> {
 
 impl Keyring {
     /// A keyring over `storage`, read once.
-    pub fn new(storage: Box<dyn KeyStorage>) -> Result<Self, StoreError> {
+    pub(crate) fn new(storage: Box<dyn KeyStorage>) -> Result<Self, StoreError> {
         let keyring = Keyring {
             storage,
             known: RwLock::default(),
@@ -166,7 +166,7 @@ impl Keyring {
     }
 
     /// Makes a key with these scopes.
-    pub fn create(&self, name: &str, scopes: Vec<Scope>) -> Result<NewKey, StoreError> {
+    pub(crate) fn create(&self, name: &str, scopes: Vec<Scope>) -> Result<NewKey, StoreError> {
         let secret = format!("{PREFIX}{}", random_hex(32)?);
         let record = KeyRecord {
             id: random_hex(6)?,
@@ -181,7 +181,7 @@ impl Keyring {
     }
 
     /// Every key, revoked ones included, oldest first.
-    pub fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
         Ok(self
             .storage
             .keys()?
@@ -191,14 +191,14 @@ impl Keyring {
     }
 
     /// Revokes a key, and ends its sessions. `None` if there is no key with that id.
-    pub fn revoke(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+    pub(crate) fn revoke(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.storage.revoke_key(id, now_ms())?;
         self.refresh()?;
         Ok(self.list()?.into_iter().find(|record| record.id == id))
     }
 
     /// The key a secret belongs to, if it is in force.
-    pub fn verify(&self, secret: &str) -> Option<Arc<KeyRecord>> {
+    pub(crate) fn verify(&self, secret: &str) -> Option<Arc<KeyRecord>> {
         if !secret.starts_with(PREFIX) {
             return None;
         }
@@ -206,12 +206,12 @@ impl Keyring {
     }
 
     /// Whether the key with this id is in force (not revoked).
-    pub fn in_force(&self, id: &str) -> bool {
+    pub(crate) fn in_force(&self, id: &str) -> bool {
         self.known.read().in_force.contains(id)
     }
 
     /// The key with this id, to ask whether it is still in force.
-    pub fn key(self: &Arc<Self>, id: &str) -> KeyInForce {
+    pub(crate) fn key(self: &Arc<Self>, id: &str) -> KeyInForce {
         KeyInForce {
             keyring: self.clone(),
             id: id.to_owned(),
@@ -219,12 +219,12 @@ impl Keyring {
     }
 
     /// Changes each time a refresh takes a key out of force.
-    pub fn revocations(&self) -> watch::Receiver<u64> {
+    pub(crate) fn revocations(&self) -> watch::Receiver<u64> {
         self.revocations.subscribe()
     }
 
     /// Starts a session for a key in force; returns its token, which goes in a cookie.
-    pub fn start_session(&self, key: &KeyRecord) -> Result<String, StoreError> {
+    pub(crate) fn start_session(&self, key: &KeyRecord) -> Result<String, StoreError> {
         let token = random_hex(32)?;
         let now = now_ms();
         let expires = now + SESSION_LIFETIME.as_millis() as u64;
@@ -235,20 +235,20 @@ impl Keyring {
     }
 
     /// Ends a session (a logout); unknown tokens are ignored.
-    pub fn end_session(&self, token: &str) -> Result<(), StoreError> {
+    pub(crate) fn end_session(&self, token: &str) -> Result<(), StoreError> {
         self.storage.end_session(&digest(token))?;
         self.refresh()
     }
 
     /// The key behind a session token, if the session is in force.
-    pub fn session(&self, token: &str) -> Option<Arc<KeyRecord>> {
+    pub(crate) fn session(&self, token: &str) -> Option<Arc<KeyRecord>> {
         let known = self.known.read();
         let (key, expires) = known.sessions.get(&digest(token))?;
         (*expires > now_ms()).then(|| key.clone())
     }
 
     /// Re-reads keys and sessions from the storage; drops sessions that have ended.
-    pub fn refresh(&self) -> Result<(), StoreError> {
+    pub(crate) fn refresh(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.refreshing.lock();
         let records = self.storage.keys()?;
         let sessions = self.storage.sessions(now_ms())?;

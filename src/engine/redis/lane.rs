@@ -24,17 +24,17 @@ const MAX_PIPELINE: usize = 256;
 
 /// A topic as this instance's queued commits will leave it.
 pub(super) struct Planned {
-    pub epoch: u64,
-    pub offset: u64,
+    pub(crate) epoch: u64,
+    pub(crate) offset: u64,
     /// The commit the next write is planned after: the last one queued.
-    pub last: String,
-    pub state: BTreeMap<String, Json>,
-    pub expiries: BTreeMap<String, u64>,
+    pub(crate) last: String,
+    pub(crate) state: BTreeMap<String, Json>,
+    pub(crate) expiries: BTreeMap<String, u64>,
 }
 
 impl Planned {
     /// Takes in a write queued for commit as `id`.
-    pub fn advance(&mut self, prepared: &Prepared, id: String) {
+    pub(crate) fn advance(&mut self, prepared: &Prepared, id: String) {
         self.offset = prepared.head();
         self.last = id;
         for (id, value) in prepared.finals() {
@@ -59,21 +59,21 @@ impl Planned {
 #[derive(Default)]
 pub(super) struct Ahead {
     /// `None` until read from Redis, and again once a commit planned on it was refused.
-    pub topic: Option<Planned>,
+    pub(crate) topic: Option<Planned>,
     /// Counts reads from Redis, so a refusal forgets only the copy it was planned on.
-    pub generation: u64,
+    pub(crate) generation: u64,
 }
 
 type Queued = (CommitCall, oneshot::Sender<Result<Value, EngineError>>);
 
 /// One topic's planning lock and commit queue.
 pub(super) struct Lane {
-    pub ahead: Mutex<Ahead>,
+    pub(crate) ahead: Mutex<Ahead>,
     queue: mpsc::UnboundedSender<Queued>,
 }
 
 impl Lane {
-    pub fn start(commands: ConnectionManager, script: Script) -> Arc<Self> {
+    pub(crate) fn start(commands: ConnectionManager, script: Script) -> Arc<Self> {
         let (queue, waiting) = mpsc::unbounded_channel();
         tokio::spawn(committer(waiting, commands, script));
         Arc::new(Lane {
@@ -83,7 +83,7 @@ impl Lane {
     }
 
     /// Queues a commit, behind every one queued before it; resolves with its answer.
-    pub fn commit(&self, call: CommitCall) -> oneshot::Receiver<Result<Value, EngineError>> {
+    pub(crate) fn commit(&self, call: CommitCall) -> oneshot::Receiver<Result<Value, EngineError>> {
         let (answer, answered) = oneshot::channel();
         // The committer lives as long as the lane: the send cannot fail while `self` does.
         let _ = self.queue.send((call, answer));
@@ -91,7 +91,7 @@ impl Lane {
     }
 
     /// Forgets the planned copy of `generation`, if it is still the one held.
-    pub async fn forget(&self, generation: u64) {
+    pub(crate) async fn forget(&self, generation: u64) {
         let mut ahead = self.ahead.lock().await;
         if ahead.generation == generation {
             ahead.topic = None;

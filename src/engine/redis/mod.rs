@@ -63,7 +63,7 @@ const IN_FLIGHT_MS: u64 = 60_000;
 
 /// The Redis engine; cheap to clone.
 #[derive(Clone)]
-pub struct RedisEngine {
+pub(crate) struct RedisEngine {
     inner: Arc<Inner>,
 }
 
@@ -224,7 +224,7 @@ impl RedisEngine {
     /// Connects to Redis at `url`, checks its layout, and starts following topics over
     /// pub/sub. Fails if Redis cannot be reached now: an instance started against a Redis
     /// that is not there says so rather than serving nothing.
-    pub async fn open(
+    pub(crate) async fn open(
         url: &str,
         retention: Retention,
         metrics: Arc<Metrics>,
