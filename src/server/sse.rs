@@ -108,12 +108,8 @@ pub(crate) async fn stream(
     };
     let endings = Endings::new(&state, caller.key().map(|key| key.id.as_str()));
     let (mut session, inbox) = Session::open(&state, caller, true);
-    let AppState {
-        boards: library,
-        heartbeat,
-        reconnect_spread,
-        ..
-    } = state;
+    let library = state.boards.clone();
+    let (heartbeat, reconnect_spread) = (state.heartbeat, state.reconnect_spread);
     session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
