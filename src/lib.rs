@@ -51,7 +51,7 @@
 //!   `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //!
-//! Browser only (`hydrate`): [`live::socket`], the WebSocket connection with backoff,
+//! Browser only (`hydrate`): `live::socket`, the WebSocket connection with backoff,
 //! resume and per-frame batching; `live::parse`, JSON read with the browser's own parser;
 //! `live::clock`, the page clock and the clock widgets' time zones; `live::playlist`, the
 //! timer that moves a playlist on.

@@ -258,7 +258,8 @@ fn span(value: Option<toml::Value>, columns: u8) -> Result<(u8, u8), String> {
     Ok((wide as u8, tall as u8))
 }
 
-/// Turns a `delta` window written as a duration (`"1h"`) into the form [`Delta`] reads.
+/// Turns a `delta` window written as a duration (`"1h"`) into the form
+/// [`Delta`](crate::boards::Delta) reads.
 fn delta_window(table: &mut toml::Table) -> Result<(), String> {
     let Some(toml::Value::String(text)) = table.get("delta") else {
         return Ok(());

@@ -5,7 +5,7 @@
 //! publisher or the other subscribers. When the queue is full, a topic stops queueing events
 //! for the connection and only notes which entities changed; once the connection has written
 //! its queue out, it is caught up with one frame holding the latest state of those entities
-//! (see [`super::topic`]). A resume longer than the queue is streamed the same way: the topic
+//! (see [`super::follow`]). A resume longer than the queue is streamed the same way: the topic
 //! lists itself as having more, and sends the next part each time the queue is written out.
 //! Memory per connection stays bounded by the queue and the topic's entities, and the
 //! connection is never dropped for being slow.
