@@ -54,9 +54,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// What every handler can reach: one allocation shared by every request. axum clones the
-/// state for each extractor and middleware that asks for it, several times a request, and a
-/// clone of the fields themselves (the Leptos options' strings, a dozen reference counts) was
-/// about 9% of the server's CPU per publish.
+/// state for each extractor and middleware that asks for it, several times a request, and
+/// cloning the fields themselves (the Leptos options' strings, a dozen reference counts) took
+/// about 9% of the workers' CPU per publish request.
 #[derive(Clone)]
 pub(crate) struct AppState(Arc<Shared>);
 
