@@ -137,17 +137,6 @@ fn resident_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// CPU time a process has used (user and system), in seconds, from /proc.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (which may hold spaces) in parentheses: utime and
-    // stime are the 12th and 13th, in clock ticks of 1/100 s.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some((user + system) as f64 / 100.0)
-}
-
 /// Publishes `total` events at `rate` to `addr`, open loop, and returns how many were
 /// accepted. It runs on a thread and runtime of its own: among the subscribers' tasks each
 /// publish would wait its turn behind thousands of them before going out, and that wait
@@ -185,7 +174,7 @@ fn publish_paced(
 
 /// CPU time of several processes, in seconds.
 fn cpu_of(pids: &[u32]) -> Option<f64> {
-    pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+    pids.iter().map(|pid| support::cpu_seconds(*pid)).sum()
 }
 
 #[tokio::main]
