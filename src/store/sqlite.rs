@@ -17,7 +17,7 @@ use super::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -278,27 +278,28 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Where one topic stands as a group's writes go through it, and what they leave behind.
+struct Touched<'a> {
+    epoch: u64,
+    head: u64,
+    keep_history: usize,
+    /// Each entity's last change in the group: `None` deletes it.
+    entities: HashMap<&'a str, Option<EntityChange<'a>>>,
+}
+
+/// An entity's payload, its expiry and when it changed (ms since the Unix epoch).
+type EntityChange<'a> = (&'a Value, Option<u64>, u64);
+
+/// Records a group of units in one transaction. A busy topic has many writes in a group, so
+/// each topic's head is read once and written once, its history trimmed once, and each of its
+/// entities written once with its last value; only the events are one row each.
 fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreError> {
     let tx = connection.transaction()?;
     {
         let mut stands =
             tx.prepare_cached("SELECT head FROM topics WHERE name = ?1 AND epoch = ?2")?;
-        let mut head = tx.prepare_cached(
-            "INSERT INTO topics (name, epoch, head) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
-        )?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO entities (topic, entity_id, payload, expires_at, changed_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (topic, entity_id) DO UPDATE SET payload = excluded.payload,
-                 expires_at = excluded.expires_at, changed_ms = excluded.changed_ms",
-        )?;
-        let mut delete =
-            tx.prepare_cached("DELETE FROM entities WHERE topic = ?1 AND entity_id = ?2")?;
         let mut event =
             tx.prepare_cached("INSERT INTO events (topic, position, frame) VALUES (?1, ?2, ?3)")?;
-        let mut trim =
-            tx.prepare_cached("DELETE FROM events WHERE topic = ?1 AND position <= ?2")?;
         let mut remember = tx.prepare_cached(
             "INSERT OR REPLACE INTO idempotency (key, fingerprint, response, created_ms)
              VALUES (?1, ?2, ?3, ?4)",
@@ -315,11 +316,17 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreErro
                 sql(record.created_ms)
             ])?;
         }
+        let mut touched: HashMap<&str, Touched> = HashMap::new();
         for write in group.iter().flat_map(|q| &q.unit.topics) {
-            let at: Option<i64> = stands
-                .query_row(params![write.topic, sql(write.epoch)], |row| row.get(0))
-                .optional()?;
-            if at.unwrap_or(0) != sql(write.base) {
+            let at = match touched.get(write.topic.as_str()) {
+                // A topic made again under a new epoch stands at nothing in it yet.
+                Some(earlier) => (earlier.epoch == write.epoch).then_some(earlier.head),
+                None => stands
+                    .query_row(params![write.topic, sql(write.epoch)], |row| row.get(0))
+                    .optional()?
+                    .map(stored),
+            };
+            if at.unwrap_or(0) != write.base {
                 return Err(StoreError(format!(
                     "{} stands at offset {}, not {}: the write it was planned after failed",
                     write.topic,
@@ -327,25 +334,56 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreErro
                     write.base
                 )));
             }
-            head.execute(params![write.topic, sql(write.epoch), sql(write.offset)])?;
+            let topic = touched.entry(&write.topic).or_insert_with(|| Touched {
+                epoch: write.epoch,
+                head: write.base,
+                keep_history: write.keep_history,
+                entities: HashMap::new(),
+            });
+            topic.epoch = write.epoch;
+            topic.head = write.offset;
+            topic.keep_history = write.keep_history;
             for (id, payload, expires_at) in &write.upserts {
-                let expires_at = expires_at.map(sql);
-                upsert.execute(params![
-                    write.topic,
-                    id,
-                    payload.to_string(),
-                    expires_at,
-                    sql(write.at_ms)
-                ])?;
+                let change = (payload, *expires_at, write.at_ms);
+                topic.entities.insert(id, Some(change));
             }
             for id in &write.deletes {
-                delete.execute(params![write.topic, id])?;
+                topic.entities.insert(id, None);
             }
             for (position, frame) in &write.events {
                 event.execute(params![write.topic, sql(*position), frame])?;
             }
-            let oldest_kept = write.offset.saturating_sub(write.keep_history as u64);
-            trim.execute(params![write.topic, sql(oldest_kept)])?;
+        }
+        let mut head = tx.prepare_cached(
+            "INSERT INTO topics (name, epoch, head) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, head = excluded.head",
+        )?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO entities (topic, entity_id, payload, expires_at, changed_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (topic, entity_id) DO UPDATE SET payload = excluded.payload,
+                 expires_at = excluded.expires_at, changed_ms = excluded.changed_ms",
+        )?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM entities WHERE topic = ?1 AND entity_id = ?2")?;
+        let mut trim =
+            tx.prepare_cached("DELETE FROM events WHERE topic = ?1 AND position <= ?2")?;
+        for (name, topic) in &touched {
+            head.execute(params![name, sql(topic.epoch), sql(topic.head)])?;
+            for (id, change) in &topic.entities {
+                match change {
+                    Some((payload, expires_at, at_ms)) => upsert.execute(params![
+                        name,
+                        id,
+                        payload.to_string(),
+                        expires_at.map(sql),
+                        sql(*at_ms)
+                    ])?,
+                    None => delete.execute(params![name, id])?,
+                };
+            }
+            let oldest_kept = topic.head.saturating_sub(topic.keep_history as u64);
+            trim.execute(params![name, sql(oldest_kept)])?;
         }
     }
     Ok(tx.commit()?)
