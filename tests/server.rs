@@ -624,3 +624,77 @@ async fn each_entity_keeps_when_it_last_changed_over_a_restart_and_an_upgrade() 
     let snapshot = snapshot_of(&server, "metric:quiet").await;
     assert!(snapshot.changed["old"] >= write);
 }
+
+/// A burst on one topic: far more writers at once than one task applies for others before
+/// handing on, so writes committed together apply across several tasks; the same entities
+/// written many times in one group, so the store keeps only each one's last value.
+#[tokio::test]
+async fn a_burst_of_writers_on_one_topic_is_acknowledged_delivered_and_stored_in_offset_order() {
+    let data = TempDir::new().unwrap();
+    let server = Server::start_in(data.path(), &[("PULSEBOARD_REQUESTS_PER_KEY", "100000")]);
+    server.set("metric:burst", "start", 0).await;
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "metric:burst", None).await;
+    let ServerFrame::Snapshot(_) = next(&mut socket).await else {
+        panic!("expected a snapshot")
+    };
+
+    let url = format!("http://{}/api/v1/topics/metric:burst", server.addr);
+    let (writers, each) = (300, 4);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(writers));
+    let publishers: Vec<_> = (0..writers)
+        .map(|writer| {
+            let (url, http, start) = (url.clone(), server.http(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut offsets = Vec::new();
+                for _ in 0..each {
+                    let ops = json!({"ops": [
+                        {"op": "incr", "entity_id": "total", "by": 1},
+                        {"op": "set", "entity_id": format!("w{}", writer % 10), "payload": writer},
+                    ]});
+                    let response = http.post(&url).json(&ops).send().await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    let answer: Value = response.json().await.unwrap();
+                    offsets.push(answer["offset"].as_u64().unwrap());
+                }
+                offsets
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for publisher in publishers {
+        acknowledged.extend(publisher.await.unwrap());
+    }
+    acknowledged.sort();
+    // Each request is two events: offsets 3, 5, … after the first write's 1.
+    let requests = (writers * each) as u64;
+    let expected: Vec<u64> = (1..=requests).map(|n| 1 + 2 * n).collect();
+    assert_eq!(
+        acknowledged, expected,
+        "every write acknowledged once, no gap"
+    );
+
+    // The follower saw every event once, in offset order, the counter counting up.
+    for offset in 2..=1 + 2 * requests {
+        let ServerFrame::Event(event) = next(&mut socket).await else {
+            panic!("expected an event")
+        };
+        assert_eq!(event.offset, offset);
+        if event.entity_id == "total" {
+            assert_eq!(event.payload, json!(offset / 2));
+        }
+    }
+    quiet(&mut socket).await;
+
+    // The store holds the last of each entity, and a restart goes on from the same head.
+    server.stop();
+    let server = Server::start_in(data.path(), &[]);
+    let (_, snapshot) = server.get("/api/v1/topics/metric:burst").await;
+    assert_eq!(snapshot["offset"], 1 + 2 * requests);
+    assert_eq!(snapshot["state"]["total"], json!(requests));
+    // `start`, `total` and the ten `w…`.
+    assert_eq!(snapshot["state"].as_object().unwrap().len(), 12);
+    let after = server.set("metric:burst", "after", 1).await;
+    assert_eq!(after["offset"], 2 + 2 * requests);
+}

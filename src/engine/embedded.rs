@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 /// The embedded engine; cheap to clone.
 #[derive(Clone)]
@@ -49,22 +49,61 @@ struct Inner {
     deliveries: OnceLock<Weak<dyn Deliveries>>,
 }
 
-/// One topic, and how far its durable writes have been delivered.
+/// One topic, and the order its durable writes apply in.
 struct Slot {
     topic: Mutex<TopicState>,
-    /// The offset delivered up to: a durable write waits for it to reach the offset it was
-    /// planned after, so writes that commit together still apply and deliver in order.
-    delivered: watch::Sender<u64>,
+    in_order: Mutex<InOrder>,
 }
 
 impl Slot {
     fn new(topic: TopicState) -> Arc<Self> {
         Arc::new(Self {
-            delivered: watch::Sender::new(topic.offset),
+            in_order: Mutex::new(InOrder {
+                delivered: topic.offset,
+                applying: false,
+                ready: BTreeMap::new(),
+                after: Vec::new(),
+            }),
             topic: Mutex::new(topic),
         })
     }
 }
+
+/// The durable writes of one topic that wait for those before them. Writes that commit
+/// together become durable together, and whoever finds the next one in order applies it
+/// and every one then ready after it, so a group applies in one pass. (A watch of the
+/// delivered offset, which each writer's task waited on, woke every one of them at each
+/// apply: a busy topic's group of n writes cost n² wake-ups.)
+struct InOrder {
+    /// The offset applied and delivered up to.
+    delivered: u64,
+    /// A task is applying: a write made ready now is its to apply.
+    applying: bool,
+    /// Durable writes with events, by the offset each was planned after.
+    ready: BTreeMap<u64, Ready>,
+    /// Writes with no events, by the offset they were planned after: each is answered once
+    /// the writes before it have been delivered.
+    after: Vec<(u64, oneshot::Sender<Turn>)>,
+}
+
+/// A durable write waiting for its turn, and its task.
+struct Ready {
+    prepared: Prepared,
+    number: u64,
+    told: oneshot::Sender<Turn>,
+}
+
+/// What a waiting write's task is told.
+enum Turn {
+    /// Another task applied and delivered it.
+    Applied,
+    /// It is next, and the task applying has done its share: this task applies it and goes on.
+    Yours(Prepared, u64),
+}
+
+/// How many writes one task applies for others before it hands on to the next one's task,
+/// so its own caller is not kept waiting behind a long run of other callers' writes.
+const APPLY_FOR_OTHERS: usize = 64;
 
 /// A topic as the engine holds it.
 struct TopicState {
@@ -489,28 +528,100 @@ impl Inner {
             return Err(e);
         }
         for (slot, ready, number) in queued.writes {
-            let base = ready.base;
-            // Never fails: the slot, and with it the sender, outlives this borrow.
-            let _ = slot.delivered.subscribe().wait_for(|at| *at >= base).await;
-            if let Some(number) = number {
-                self.apply(&slot, ready, number);
-            }
+            self.in_order(&slot, ready, number).await;
         }
         Ok(())
     }
 
-    /// Applies a durable write to its topic, counts its events, delivers them if this
-    /// instance follows the topic, and lets the next write of the topic go.
+    /// Applies and delivers a durable write once every write before it on its topic has been
+    /// (by this task or another); returns when it is.
+    async fn in_order(&self, slot: &Slot, prepared: Prepared, number: Option<u64>) {
+        let base = prepared.base;
+        let (told, turn) = oneshot::channel();
+        let apply_now = {
+            let mut in_order = slot.in_order.lock();
+            match number {
+                // Nothing to apply: it only waits for the writes planned before it.
+                None if in_order.delivered >= base => return,
+                None => {
+                    in_order.after.push((base, told));
+                    false
+                }
+                Some(number) => {
+                    in_order.ready.insert(
+                        base,
+                        Ready {
+                            prepared,
+                            number,
+                            told,
+                        },
+                    );
+                    !std::mem::replace(&mut in_order.applying, true)
+                }
+            }
+        };
+        if apply_now {
+            self.apply_ready(slot, None);
+        }
+        // Never fails: whoever takes a write out of the queue tells its task.
+        if let Ok(Turn::Yours(prepared, number)) = turn.await {
+            self.apply_ready(slot, Some((prepared, number)));
+        }
+    }
+
+    /// Applies `first`, then every ready write next in order, until none is or this task
+    /// has done its share; then hands the next one to its own task.
+    fn apply_ready(&self, slot: &Slot, mut first: Option<(Prepared, u64)>) {
+        let mut applied = 0;
+        loop {
+            let (prepared, number, told) = match first.take() {
+                Some((prepared, number)) => (prepared, number, None),
+                None => {
+                    let mut in_order = slot.in_order.lock();
+                    let delivered = in_order.delivered;
+                    let Some(next) = in_order.ready.remove(&delivered) else {
+                        in_order.applying = false;
+                        return;
+                    };
+                    if applied >= APPLY_FOR_OTHERS {
+                        // `applying` stays set: the next one's task takes over.
+                        let _ = next.told.send(Turn::Yours(next.prepared, next.number));
+                        return;
+                    }
+                    (next.prepared, next.number, Some(next.told))
+                }
+            };
+            let head = prepared.head();
+            self.apply(slot, prepared, number);
+            applied += 1;
+            let mut in_order = slot.in_order.lock();
+            in_order.delivered = head;
+            if let Some(told) = told {
+                let _ = told.send(Turn::Applied);
+            }
+            if !in_order.after.is_empty() {
+                let (due, later) = std::mem::take(&mut in_order.after)
+                    .into_iter()
+                    .partition(|(base, _)| *base <= head);
+                in_order.after = later;
+                for (_, told) in due {
+                    let _ = told.send(Turn::Applied);
+                }
+            }
+        }
+    }
+
+    /// Applies a durable write to its topic, counts its events, and delivers them if this
+    /// instance follows the topic.
     fn apply(&self, slot: &Slot, prepared: Prepared, number: u64) {
         let events = prepared.events.len() as u64;
-        let (name, epoch, head) = (prepared.topic.clone(), prepared.epoch, prepared.head());
+        let (name, epoch) = (prepared.topic.clone(), prepared.epoch);
         let committed = slot.topic.lock().apply(prepared, number);
         self.metrics.events_published.inc_by(events);
         let deliveries = self.deliveries.get().and_then(Weak::upgrade);
         if let (Some(committed), Some(deliveries)) = (committed, deliveries) {
             deliveries.deliver(&name, epoch, &committed);
         }
-        slot.delivered.send_replace(head);
     }
 
     async fn expire_due(&self) -> Result<usize, EngineError> {
