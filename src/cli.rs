@@ -79,8 +79,8 @@ pub enum Command {
 pub enum KeysCommand {
     /// Make a key and print its secret, which is not stored and cannot be shown again.
     ///
-    /// Scopes: publish:<topic pattern> (publish:metric:*, publish:*), read:<board> (read:*),
-    /// admin. A share link for a TV is a key with read:<board>: /b/<board>?token=<secret>.
+    /// Scopes: publish:PATTERN (publish:metric:*, publish:*), read:BOARD (read:*), admin.
+    /// A share link for a TV is a key with read:BOARD: /b/BOARD?token=SECRET.
     Create {
         /// What the key is for: "CI deploys", "lobby TV".
         #[arg(long)]

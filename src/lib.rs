@@ -59,6 +59,9 @@
 // Leptos' view types nest deeply; the release WASM build's layout queries (a board page with
 // every widget) go past rustc's default limit of 128.
 #![recursion_limit = "256"]
+// These docs are for the crate's maintainers, who read them with `--document-private-items`:
+// a module's doc names the internals it is made of.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod boards;
 pub mod live;
