@@ -388,3 +388,120 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreErro
     }
     Ok(tx.commit()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TopicWrite;
+    use serde_json::json;
+
+    /// A write to `topic` planned after `base`: one event per upsert and delete.
+    fn planned(topic: &str, base: u64, upserts: &[(&str, i64)], deletes: &[&str]) -> TopicWrite {
+        let offset = base + (upserts.len() + deletes.len()) as u64;
+        TopicWrite {
+            topic: topic.into(),
+            epoch: 1,
+            base,
+            offset,
+            upserts: upserts
+                .iter()
+                .map(|(id, value)| (id.to_string(), json!(value), None))
+                .collect(),
+            at_ms: 1_000 + base,
+            deletes: deletes.iter().map(|id| id.to_string()).collect(),
+            events: (base + 1..=offset)
+                .map(|at| (at, format!("{{\"offset\":{at}}}")))
+                .collect(),
+            keep_history: 2,
+        }
+    }
+
+    /// Commits the writes as one group, each its own unit; returns each one's answer.
+    fn commit_together(connection: &mut Connection, writes: Vec<TopicWrite>) -> Vec<bool> {
+        let (group, answers): (Vec<Queued>, Vec<_>) = writes
+            .into_iter()
+            .map(|write| {
+                let (done, answer) = oneshot::channel();
+                let unit = WriteUnit {
+                    topics: vec![write],
+                    remember: None,
+                };
+                let queued = Queued {
+                    unit,
+                    forget_before: 0,
+                    done,
+                };
+                (queued, answer)
+            })
+            .unzip();
+        commit_group(connection, group);
+        answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap().is_ok())
+            .collect()
+    }
+
+    fn rows(connection: &Connection, sql: &str) -> Vec<(String, String)> {
+        let mut statement = connection.prepare(sql).unwrap();
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)));
+        rows.unwrap().map(Result::unwrap).collect()
+    }
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let connection = schema::open(&dir.path().join("pulseboard.db"), false).unwrap();
+        (dir, connection)
+    }
+
+    #[test]
+    fn a_group_of_writes_to_one_topic_lands_as_if_committed_one_by_one() {
+        let (_dir, mut connection) = store();
+        let answers = commit_together(
+            &mut connection,
+            vec![
+                planned("t", 0, &[("a", 1)], &[]),
+                planned("t", 1, &[("a", 2), ("b", 1)], &[]),
+                planned("t", 3, &[("c", 1)], &["b"]),
+            ],
+        );
+        assert_eq!(answers, [true, true, true]);
+        let head = "SELECT name, CAST(head AS TEXT) FROM topics";
+        assert_eq!(rows(&connection, head), [("t".into(), "5".into())]);
+        // Each entity's last value; `b` made and deleted within the group is gone.
+        let entities = "SELECT entity_id, payload || '@' || changed_ms FROM entities ORDER BY 1";
+        assert_eq!(
+            rows(&connection, entities),
+            [("a".into(), "2@1001".into()), ("c".into(), "1@1003".into())]
+        );
+        // Every event written, then the history trimmed to the newest two.
+        let events = "SELECT CAST(position AS TEXT), frame FROM events ORDER BY position";
+        let kept: Vec<String> = rows(&connection, events).into_iter().map(|r| r.0).collect();
+        assert_eq!(kept, ["4", "5"]);
+    }
+
+    #[test]
+    fn a_write_not_planned_where_its_topic_stands_is_refused_and_the_rest_of_its_group_lands() {
+        let (_dir, mut connection) = store();
+        let answers = commit_together(
+            &mut connection,
+            vec![
+                planned("t", 0, &[("a", 1)], &[]),
+                // Planned after offset 5, which no write reached.
+                planned("t", 5, &[("x", 1)], &[]),
+                planned("u", 0, &[("a", 1)], &[]),
+                planned("t", 1, &[("a", 2)], &[]),
+            ],
+        );
+        assert_eq!(answers, [true, false, true, true]);
+        let heads = "SELECT name, CAST(head AS TEXT) FROM topics ORDER BY name";
+        assert_eq!(
+            rows(&connection, heads),
+            [("t".into(), "2".into()), ("u".into(), "1".into())]
+        );
+        let entities = "SELECT topic || '/' || entity_id, payload FROM entities ORDER BY 1";
+        assert_eq!(
+            rows(&connection, entities),
+            [("t/a".into(), "2".into()), ("u/a".into(), "1".into())]
+        );
+    }
+}
