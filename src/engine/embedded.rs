@@ -528,14 +528,14 @@ impl Inner {
             return Err(e);
         }
         for (slot, ready, number) in queued.writes {
-            self.in_order(&slot, ready, number).await;
+            self.apply_in_order(&slot, ready, number).await;
         }
         Ok(())
     }
 
     /// Applies and delivers a durable write once every write before it on its topic has been
     /// (by this task or another); returns when it is.
-    async fn in_order(&self, slot: &Slot, prepared: Prepared, number: Option<u64>) {
+    async fn apply_in_order(&self, slot: &Slot, prepared: Prepared, number: Option<u64>) {
         let base = prepared.base;
         let (told, turn) = oneshot::channel();
         let apply_now = {

@@ -279,6 +279,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Where one topic stands as a group's writes go through it, and what they leave behind.
+#[derive(Default)]
 struct Touched<'a> {
     epoch: u64,
     head: u64,
@@ -334,12 +335,7 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreErro
                     write.base
                 )));
             }
-            let topic = touched.entry(&write.topic).or_insert_with(|| Touched {
-                epoch: write.epoch,
-                head: write.base,
-                keep_history: write.keep_history,
-                entities: HashMap::new(),
-            });
+            let topic = touched.entry(&write.topic).or_default();
             topic.epoch = write.epoch;
             topic.head = write.offset;
             topic.keep_history = write.keep_history;
