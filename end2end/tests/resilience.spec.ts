@@ -82,8 +82,10 @@ test("a connection blackholed past the idle timeout is noticed and replaced, and
   }
 });
 
-// A backlog is caught up in one jump (the board "snaps": no motion for that frame). What
-// entered while the board was live must not play its entrance again when the jump ends.
+// A backlog is caught up in one jump (the board "snaps": no motion for that frame). The
+// jump is drawn with `.snap` on: the class is still there when the next frame starts, after
+// the frame callbacks queued before it have run. What entered while the board was live must
+// not play its entrance again when the jump ends.
 test("a catch-up from a backlog snaps, and nothing that entered before it plays its entrance again", async ({
   page,
 }) => {
@@ -110,7 +112,12 @@ test("a catch-up from a backlog snaps, and nothing that entered before it plays 
       w.snapped = false;
       document.addEventListener("animationstart", (e) => w.entrances.push((e as AnimationEvent).animationName));
       const board = document.querySelector(".board")!;
-      new MutationObserver(() => (w.snapped ||= board.classList.contains("snap"))).observe(board, {
+      w.drawnSnapped = false;
+      new MutationObserver(() => {
+        if (!board.classList.contains("snap")) return;
+        w.snapped = true;
+        requestAnimationFrame(() => (w.drawnSnapped ||= board.classList.contains("snap")));
+      }).observe(board, {
         attributes: true,
         attributeFilter: ["class"],
       });
@@ -124,6 +131,7 @@ test("a catch-up from a backlog snaps, and nothing that entered before it plays 
     await expect(signups).toHaveAttribute("data-value", "120", { timeout: 15_000 });
     await page.waitForTimeout(500);
     expect(await page.evaluate(() => (window as any).snapped)).toBe(true);
+    expect(await page.evaluate(() => (window as any).drawnSnapped), "the next frame drew the jump with .snap").toBe(true);
     const entrances: string[] = await page.evaluate(() => (window as any).entrances);
     expect(entrances.filter((name) => name === "feed-enter" || name === "fade-in")).toEqual([]);
     await expect(page.locator(".feed-card", { hasText: live })).toHaveCount(1);

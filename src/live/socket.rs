@@ -6,9 +6,12 @@
 //! back online. Each (re)connection subscribes to every topic with the position the page holds,
 //! so the server sends exactly the missed events, or a snapshot when they are gone.
 //!
-//! Frames are queued as they arrive and applied together on the next animation frame: a
-//! burst costs one paint. After a long gap the batch is applied in snap mode, so the board
-//! jumps to the latest state rather than animating the backlog.
+//! Frames are queued as they arrive and applied together once the next animation frame has
+//! come, in a task of their own right after it: a burst is one batch, painted in the frame
+//! after. Not in the animation frame itself, as it once was: that put the batch's effects
+//! and the frame's style, layout and paint in one task, which on a slow screen ran over
+//! 50 ms now and then (`benches/frontend-budget`). After a long gap the batch is applied in
+//! snap mode, so the board jumps to the latest state rather than animating the backlog.
 //!
 //! A server that is stopping says when to come back (`restarting`): the page's first retry
 //! waits that long instead of its own random backoff.
@@ -561,7 +564,7 @@ fn on_message(connection: &Shared) -> Closure<dyn FnMut(MessageEvent)> {
 
 /// Takes a frame off the socket. What concerns the connection itself (its heartbeat settings,
 /// a restart notice that the close right behind it must find) is handled at once; the rest
-/// waits for the next animation frame.
+/// waits for the next animation frame, and is applied in a task queued from it.
 fn received(connection: &Shared, frame: serde_json::Value) {
     let mut c = connection.borrow_mut();
     c.heard_at = crate::motion::now_ms();
@@ -593,7 +596,7 @@ fn received(connection: &Shared, frame: serde_json::Value) {
     if c.flush_asked_at.is_none() {
         c.flush_asked_at = Some(crate::motion::now_ms());
         let on_frame = connection.clone();
-        request_animation_frame(move || flush(&on_frame));
+        request_animation_frame(move || set_timeout(move || flush(&on_frame), Duration::ZERO));
     }
 }
 
@@ -618,7 +621,9 @@ fn flush(connection: &Shared) {
         frames.len() > SNAP_BATCH || frames.iter().any(|f| matches!(f, ServerFrame::Snapshot(_)));
     if long_gap || backlog {
         live.snap.set(true);
-        request_animation_frame(move || live.snap.set(false));
+        // Lifted in the second frame from now: the next one renders the jump with `.snap`
+        // (its animation-frame callbacks run before its style is computed).
+        request_animation_frame(move || request_animation_frame(move || live.snap.set(false)));
     }
     // Topics to (re)subscribe from scratch: ones whose events skipped, and ones the board
     // has just started to read.
