@@ -43,10 +43,15 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
+    // The demo board's file, without the demo feed: a join names a board that exists.
     let server = Server::start(&[
         ("PULSEBOARD_CONNECTIONS_PER_IP", "100000"),
         ("PULSEBOARD_REQUESTS_PER_IP", "1000000"),
         ("PULSEBOARD_DEMO", "false"),
+        (
+            "PULSEBOARD_BOARDS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/boards"),
+        ),
     ]);
     let url = format!("ws://{}/ws", server.addr);
     let counted = Arc::new(Counted::default());

@@ -5,9 +5,12 @@
 //! `PULSEBOARD_<KEY>` environment variables replace those.
 
 use crate::engine::Retention;
+use crate::hub::outbox::QueueLimits;
 use crate::hub::presence::PresenceSettings;
 use crate::notes::NoteSettings;
+use crate::server::bodies::BodyLimits;
 use crate::server::limits::ClientLimits;
+use crate::server::listener::Timeouts;
 use crate::server::socket::{Heartbeat, Limits};
 use leptos::config::LeptosOptions;
 use serde::Deserialize;
@@ -18,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 34] = [
     "listen",
     "site_root",
     "data_dir",
@@ -37,10 +40,17 @@ const KEYS: [&str; 27] = [
     "requests_per_ip",
     "requests_per_key",
     "connections_per_ip",
+    "http_connections_per_ip",
     "trust_proxy",
     "frame_ancestors",
     "max_frame_kib",
     "max_body_kib",
+    "header_timeout",
+    "keep_alive_timeout",
+    "body_timeout",
+    "queue_kib",
+    "max_boards",
+    "idempotency_keys",
     "redis_url",
     "presence_grace",
     "presence_list_max",
@@ -85,6 +95,8 @@ pub struct Config {
     pub(crate) requests_per_key: u32,
     /// Open `/ws` and `/sse` connections per address.
     pub(crate) connections_per_ip: usize,
+    /// Open TCP connections per address, of every kind.
+    pub(crate) http_connections_per_ip: usize,
     /// Take the client's address from `X-Forwarded-For` (set only behind a proxy that sets it).
     pub(crate) trust_proxy: bool,
     /// Sites that may show the pages in a frame, as CSP `frame-ancestors` sources.
@@ -93,6 +105,18 @@ pub struct Config {
     pub(crate) max_frame_kib: usize,
     /// The largest HTTP API request body, in KiB.
     pub(crate) max_body_kib: usize,
+    /// Seconds from a request's first byte to the end of its headers.
+    pub(crate) header_timeout: u64,
+    /// Seconds an idle HTTP connection is kept open for its next request.
+    pub(crate) keep_alive_timeout: u64,
+    /// Seconds a request body may take to arrive whole.
+    pub(crate) body_timeout: u64,
+    /// What one connection's queue may hold, in KiB (besides `queue` frames).
+    pub(crate) queue_kib: usize,
+    /// Boards one connection may be on at once.
+    pub(crate) max_boards: usize,
+    /// Idempotency keys remembered per API key.
+    pub(crate) idempotency_keys: usize,
     /// The Redis that several instances share; empty for the embedded engine.
     pub(crate) redis_url: String,
     /// Seconds a person stays on a board after their last page there closed.
@@ -171,8 +195,15 @@ impl Config {
             ("requests_per_ip", self.requests_per_ip as usize),
             ("requests_per_key", self.requests_per_key as usize),
             ("connections_per_ip", self.connections_per_ip),
+            ("http_connections_per_ip", self.http_connections_per_ip),
             ("max_frame_kib", self.max_frame_kib),
             ("max_body_kib", self.max_body_kib),
+            ("header_timeout", self.header_timeout as usize),
+            ("keep_alive_timeout", self.keep_alive_timeout as usize),
+            ("body_timeout", self.body_timeout as usize),
+            ("queue_kib", self.queue_kib),
+            ("max_boards", self.max_boards),
+            ("idempotency_keys", self.idempotency_keys),
             ("notes_per_board", self.notes_per_board),
             ("notes_keep_days", self.notes_keep_days as usize),
         ];
@@ -199,8 +230,30 @@ impl Config {
             messages_per_second: std::num::NonZeroU32::new(self.messages_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_subscriptions: self.max_subscriptions,
+            max_boards: self.max_boards,
             max_frame: self.max_frame_kib * 1024,
             max_body: self.max_body_kib * 1024,
+        }
+    }
+
+    pub(crate) fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max: self.max_body_kib * 1024,
+            timeout: Duration::from_secs(self.body_timeout),
+        }
+    }
+
+    pub(crate) fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            frames: self.queue,
+            bytes: self.queue_kib * 1024,
+        }
+    }
+
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header: Duration::from_secs(self.header_timeout),
+            keep_alive: Duration::from_secs(self.keep_alive_timeout),
         }
     }
 
@@ -224,6 +277,7 @@ impl Config {
             requests_per_ip: at_least_one(self.requests_per_ip),
             requests_per_key: at_least_one(self.requests_per_key),
             connections_per_ip: self.connections_per_ip,
+            http_connections_per_ip: self.http_connections_per_ip,
             trust_proxy: self.trust_proxy,
         }
     }
@@ -235,7 +289,7 @@ impl Config {
         }
     }
 
-    /// How many events each topic keeps, for the engine.
+    /// What the engine keeps: events per topic, idempotency keys per API key.
     pub(crate) fn retention(&self) -> Retention {
         Retention {
             history: self.history,
@@ -244,6 +298,7 @@ impl Config {
                 .iter()
                 .map(|(pattern, events)| (pattern.clone(), *events))
                 .collect(),
+            idempotency_keys: self.idempotency_keys,
         }
     }
 
@@ -415,6 +470,7 @@ mod tests {
                 ("feed:deploys".into(), 10),
                 ("metric:*".into(), 7),
             ],
+            idempotency_keys: 1,
         };
         assert_eq!(settings.history_for("feed:orders"), 5000);
         assert_eq!(settings.history_for("feed:deploys"), 10);

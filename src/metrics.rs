@@ -25,6 +25,10 @@ pub(crate) struct Metrics {
     pub(crate) catch_ups: Counter,
     /// Connections closed because the peer stayed silent past the idle timeout.
     pub(crate) idle_closed: Counter,
+    /// HTTP requests refused for their address' or key's rate (429).
+    pub(crate) refused_requests: Counter,
+    /// Connections refused because their address had as many open as it may.
+    pub(crate) refused_connections: Counter,
     /// Time from a publish arriving at the engine to its events being queued, in seconds.
     pub(crate) publish_seconds: Histogram,
     /// 1 while the engine can be reached, 0 while it cannot (Redis down).
@@ -49,6 +53,17 @@ impl Default for Metrics {
         let slow_consumers = Counter::default();
         let idle_closed = Counter::default();
         let catch_ups = Counter::default();
+        let (refused_requests, refused_connections) = (Counter::default(), Counter::default());
+        registry.register(
+            "refused_requests",
+            "HTTP requests refused for their address' or key's rate (429 rate_limited)",
+            refused_requests.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections refused because their address had connections_per_ip open",
+            refused_connections.clone(),
+        );
         // 50 µs to about 1.6 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let engine_up = Gauge::default();
@@ -130,6 +145,8 @@ impl Default for Metrics {
             slow_consumers,
             catch_ups,
             idle_closed,
+            refused_requests,
+            refused_connections,
             publish_seconds,
             engine_up,
             replans,

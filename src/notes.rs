@@ -10,7 +10,7 @@ use crate::access::Caller;
 use crate::boards::notes::{notes_topic, Note, NoteDraft, NOTES_PREFIX};
 use crate::boards::Board;
 use crate::clock::now_ms;
-use crate::engine::plan::feed_item_id;
+use crate::engine::plan::{feed_item_id, MAX_ENTITY_ID_LEN};
 use crate::engine::{Engine, EngineError, PublishError};
 use crate::ops::{Op, Publish, Published};
 use std::sync::Arc;
@@ -111,6 +111,15 @@ fn check(draft: &NoteDraft, board: &Board) -> Result<(), NoteError> {
             return invalid("`entity` and `moment` pin a note within a `topic`: name it too")
         }
         _ => {}
+    }
+    // Pinned to an entity, it names one: as long as an entity id may be, and no longer
+    // (every screen of the board holds its notes).
+    if let Some(entity) = &draft.entity {
+        if entity.is_empty() || entity.len() > MAX_ENTITY_ID_LEN {
+            return Err(NoteError::Invalid(format!(
+                "`entity` must be 1 to {MAX_ENTITY_ID_LEN} bytes, as an entity id is"
+            )));
+        }
     }
     if let Some(link) = &draft.link {
         let web = link.starts_with("https://") || link.starts_with("http://");

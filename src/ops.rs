@@ -20,6 +20,8 @@ pub const MAX_SERIES_POINTS: usize = 1_000;
 /// The most ops one request (or batch) may carry: it bounds how long one request can hold
 /// its topics.
 pub const MAX_OPS_PER_REQUEST: usize = 1_000;
+/// The most topics one batch may write: each is held for the batch while it commits.
+pub const MAX_TOPICS_PER_BATCH: usize = 100;
 
 /// One typed write to a topic.
 ///
@@ -147,6 +149,38 @@ pub struct Batch {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct BatchPublished {
     pub results: Vec<Published>,
+}
+
+/// Why a batch is not taken, before any of its ops is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchError {
+    /// The write at this index has no ops: it would hold its topic and change nothing.
+    EmptyOps { write: usize },
+    /// More ops than [`MAX_OPS_PER_REQUEST`].
+    TooManyOps,
+    /// More distinct topics than [`MAX_TOPICS_PER_BATCH`].
+    TooManyTopics,
+}
+
+impl Batch {
+    /// Checks the batch's shape: every write has ops, and it stays within the bounds of one
+    /// request.
+    pub fn check(&self) -> Result<(), BatchError> {
+        if let Some(write) = self.writes.iter().position(|w| w.ops.is_empty()) {
+            return Err(BatchError::EmptyOps { write });
+        }
+        let ops: usize = self.writes.iter().map(|w| w.ops.len()).sum();
+        if ops > MAX_OPS_PER_REQUEST {
+            return Err(BatchError::TooManyOps);
+        }
+        // Writes are at most the ops, so this set is bounded by the check above.
+        let topics: std::collections::HashSet<&str> =
+            self.writes.iter().map(|w| w.topic.as_str()).collect();
+        if topics.len() > MAX_TOPICS_PER_BATCH {
+            return Err(BatchError::TooManyTopics);
+        }
+        Ok(())
+    }
 }
 
 impl From<(String, Publish)> for Batch {

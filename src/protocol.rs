@@ -419,6 +419,12 @@ pub struct ErrorFrame {
     /// The client's `ref` from the frame that failed, when it carried one.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// The topics it concerns: not subscribed, or no longer followed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// The board it concerns: not joined, or left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
 }
 
 /// An event's `ts` (ISO 8601 in UTC, as the server writes it: `2026-12-01T09:30:00.250Z`) in
@@ -488,6 +494,10 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The connection's key does not allow what it asked.
     Forbidden,
+    /// A `join` named a board the server has no file for.
+    UnknownBoard,
+    /// A `join` would take the connection past its limit of boards.
+    TooManyBoards,
 }
 
 impl FromJson for Welcome {
@@ -568,7 +578,9 @@ decode_fields!(BoardFrame { name, view });
 decode_fields!(ErrorFrame {
     code,
     message,
-    reference: "ref"
+    reference: "ref",
+    topics,
+    board
 });
 
 impl FromJson for EventKind {
@@ -579,7 +591,7 @@ impl FromJson for EventKind {
 
 impl ErrorCode {
     /// Every code, by the name frames give it.
-    const NAMES: [(&'static str, ErrorCode); 10] = [
+    const NAMES: [(&'static str, ErrorCode); 12] = [
         ("invalid_json", ErrorCode::InvalidJson),
         ("unknown_frame", ErrorCode::UnknownFrame),
         ("invalid_frame", ErrorCode::InvalidFrame),
@@ -590,6 +602,8 @@ impl ErrorCode {
         ("too_many_subscriptions", ErrorCode::TooManySubscriptions),
         ("unauthenticated", ErrorCode::Unauthenticated),
         ("forbidden", ErrorCode::Forbidden),
+        ("unknown_board", ErrorCode::UnknownBoard),
+        ("too_many_boards", ErrorCode::TooManyBoards),
     ];
 }
 
@@ -602,8 +616,12 @@ impl FromJson for ErrorCode {
 /// Close code: the key the connection presented is unknown, or was revoked while it was open.
 /// Reconnecting with the same key will not help.
 pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
-/// Close code: the connection joined a private board its credentials may not read.
+/// Close code: the connection joined a private board its credentials may not read, or
+/// everything it followed turned private.
 pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// Close code (RFC 6455's "try again later"): the board joined is held back while its file is
+/// broken; reconnecting later, with backoff, is right.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 impl ErrorFrame {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -611,7 +629,21 @@ impl ErrorFrame {
             code,
             message: message.into(),
             reference: None,
+            topics: Vec::new(),
+            board: None,
         }
+    }
+
+    /// Names the topics the error concerns.
+    pub fn about_topics(mut self, topics: Vec<String>) -> Self {
+        self.topics = topics;
+        self
+    }
+
+    /// Names the board the error concerns.
+    pub fn about_board(mut self, board: impl Into<String>) -> Self {
+        self.board = Some(board.into());
+        self
     }
 }
 
@@ -1029,8 +1061,19 @@ mod tests {
                 code: ErrorCode::InvalidJson,
                 message: "not JSON".into(),
                 reference: Some("r1".into()),
+                topics: Vec::new(),
+                board: None,
             }),
             json!({"type": "error", "code": "invalid_json", "message": "not JSON", "ref": "r1"}),
+        );
+        round_trip_server(
+            ServerFrame::Error(
+                ErrorFrame::new(ErrorCode::Forbidden, "board ops is private now")
+                    .about_topics(vec!["feed:ops".into()])
+                    .about_board("ops"),
+            ),
+            json!({"type": "error", "code": "forbidden", "message": "board ops is private now",
+                   "topics": ["feed:ops"], "board": "ops"}),
         );
     }
 

@@ -269,8 +269,18 @@ async fn bad_input_gets_its_documented_status_and_changes_nothing() {
 }
 
 async fn post(server: &Server, path: &str, key: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = server
-        .http()
+    post_with(&server.http(), server, path, key, body).await
+}
+
+/// Posts as whoever `http` carries the key of.
+async fn post_with(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    key: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = http
         .post(format!("http://{}{path}", server.addr))
         .json(&body);
     if let Some(key) = key {
@@ -339,9 +349,12 @@ async fn a_batch_applies_to_every_topic_or_to_none() {
 #[tokio::test]
 async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart() {
     let data = tempfile::TempDir::new().unwrap();
+    // One publisher across the restart: a key is remembered under the key that sent it.
+    let publisher = support::client_with_key(&support::make_key(data.path(), "publish:*"));
     let server = Server::start_in(data.path(), &[]);
     let body = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 1}]});
-    let first = post(
+    let first = post_with(
+        &publisher,
         &server,
         "/api/v1/topics/metric:idem",
         Some("retry-1"),
@@ -352,7 +365,8 @@ async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart(
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
 
-    let again = post(
+    let again = post_with(
+        &publisher,
         &server,
         "/api/v1/topics/metric:idem",
         Some("retry-1"),
@@ -368,7 +382,8 @@ async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart(
     );
 
     let other = json!({"ops": [{"op": "incr", "entity_id": "hits", "by": 5}]});
-    let reused = post(
+    let reused = post_with(
+        &publisher,
         &server,
         "/api/v1/topics/metric:idem",
         Some("retry-1"),
@@ -383,12 +398,20 @@ async fn a_retried_request_with_the_same_key_applies_once_even_across_a_restart(
 
     server.stop();
     let server = Server::start_in(data.path(), &[]);
-    let after = post(&server, "/api/v1/topics/metric:idem", Some("retry-1"), body).await;
+    let after = post_with(
+        &publisher,
+        &server,
+        "/api/v1/topics/metric:idem",
+        Some("retry-1"),
+        body,
+    )
+    .await;
     assert_eq!(after.status(), 200);
     assert_eq!(after.json::<Value>().await.unwrap(), first);
     assert_eq!(state(&server, "metric:idem").await, json!({"hits": 1}));
 
-    let bad_key = post(
+    let bad_key = post_with(
+        &publisher,
         &server,
         "/api/v1/topics/metric:idem",
         Some(""),

@@ -151,10 +151,16 @@ async fn concurrent_increments_spread_over_three_instances_sum_exactly() {
 #[tokio::test]
 async fn an_idempotent_retry_sent_to_another_instance_applies_once() {
     let redis = Redis::start();
+    // One publisher, whose retry the load balancer sends to another instance: an
+    // Idempotency-Key belongs to the key that sent it. Made before the instances start, so
+    // every one knows it at once.
+    let data = tempfile::TempDir::new().unwrap();
+    let url = redis.url();
+    let secret = support::make_key_in(data.path(), "publish:*", &[("PULSEBOARD_REDIS_URL", &url)]);
     let servers = instances(&redis, 3);
+    let publisher = support::client_with_key(&secret);
     let post = |server: &Server| {
-        server
-            .http()
+        publisher
             .post(format!("http://{}/api/v1/topics/metric:pay", server.addr))
             .header("Idempotency-Key", "charge-42")
             .json(&incr("paid"))
@@ -175,8 +181,7 @@ async fn an_idempotent_retry_sent_to_another_instance_applies_once() {
     let (_, now) = snapshot(&servers[1], "metric:pay").await;
     assert_eq!(now["state"]["paid"], 1, "applied once");
     // The same key for another request is refused on any instance.
-    let other = servers[1]
-        .http()
+    let other = publisher
         .post(format!(
             "http://{}/api/v1/topics/metric:pay",
             servers[1].addr
@@ -417,10 +422,10 @@ async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_
     let redis = Redis::start();
     let mut servers = instances(&redis, 3);
     let (mut on_a, mut on_b) = (servers[0].connect().await, servers[1].connect().await);
-    support::send(&mut on_a, json!({"type": "join", "board": "ops"})).await;
-    support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
-    let seen_on_a = viewers(&mut on_a, "ops", 2, Duration::from_secs(10)).await;
-    let seen_on_b = viewers(&mut on_b, "ops", 2, Duration::from_secs(10)).await;
+    support::send(&mut on_a, json!({"type": "join", "board": "demo"})).await;
+    support::send(&mut on_b, json!({"type": "join", "board": "demo"})).await;
+    let seen_on_a = viewers(&mut on_a, "demo", 2, Duration::from_secs(10)).await;
+    let seen_on_b = viewers(&mut on_b, "demo", 2, Duration::from_secs(10)).await;
     assert_eq!(seen_on_a, seen_on_b, "the same two viewers everywhere");
     assert_ne!(
         seen_on_a[0], seen_on_a[1],
@@ -430,7 +435,7 @@ async fn viewers_on_every_instance_see_each_other_and_a_dead_instance_s_viewers_
     let a = servers.remove(0);
     let started = Instant::now();
     a.kill();
-    viewers(&mut on_b, "ops", 1, Duration::from_secs(25)).await;
+    viewers(&mut on_b, "demo", 1, Duration::from_secs(25)).await;
     assert!(
         started.elapsed() < Duration::from_secs(22),
         "within TTL + refresh (20 s)"
@@ -487,7 +492,7 @@ async fn a_reload_asked_of_one_instance_reaches_the_screens_of_every_instance() 
     let redis = Redis::start();
     let servers = instances(&redis, 3);
     let mut on_b = servers[1].connect().await;
-    support::send(&mut on_b, json!({"type": "join", "board": "ops"})).await;
+    support::send(&mut on_b, json!({"type": "join", "board": "demo"})).await;
     // B counts the screen once it answers the join with the board's viewers.
     while !matches!(next(&mut on_b).await, ServerFrame::Presence(_)) {}
     let asked = servers[0]

@@ -27,11 +27,39 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Caller {
     key: Option<Arc<KeyRecord>>,
+    /// The digest of the admin session's token, when the key came through its cookie: the
+    /// caller's rights end with the session (a logout), not only with the key.
+    session: Option<Arc<str>>,
 }
 
 impl Caller {
     pub(crate) fn with_key(key: Arc<KeyRecord>) -> Self {
-        Caller { key: Some(key) }
+        Caller {
+            key: Some(key),
+            session: None,
+        }
+    }
+
+    /// A caller signed in with the admin session whose token has this digest.
+    pub(crate) fn with_session(key: Arc<KeyRecord>, session: Arc<str>) -> Self {
+        Caller {
+            key: Some(key),
+            session: Some(session),
+        }
+    }
+
+    /// Why the caller's credential is no longer in force, once it is not.
+    pub(crate) fn ended(&self) -> &'static str {
+        if self.session.is_some() {
+            "the session ended"
+        } else {
+            "the key was revoked"
+        }
+    }
+
+    /// The session's token digest, if the caller came through one.
+    pub(crate) fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     pub(crate) fn is_anonymous(&self) -> bool {
@@ -76,7 +104,8 @@ impl Caller {
     }
 
     /// Whether this caller may see the board at this name. No such board: nothing to hide.
-    /// A board whose file never parsed is not known to be public, so only an admin sees it.
+    /// A board whose file never parsed is not known to be public, so only an admin sees it;
+    /// nor is a public one whose file broke (the library holds it private until fixed).
     pub(crate) fn may_see(&self, library: &Library, name: &str) -> bool {
         match library.get(name) {
             None => true,

@@ -1,7 +1,7 @@
 //! Who a page is, as presence and notes name them: a person, not a tab. A caller with a key
 //! (an admin session, a share link, an API key on a socket) is the key's person under the
-//! key's name; an anonymous browser is the id its page keeps in local storage, so its tabs
-//! are one person, shown as "Guest 417" and never as anyone's name.
+//! key's name; an anonymous browser is the id in its guest cookie (or one a client gives in
+//! `join`), so its tabs are one person, shown as "Guest 417" and never as anyone's name.
 
 use super::Caller;
 use sha2::{Digest, Sha256};
@@ -36,11 +36,12 @@ impl Caller {
 }
 
 /// The guest a browser's id stands for. Its public id is a digest of that id, so the one a
-/// page keeps is never sent to the others (who could then speak as that guest).
+/// browser keeps is never sent to the others (who could then speak as that guest): 128 bits
+/// of SHA-256, too many to search for another id with the same digest.
 fn guest(browser: &str) -> Someone {
     let digest = Sha256::digest(browser.as_bytes());
-    let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    let number = u16::from_be_bytes([digest[6], digest[7]]) % 900 + 100;
+    let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let number = u16::from_be_bytes([digest[16], digest[17]]) % 900 + 100;
     Someone {
         id: format!("g-{id}"),
         name: format!("Guest {number}"),
@@ -59,6 +60,7 @@ mod tests {
         assert_eq!(one, caller.someone(Some("browser-1234abcd"), "c7"));
         assert!(one.guest && one.name.starts_with("Guest "));
         assert!(!one.id.contains("browser"));
+        assert_eq!(one.id.len(), "g-".len() + 32, "128 bits of digest");
         assert_ne!(one.id, caller.someone(Some("browser-5678abcd"), "c1").id);
         // A page that sent no id is a person of its own.
         assert_ne!(caller.someone(None, "c1").id, caller.someone(None, "c2").id);

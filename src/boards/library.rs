@@ -3,6 +3,11 @@
 //! version that parsed plus the problem with the current file if it does not: an edit with a
 //! typo never takes a wall screen down, it shows a banner over the last good board.
 //!
+//! It fails closed: a file that does not parse might be the edit that made its board
+//! private, so a board whose last good version was public is *held* private while its file
+//! is broken (its keyed screens keep it, under the banner; anonymous ones are told to come
+//! back later). A private board's last good version stays as it was.
+//!
 //! Files are polled (size and modification time, every [`POLL`]) rather than watched with
 //! inotify: polling sees edits the same way on bind mounts, network filesystems and editors
 //! that replace a file instead of writing it, where change notifications go missing.
@@ -25,6 +30,11 @@ struct Entry {
     /// Size and modification time the state was read from; `None` for the embedded demo.
     seen: Option<(u64, SystemTime)>,
     view: BoardView,
+    /// A public board held private while its file is broken.
+    withheld: bool,
+    /// Size and modification time of a file that did not parse when a good version was
+    /// held: acted on only if it is the same at the next poll (see [`Library::rescan`]).
+    unsettled: Option<(u64, SystemTime)>,
 }
 
 pub struct Library {
@@ -101,7 +111,6 @@ impl Library {
             if entry.seen == Some((size, modified)) {
                 continue;
             }
-            entry.seen = Some((size, modified));
             let file = path
                 .file_name()
                 .map_or(name.clone(), |f| f.to_string_lossy().into_owned());
@@ -113,11 +122,30 @@ impl Library {
                     message: format!("cannot be read: {error}"),
                 })
                 .and_then(|text| parse(&name, &file, &text));
+            // A file caught half written (an editor saving in place) does not parse either:
+            // a good board is given up, or held private, only for a file that stays broken
+            // from one poll to the next.
+            let settled = entry.unsettled == Some((size, modified));
+            if parsed.is_err() && entry.view.board.is_some() && !settled {
+                entry.unsettled = Some((size, modified));
+                continue;
+            }
+            entry.unsettled = None;
+            entry.seen = Some((size, modified));
             let (board, problem) = match parsed {
-                Ok(board) => (Some(board), None),
+                Ok(board) => {
+                    entry.withheld = false;
+                    (Some(board), None)
+                }
                 Err(problem) => {
-                    tracing::warn!(%problem, "board file refused; keeping its last good version");
-                    (entry.view.board.clone(), Some(problem))
+                    let mut board = entry.view.board.clone();
+                    let public = board.as_mut().filter(|board| !board.private);
+                    if let Some(board) = public {
+                        board.private = true;
+                        entry.withheld = true;
+                    }
+                    tracing::warn!(%problem, withheld = entry.withheld, "board file refused; keeping its last good version");
+                    (board, Some(problem))
                 }
             };
             if (&board, &problem) != (&entry.view.board, &entry.view.problem) {
@@ -139,7 +167,15 @@ impl Library {
             };
             changed.retain(|(name, _)| name != "demo");
             changed.push(("demo".into(), view.clone()));
-            entries.insert("demo".into(), Entry { seen: None, view });
+            entries.insert(
+                "demo".into(),
+                Entry {
+                    seen: None,
+                    view,
+                    withheld: false,
+                    unsettled: None,
+                },
+            );
         }
         changed
     }
@@ -149,6 +185,11 @@ impl Library {
             .read()
             .get(name)
             .map(|entry| entry.view.clone())
+    }
+
+    /// Whether the board is public but held private while its file is broken.
+    pub fn withheld(&self, name: &str) -> bool {
+        self.entries.read().get(name).is_some_and(|e| e.withheld)
     }
 
     /// Whether any board, as last parsed, passes `test`.
@@ -246,6 +287,10 @@ mod tests {
             "ops.toml",
             "title = \"Ops\"\n[[widget]]\ntype = \"pie\"\n",
         );
+        assert!(
+            library.rescan().is_empty(),
+            "perhaps half written: looked at again at the next poll"
+        );
         assert_eq!(names(library.rescan()), ["ops"]);
         let state = library.get("ops").unwrap();
         assert_eq!(
@@ -269,6 +314,38 @@ mod tests {
         std::fs::remove_file(dir.path().join("ops.toml")).unwrap();
         assert_eq!(names(library.rescan()), ["ops"]);
         assert!(library.get("ops").is_none());
+    }
+
+    #[test]
+    fn a_broken_file_holds_a_public_board_private_until_it_is_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "ops.toml", GOOD);
+        write(dir.path(), "team.toml", &format!("private = true\n{GOOD}"));
+        let library = Library::open(dir.path().into(), false);
+        assert!(!library.get("ops").unwrap().board.unwrap().private);
+
+        // Perhaps the edit that made it private, with a typo: nobody can tell.
+        write(
+            dir.path(),
+            "ops.toml",
+            &format!("private = true\n{GOOD}title = "),
+        );
+        write(dir.path(), "team.toml", "title = ");
+        library.rescan();
+        assert!(!library.withheld("ops"), "not at the first look");
+        library.rescan();
+        let held = library.get("ops").unwrap();
+        assert!(held.board.unwrap().private, "held private");
+        assert!(library.withheld("ops"));
+        assert!(held.problem.is_some());
+        let team = library.get("team").unwrap();
+        assert!(team.board.unwrap().private, "a private board stays private");
+        assert!(!library.withheld("team"));
+
+        write(dir.path(), "ops.toml", GOOD);
+        library.rescan();
+        assert!(!library.get("ops").unwrap().board.unwrap().private);
+        assert!(!library.withheld("ops"));
     }
 
     #[test]

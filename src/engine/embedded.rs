@@ -12,7 +12,7 @@
 //! fails undoes the ones queued after it, which the store refuses because they were planned
 //! on it.
 
-use super::idempotency::{self, Memory, Recall, REMEMBER_FOR_MS};
+use super::idempotency::{self, IdempotencyKey, Memory, Recall, REMEMBER_FOR_MS};
 use super::plan::{self, Ahead, AheadEntity, Entities};
 use super::write::{group, prepare, Authorship, Head, Prepared};
 use super::{
@@ -22,7 +22,7 @@ use super::{
 use crate::clock::now_ms;
 use crate::encoded::EncodedFrame;
 use crate::metrics::Metrics;
-use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
+use crate::ops::{Batch, BatchPublished};
 use crate::protocol::{EventKind, Snapshot, Typing};
 use crate::store::{Durable, Remembered, Store, StoreError, TopicRecord, TopicWrite, WriteUnit};
 use futures_util::future::BoxFuture;
@@ -296,7 +296,7 @@ fn to_write(prepared: &Prepared) -> Option<TopicWrite> {
 /// An idempotency key marked in flight; dropping it records how the request ended.
 struct InFlight<'a> {
     memory: &'a Mutex<Memory>,
-    key: &'a str,
+    key: &'a IdempotencyKey,
     applied: Option<(String, BatchPublished, u64)>,
 }
 
@@ -337,13 +337,14 @@ impl Embedded {
                 )
             })
             .collect();
+        let remembered = Memory::restore(loaded.remembered, retention.idempotency_keys);
         Ok(Self {
             inner: Arc::new(Inner {
                 retention,
                 store,
                 metrics,
                 topics: Mutex::new(topics),
-                remembered: Mutex::new(Memory::restore(loaded.remembered)),
+                remembered: Mutex::new(remembered),
                 deliveries: OnceLock::new(),
             }),
         })
@@ -380,11 +381,12 @@ impl Inner {
         }
     }
 
-    async fn publish(&self, batch: Batch, key: Option<String>) -> Result<Outcome, PublishError> {
-        let ops: usize = batch.writes.iter().map(|w| w.ops.len()).sum();
-        if ops > MAX_OPS_PER_REQUEST {
-            return Err(PublishError::TooManyOps);
-        }
+    async fn publish(
+        &self,
+        batch: Batch,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome, PublishError> {
+        batch.check().map_err(PublishError::Shape)?;
         let started = Instant::now();
         let result = self.publish_once(&batch, key).await;
         self.metrics
@@ -401,7 +403,7 @@ impl Inner {
     async fn publish_once(
         &self,
         batch: &Batch,
-        key: Option<String>,
+        key: Option<IdempotencyKey>,
     ) -> Result<Outcome, PublishError> {
         let Some(key) = key else {
             let answer = self.apply_batch(batch, None).await?;
@@ -411,7 +413,8 @@ impl Inner {
             });
         };
         let fingerprint = idempotency::fingerprint(batch);
-        match self.remembered.lock().recall(&key, &fingerprint) {
+        let (recall, let_go) = self.remembered.lock().recall(&key, &fingerprint);
+        match recall {
             Recall::New => {}
             Recall::Replay(answer) => {
                 return Ok(Outcome {
@@ -431,10 +434,11 @@ impl Inner {
         };
         let created_ms = now_ms();
         let remember = |answer: &BatchPublished| Remembered {
-            key: key.clone(),
+            key: key.stored(),
             fingerprint: fingerprint.clone(),
             response: serde_json::to_string(answer).unwrap_or_default(),
             created_ms,
+            forget: let_go.clone(),
         };
         let result = self.apply_batch(batch, Some(&remember)).await;
         in_flight.applied = result
@@ -694,7 +698,7 @@ impl Engine for Embedded {
     fn publish(
         &self,
         batch: Batch,
-        key: Option<String>,
+        key: Option<IdempotencyKey>,
     ) -> BoxFuture<'_, Result<Outcome, PublishError>> {
         let inner = self.inner.clone();
         to_the_end(async move { inner.publish(batch, key).await })

@@ -22,9 +22,10 @@ pub(crate) mod redis;
 mod write;
 
 use crate::encoded::EncodedFrame;
-use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
+use crate::ops::{Batch, BatchError, BatchPublished, MAX_OPS_PER_REQUEST, MAX_TOPICS_PER_BATCH};
 use crate::protocol::{pattern_matches, EventKind, Snapshot, Typing};
 use futures_util::future::BoxFuture;
+use idempotency::IdempotencyKey;
 use plan::OpError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,7 +33,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Weak;
 
-/// How many events each topic keeps for resuming subscribers.
+/// What the engine keeps: events per topic for resuming subscribers, and idempotency keys
+/// per API key.
 #[derive(Debug, Clone)]
 pub(crate) struct Retention {
     /// Events kept per topic.
@@ -40,6 +42,8 @@ pub(crate) struct Retention {
     /// Topics that keep a different number: (pattern, events). A pattern ending in `*`
     /// matches any topic starting with what precedes it; the longest match wins.
     pub(crate) patterns: Vec<(String, usize)>,
+    /// Idempotency keys remembered per API key (see [`idempotency`]).
+    pub(crate) idempotency_keys: usize,
 }
 
 impl Retention {
@@ -177,8 +181,9 @@ pub(crate) enum PublishError {
     KeyReused,
     /// A request with the same idempotency key is being applied right now.
     KeyInFlight,
-    /// The request carries more ops than one request may.
-    TooManyOps,
+    /// The request is not one the engine takes: a write without ops, too many ops, too
+    /// many topics.
+    Shape(BatchError),
 }
 
 impl fmt::Display for PublishError {
@@ -188,9 +193,16 @@ impl fmt::Display for PublishError {
             Self::Unavailable(e) => e.fmt(f),
             Self::KeyReused => f.write_str("this idempotency key was used for a different request"),
             Self::KeyInFlight => f.write_str("a request with this idempotency key is in progress"),
-            Self::TooManyOps => write!(
+            Self::Shape(BatchError::EmptyOps { .. }) => {
+                f.write_str("a write needs at least one op: `ops` is empty")
+            }
+            Self::Shape(BatchError::TooManyOps) => write!(
                 f,
                 "a request may carry at most {MAX_OPS_PER_REQUEST} ops; split it"
+            ),
+            Self::Shape(BatchError::TooManyTopics) => write!(
+                f,
+                "a batch may write at most {MAX_TOPICS_PER_BATCH} topics; split it"
             ),
         }
     }
@@ -231,7 +243,7 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn publish(
         &self,
         batch: Batch,
-        key: Option<String>,
+        key: Option<IdempotencyKey>,
     ) -> BoxFuture<'_, Result<Outcome, PublishError>>;
 
     /// Deletes every entity whose TTL has run out, through the same path as a publish.
@@ -284,6 +296,12 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Whether the engine can serve: `/healthz` answers 503 with the reason when not, so a
     /// load balancer takes this instance out.
     fn health(&self) -> BoxFuture<'_, Result<(), EngineError>>;
+
+    /// What the operator should fix though the engine serves (Redis without its append-only
+    /// file), as last checked by [`Engine::health`]; said in `/healthz` and the log.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Makes everything committed durable and stops taking writes.
     fn close(&self) -> BoxFuture<'_, ()>;

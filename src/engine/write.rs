@@ -9,7 +9,7 @@ use crate::encoded::{encode, EncodedFrame};
 use crate::ops::{Batch, Op, Published};
 use crate::protocol::{Event, EventKind, ServerFrame};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A batch's ops gathered per topic, in the order topics first appear, with where each op
 /// came from so a refusal can name it.
@@ -22,18 +22,16 @@ pub(crate) struct Grouped {
 
 pub(crate) fn group(batch: &Batch) -> Vec<Grouped> {
     let mut groups: Vec<Grouped> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for (write_index, write) in batch.writes.iter().enumerate() {
-        let at = match groups.iter().position(|g| g.topic == write.topic) {
-            Some(at) => at,
-            None => {
-                groups.push(Grouped {
-                    topic: write.topic.clone(),
-                    ops: Vec::new(),
-                    origins: Vec::new(),
-                });
-                groups.len() - 1
-            }
-        };
+        let at = *index.entry(write.topic.as_str()).or_insert_with(|| {
+            groups.push(Grouped {
+                topic: write.topic.clone(),
+                ops: Vec::new(),
+                origins: Vec::new(),
+            });
+            groups.len() - 1
+        });
         let group = &mut groups[at];
         for (op_index, op) in write.ops.iter().enumerate() {
             group.ops.push(op.clone());

@@ -189,38 +189,61 @@ impl Follow {
         Start::Replay(from.offset)
     }
 
-    /// Adds a subscriber and queues its first frames: a snapshot, or as much of its replay
-    /// as the queue takes now (the rest streams as it drains). Returns false, subscribing
-    /// nothing, when the queue has no room for a snapshot.
+    /// Adds a subscriber (or restarts one) and queues its first frames: a snapshot, or as
+    /// much of its replay as the queue takes now (the rest streams as it drains). A snapshot
+    /// that does not fit is not made now: the subscriber is behind from the start, and gets
+    /// it once its queue is written out, as one that fell behind does. Returns the bytes
+    /// queued at once.
     pub(crate) fn subscribe(
         &mut self,
         connection: ConnectionId,
         outbox: &Outbox,
         resume: Option<Position>,
-    ) -> bool {
+    ) -> usize {
+        let mut queued = 0;
         let pending = match self.start(resume) {
             Start::Snapshot => {
-                let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
-                if outbox.try_push(frame) != Pushed::Queued {
-                    return false;
+                let pushed = if outbox.room() == 0 {
+                    Pushed::Full
+                } else {
+                    let frame = encode(&ServerFrame::Snapshot(self.snapshot()));
+                    queued = frame.len();
+                    outbox.try_push(frame)
+                };
+                match pushed {
+                    Pushed::Queued => None,
+                    Pushed::Full => {
+                        queued = 0;
+                        Some(Pending::Lagging {
+                            from: 0,
+                            changed: None,
+                        })
+                    }
+                    Pushed::Closed => return 0,
                 }
-                None
             }
             Start::Replay(from) => Some(Pending::Replay {
                 from,
                 next: from + 1,
             }),
         };
-        let replaying = pending.is_some();
+        let (replaying, behind) = match &pending {
+            Some(Pending::Replay { .. }) => (true, false),
+            Some(Pending::Lagging { .. }) => (false, true),
+            None => (false, false),
+        };
         let subscriber = Subscriber {
             outbox: outbox.clone(),
             pending,
         };
         self.subscribers.insert(connection, subscriber);
+        if behind {
+            outbox.fall_behind(&self.name);
+        }
         if replaying && self.send_pending(connection) == Sent::More {
             outbox.send_later(&self.name);
         }
-        true
+        queued
     }
 
     /// Sends a subscriber what it has pending, as far as its queue takes it: the next part
@@ -322,6 +345,17 @@ impl Follow {
 
     pub(crate) fn unsubscribe(&mut self, connection: ConnectionId) {
         self.subscribers.remove(&connection);
+    }
+
+    /// Whether the connection is subscribed.
+    pub(crate) fn has_subscriber(&self, connection: ConnectionId) -> bool {
+        self.subscribers.contains_key(&connection)
+    }
+
+    /// Drops the subscribers `keep` refuses: nothing more is queued for them.
+    pub(crate) fn retain_subscribers(&mut self, keep: impl Fn(&Outbox) -> bool) {
+        self.subscribers
+            .retain(|_, subscriber| keep(&subscriber.outbox));
     }
 
     /// Applies delivered events in order: state, history, and a copy of each frame queued to
@@ -427,7 +461,7 @@ fn snapshot_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::outbox::{outbox, Inbox, Next};
+    use crate::hub::outbox::{of_frames as outbox, Inbox, Next};
     use crate::protocol::Event;
     use serde_json::json;
 
@@ -535,7 +569,7 @@ mod tests {
         let mut topic = followed(100);
         set(&mut topic, "a", 1);
         let (tx, mut rx) = outbox(100);
-        assert!(topic.subscribe(1, &tx, None));
+        topic.subscribe(1, &tx, None);
         for n in 0..10 {
             set(&mut topic, "a", n);
         }
@@ -558,7 +592,7 @@ mod tests {
             epoch: 9,
             offset: 6,
         };
-        assert!(topic.subscribe(1, &tx, Some(from)));
+        topic.subscribe(1, &tx, Some(from));
         set(&mut topic, "a", 99);
         let frames = drain(&mut rx);
         assert_eq!(offsets(&frames), [7, 8, 9, 10, 11]);
@@ -581,7 +615,7 @@ mod tests {
         let mut topic = followed(100);
         set(&mut topic, "a", 1);
         let (tx, mut rx) = outbox(10);
-        assert!(topic.subscribe(1, &tx, at(1)));
+        topic.subscribe(1, &tx, at(1));
         let frames = drain(&mut rx);
         assert!(
             matches!(
@@ -638,7 +672,7 @@ mod tests {
             set(&mut topic, "a", n);
         }
         let (tx, mut rx) = outbox(8);
-        assert!(topic.subscribe(1, &tx, at(1)));
+        topic.subscribe(1, &tx, at(1));
         let frames = stream_to_the_end(&mut topic, &mut rx, 8);
         assert_eq!(offsets(&frames), (2..=1000).collect::<Vec<_>>());
         assert!(matches!(
@@ -660,7 +694,7 @@ mod tests {
             set(&mut topic, "a", n);
         }
         let (tx, mut rx) = outbox(4);
-        assert!(topic.subscribe(1, &tx, at(10)));
+        topic.subscribe(1, &tx, at(10));
         let mut frames = drain(&mut rx);
         for n in 0..20 {
             set(&mut topic, "b", n);
@@ -680,7 +714,7 @@ mod tests {
             set(&mut topic, "a", n);
         }
         let (tx, mut rx) = outbox(4);
-        assert!(topic.subscribe(1, &tx, at(1)));
+        topic.subscribe(1, &tx, at(1));
         // Twenty more events while the first part is still queued: the history no longer
         // has where the replay stands.
         for n in 0..20 {
@@ -702,9 +736,9 @@ mod tests {
         let (slow, _slow_rx) = outbox(2);
         let (gone, gone_rx) = outbox(100);
         let (ok, mut ok_rx) = outbox(100);
-        assert!(topic.subscribe(1, &slow, None));
-        assert!(topic.subscribe(2, &gone, None));
-        assert!(topic.subscribe(3, &ok, None));
+        topic.subscribe(1, &slow, None);
+        topic.subscribe(2, &gone, None);
+        topic.subscribe(3, &ok, None);
         drop(gone_rx);
         for n in 0..5 {
             set(&mut topic, "a", n);
@@ -719,7 +753,7 @@ mod tests {
         set(&mut topic, "a", 0);
         set(&mut topic, "gone", 0);
         let (tx, mut rx) = outbox(3);
-        assert!(topic.subscribe(1, &tx, None));
+        topic.subscribe(1, &tx, None);
         // Room for two events after the snapshot; the rest only note what they touched.
         for n in 1..=100 {
             set(&mut topic, ["a", "b", "c"][n as usize % 3], n);
@@ -754,5 +788,24 @@ mod tests {
         // Live again: the next event follows on.
         set(&mut topic, "a", 1000);
         assert_eq!(offsets(&drain(&mut rx)), [104]);
+    }
+
+    #[test]
+    fn a_snapshot_that_finds_the_queue_full_is_sent_once_it_drains_and_made_once() {
+        let mut topic = followed(100);
+        set(&mut topic, "a", 1);
+        let (tx, mut rx) = outbox(1);
+        tx.try_push("something else".into());
+        assert_eq!(topic.subscribe(1, &tx, None), 0, "nothing queued now");
+        // Asking again while behind changes nothing.
+        assert_eq!(topic.subscribe(1, &tx, None), 0);
+        assert_eq!(rx.try_next(), Some(Next::Frame("something else".into())));
+        assert!(matches!(rx.try_next(), Some(Next::Pending { .. })));
+        assert_eq!(topic.send_pending(1), Sent::Coalesced);
+        let frames = drain(&mut rx);
+        assert!(
+            matches!(&frames[..], [ServerFrame::Snapshot(s)] if s.offset == 1),
+            "one snapshot: {frames:?}"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod outbox;
 pub(crate) mod presence;
 
 use crate::access::person::Someone;
+use crate::access::Caller;
 use crate::boards::BoardView;
 use crate::clock::now_iso8601;
 use crate::encoded::{encode, EncodedFrame};
@@ -21,7 +22,7 @@ use crate::engine::{Committed, Deliveries, Engine, EngineError, TopicCopy, Viewe
 use crate::metrics::Metrics;
 use crate::protocol::{BoardFrame, Position, ServerFrame, Typing};
 use follow::{Follow, Sent};
-use outbox::{Inbox, Next, Outbox};
+use outbox::{Inbox, Next, Outbox, QueueLimits};
 use parking_lot::Mutex;
 use presence::{Boards, PresenceSettings};
 use std::collections::{BTreeSet, HashMap};
@@ -39,8 +40,8 @@ const COALESCE_CROWDED: Duration = Duration::from_secs(1);
 pub(crate) type ConnectionId = u64;
 
 pub(crate) struct Hub {
-    /// Frames queued per connection before it counts as too slow.
-    queue: usize,
+    /// What each connection's queue holds before it counts as too slow.
+    queue: QueueLimits,
     /// Boards whose viewers here changed, to tell the other instances, in order.
     presence_changed: tokio::sync::mpsc::UnboundedSender<String>,
     /// How long a person stays after their last page closed.
@@ -66,7 +67,7 @@ struct Followed {
 impl Hub {
     /// A hub for this instance, taking the engine's deliveries.
     pub(crate) fn new(
-        queue: usize,
+        queue: QueueLimits,
         presence: PresenceSettings,
         engine: Arc<dyn Engine>,
         metrics: Arc<Metrics>,
@@ -101,23 +102,24 @@ impl Hub {
         &self.metrics
     }
 
-    /// A new connection id and its outgoing queue.
-    pub(crate) fn connect(&self) -> (ConnectionId, Outbox, Inbox) {
+    /// A new connection id for `caller`, and its outgoing queue.
+    pub(crate) fn connect(&self, caller: Caller) -> (ConnectionId, Outbox, Inbox) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (outbox, inbox) = outbox::outbox(self.queue);
+        let (outbox, inbox) = outbox::outbox(self.queue, caller);
         (id, outbox, inbox)
     }
 
-    /// Subscribes a connection: queues its snapshot or missed events, then live events follow.
-    /// The first local subscriber of a topic has the hub follow it on the engine. Returns
-    /// false when the connection's queue had no room; it is then not subscribed.
+    /// Subscribes a connection (again, if it already is): queues its snapshot or missed
+    /// events, then live events follow; a snapshot its queue has no room for goes once the
+    /// queue is written out. The first local subscriber of a topic has the hub follow it on
+    /// the engine. Returns the bytes queued at once.
     pub(crate) async fn subscribe(
         &self,
         connection: ConnectionId,
         outbox: &Outbox,
         name: &str,
         resume: Option<Position>,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<usize, EngineError> {
         // However this ends, a follow nobody uses is let go: also when the caller stops
         // waiting (its connection closed) while the copy loads. Made first, so it is dropped
         // last, after this call's own reference to the follow.
@@ -156,6 +158,54 @@ impl Hub {
             followed.follow.lock().unsubscribe(connection);
         }
         self.release_if_unused(name);
+    }
+
+    /// Whether the connection is subscribed to the topic.
+    pub(crate) fn is_subscribed(&self, connection: ConnectionId, topic: &str) -> bool {
+        let followed = self.follows.lock().get(topic).cloned();
+        followed.is_some_and(|f| f.follow.lock().has_subscriber(connection))
+    }
+
+    /// Whether the connection's page is on the board.
+    pub(crate) fn is_member(&self, connection: ConnectionId, board: &str) -> bool {
+        self.boards.lock().is_member(board, connection)
+    }
+
+    /// Stops queueing anything a connection may no longer read: drops every subscription
+    /// whose reader `may_read` no longer allows the topic, and takes every page off a board
+    /// `may_see` no longer shows it (with no grace). Done at once, under the locks the
+    /// deliveries take, so not one more frame of them is queued; each connection then finds
+    /// what it lost and says why (`Session::recheck`).
+    pub(crate) fn enforce(
+        &self,
+        may_read: impl Fn(&Caller, &str) -> bool,
+        may_see: impl Fn(&Caller, &str) -> bool,
+    ) {
+        let follows: Vec<(String, Arc<Followed>)> = self
+            .follows
+            .lock()
+            .iter()
+            .map(|(name, followed)| (name.clone(), followed.clone()))
+            .collect();
+        let mut names = Vec::with_capacity(follows.len());
+        for (name, followed) in follows {
+            followed
+                .follow
+                .lock()
+                .retain_subscribers(|outbox| may_read(&outbox.reader(), &name));
+            names.push(name);
+        }
+        for name in names {
+            self.release_if_unused(&name);
+        }
+        let due = self
+            .boards
+            .lock()
+            .retain_members(|board, outbox| may_see(&outbox.reader(), board));
+        for board in due {
+            self.flush_soon(&board);
+            let _ = self.presence_changed.send(board);
+        }
     }
 
     /// Stops following a topic once no local connection reads it.

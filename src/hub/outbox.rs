@@ -1,5 +1,7 @@
 //! A connection's bounded outgoing queue of encoded frames, and the topics with more to send
-//! once it is written out.
+//! once it is written out. It is bounded in frames and in bytes: a client that asks for large
+//! frames and does not read them (snapshots of a big topic, over and over) fills it as soon
+//! as one that asks for small ones.
 //!
 //! The hub pushes into it without waiting (`try_push`), so one slow reader can never stall a
 //! publisher or the other subscribers. When the queue is full, a topic stops queueing events
@@ -16,6 +18,7 @@
 //! go each time it is written out. The pending topics sit under the same lock, so "written
 //! out, and what is pending" is one look.
 
+use crate::access::Caller;
 use crate::encoded::EncodedFrame;
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, VecDeque};
@@ -34,9 +37,21 @@ pub(crate) struct Inbox {
     queue: Arc<Queue>,
 }
 
+/// How much one connection's queue holds before the connection counts as behind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub(crate) frames: usize,
+    /// The frames' bytes in all; one frame is always taken into an empty queue, however
+    /// large, so no frame is too large to send.
+    pub(crate) bytes: usize,
+}
+
 #[derive(Debug)]
 struct Queue {
-    capacity: usize,
+    limits: QueueLimits,
+    /// Whose connection this is, as it last checked its access: the hub stops queueing
+    /// what they may no longer read by it ([`super::Hub::enforce`]).
+    reader: Mutex<Caller>,
     state: Mutex<State>,
     /// Wakes the writer: a frame was queued, or a topic has more pending.
     ready: Notify,
@@ -47,6 +62,8 @@ struct Queue {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<EncodedFrame>,
+    /// The queued frames' bytes.
+    bytes: usize,
     /// Topics (and boards) with more for the connection than its queue could take.
     pending: BTreeSet<String>,
     /// Topics that could not send what they have pending even into the written-out queue:
@@ -78,10 +95,14 @@ pub(crate) enum Next {
     Pending { topics: Vec<String>, fell: u64 },
 }
 
-/// Creates a queue holding at most `capacity` frames.
-pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
+/// Creates a queue for `reader`'s connection, holding at most what `limits` allow.
+pub(crate) fn outbox(limits: QueueLimits, reader: Caller) -> (Outbox, Inbox) {
     let queue = Arc::new(Queue {
-        capacity: capacity.max(1),
+        limits: QueueLimits {
+            frames: limits.frames.max(1),
+            bytes: limits.bytes,
+        },
+        reader: Mutex::new(reader),
         state: Mutex::default(),
         ready: Notify::new(),
         room: Notify::new(),
@@ -94,16 +115,41 @@ pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
     )
 }
 
+/// A queue bounded in frames only, for tests.
+#[cfg(test)]
+pub(crate) fn of_frames(frames: usize) -> (Outbox, Inbox) {
+    outbox(
+        QueueLimits {
+            frames,
+            bytes: usize::MAX,
+        },
+        Caller::default(),
+    )
+}
+
 impl Outbox {
+    /// Whose connection this is.
+    pub(crate) fn reader(&self) -> Caller {
+        self.queue.reader.lock().clone()
+    }
+
+    /// Records who the connection's caller is now (their key's scopes changed).
+    pub(crate) fn set_reader(&self, reader: Caller) {
+        *self.queue.reader.lock() = reader;
+    }
+
     /// Queues a frame if there is room, without waiting.
     pub(crate) fn try_push(&self, frame: EncodedFrame) -> Pushed {
         let mut state = self.queue.state.lock();
         if state.closed {
             return Pushed::Closed;
         }
-        if state.frames.len() >= self.queue.capacity {
+        let limits = self.queue.limits;
+        let over_bytes = state.bytes + frame.len() > limits.bytes && !state.frames.is_empty();
+        if state.frames.len() >= limits.frames || over_bytes {
             return Pushed::Full;
         }
+        state.bytes += frame.len();
         state.frames.push_back(frame);
         drop(state);
         self.queue.ready.notify_one();
@@ -131,10 +177,13 @@ impl Outbox {
         self.queue.ready.notify_one();
     }
 
-    /// How many frames the queue can take right now.
+    /// How many frames the queue can take right now (if they are small enough).
     pub(crate) fn room(&self) -> usize {
-        let frames = self.queue.state.lock().frames.len();
-        self.queue.capacity.saturating_sub(frames)
+        let state = self.queue.state.lock();
+        if state.bytes >= self.queue.limits.bytes {
+            return 0;
+        }
+        self.queue.limits.frames.saturating_sub(state.frames.len())
     }
 
     /// Queues a frame, waiting for room. For answers to the connection's own requests.
@@ -193,6 +242,7 @@ impl Inbox {
     pub(crate) fn try_frame(&self) -> Option<EncodedFrame> {
         let mut state = self.queue.state.lock();
         let frame = state.frames.pop_front()?;
+        state.bytes -= frame.len();
         // Written out, the queue lets its memory go: an idle connection holds none, at the
         // cost of an allocation for the next frame (tens of nanoseconds, against the
         // microseconds its write takes).
@@ -222,6 +272,7 @@ impl Drop for Inbox {
         let mut state = self.queue.state.lock();
         state.closed = true;
         state.frames = VecDeque::new();
+        state.bytes = 0;
         state.pending.clear();
         state.retry.clear();
         drop(state);
@@ -232,6 +283,31 @@ impl Drop for Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outbox(frames: usize) -> (Outbox, Inbox) {
+        of_frames(frames)
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too_but_takes_any_one_frame() {
+        let limits = QueueLimits {
+            frames: 100,
+            bytes: 10,
+        };
+        let (outbox, inbox) = super::outbox(limits, Caller::default());
+        let big: EncodedFrame = "x".repeat(50).into();
+        assert_eq!(
+            outbox.try_push(big.clone()),
+            Pushed::Queued,
+            "one always fits"
+        );
+        assert_eq!(outbox.try_push("y".into()), Pushed::Full);
+        assert_eq!(outbox.room(), 0);
+        assert_eq!(inbox.try_frame(), Some(big));
+        assert_eq!(outbox.try_push("12345".into()), Pushed::Queued);
+        assert_eq!(outbox.try_push("12345".into()), Pushed::Queued);
+        assert_eq!(outbox.try_push("1".into()), Pushed::Full, "10 bytes held");
+    }
 
     #[test]
     fn frames_come_out_in_order_then_what_is_pending() {

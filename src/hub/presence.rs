@@ -166,6 +166,28 @@ impl Boards {
         !std::mem::replace(&mut entry.due, true)
     }
 
+    /// Whether the connection's page is on the board.
+    pub(crate) fn is_member(&self, board: &str, connection: ConnectionId) -> bool {
+        self.boards
+            .get(board)
+            .is_some_and(|b| b.members.contains_key(&connection))
+    }
+
+    /// Takes the pages `keep` refuses off their boards at once (no grace: they may no longer
+    /// see the board, so nothing more is sent to them). Returns the boards that now need a
+    /// flush scheduled.
+    pub(crate) fn retain_members(&mut self, keep: impl Fn(&str, &Outbox) -> bool) -> Vec<String> {
+        let mut due = Vec::new();
+        for (name, board) in &mut self.boards {
+            let before = board.members.len();
+            board.members.retain(|_, member| keep(name, &member.outbox));
+            if board.members.len() != before && !std::mem::replace(&mut board.due, true) {
+                due.push(name.clone());
+            }
+        }
+        due
+    }
+
     /// Lets go of the pages on a board whose grace has ended. True when the board now needs
     /// a flush scheduled.
     pub(crate) fn end_grace(&mut self, board: &str) -> bool {
@@ -382,7 +404,7 @@ impl Boards {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::outbox::{outbox, Inbox, Next};
+    use crate::hub::outbox::{of_frames as outbox, Inbox, Next};
     use crate::protocol::ServerFrame;
 
     fn settings() -> PresenceSettings {

@@ -200,30 +200,6 @@ fn token_param() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The id this browser is known by on boards, kept in local storage so that its tabs, and
-/// its reloads, are one person. Made up on first use; a browser without storage is a new
-/// guest on every page.
-fn browser_person() -> String {
-    const KEY: &str = "pulseboard-person";
-    let storage = window().local_storage().ok().flatten();
-    if let Some(id) = storage
-        .as_ref()
-        .and_then(|s| s.get_item(KEY).ok().flatten())
-    {
-        if id.len() >= 8 {
-            return id;
-        }
-    }
-    let id = format!(
-        "p{:016x}",
-        (js_sys::Math::random() * 18_446_744_073_709_551_615.0) as u64
-    );
-    if let Some(storage) = storage {
-        let _ = storage.set_item(KEY, &id);
-    }
-    id
-}
-
 fn open(connection: &Shared) {
     {
         let mut c = connection.borrow_mut();
@@ -282,7 +258,8 @@ fn opened(connection: &Shared) {
         socket,
         &ClientFrame::Join {
             board: c.board.clone(),
-            person: Some(browser_person()),
+            // The server knows this browser's guest by its cookie, which no script sees.
+            person: None,
         },
     );
     c.live.status.set(ConnectionStatus::Live);
@@ -355,10 +332,9 @@ fn open_source(connection: &Shared) {
             .collect();
         let token = token_param().map_or(String::new(), |token| format!("&token={token}"));
         format!(
-            "/sse?board={}&from={}&person={}{token}",
+            "/sse?board={}&from={}{token}",
             js_sys::encode_uri_component(&c.board),
             js_sys::encode_uri_component(&from.join(",")),
-            browser_person()
         )
     };
     let source = match EventSource::new(&url) {

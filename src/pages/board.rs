@@ -4,7 +4,7 @@
 use super::library;
 use crate::boards::screen::Screen;
 use crate::widgets::{BoardProps, LiveBoard};
-use leptos::either::EitherOf3;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -16,9 +16,19 @@ pub(crate) fn BoardPage() -> impl IntoView {
         .unwrap_or_default();
     let query = use_query_map().read_untracked();
     let screen = Screen::from_query(|key| query.get_str(key));
+    if library::locked(&name) && library::withheld(&name) {
+        // A wall screen reloads itself until the file is fixed: nobody has to walk to it.
+        return EitherOf4::A(view! {
+            <meta http-equiv="refresh" content="30"/>
+            <main class="page">
+                <h1>"This board is being fixed"</h1>
+                <p>"Its file has a mistake; it shows again once that is fixed. This page tries again every 30 seconds."</p>
+            </main>
+        });
+    }
     if library::locked(&name) {
         let login = format!("/login?next=/b/{name}");
-        return EitherOf3::A(view! {
+        return EitherOf4::B(view! {
             <main class="page">
                 <h1>"This board is private"</h1>
                 <p>
@@ -33,11 +43,11 @@ pub(crate) fn BoardPage() -> impl IntoView {
             let props = BoardProps { name, view, screen };
             let element = props.element();
             provide_context(props);
-            EitherOf3::B(view! { {element} <LiveBoard/> })
+            EitherOf4::C(view! { {element} <LiveBoard/> })
         }
         None => {
             library::not_found();
-            EitherOf3::C(view! {
+            EitherOf4::D(view! {
                 <main class="page">
                     <h1>"No board named “" {name} "”"</h1>
                     <p>"Board files live in the boards directory; " <a href="/" rel="external">"see every board"</a> "."</p>

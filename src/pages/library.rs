@@ -53,6 +53,18 @@ pub(crate) fn locked(name: &str) -> bool {
     locked
 }
 
+/// Whether the board is public but held private while its file is broken; answers 503 if
+/// so (a screen comes back on its own, see the page).
+pub(crate) fn withheld(name: &str) -> bool {
+    let withheld = use_context::<Arc<Library>>().is_some_and(|library| library.withheld(name));
+    if withheld {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+    withheld
+}
+
 /// Answers 404 for a board that does not exist, so scripts checking a URL see it.
 pub(crate) fn not_found() {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {

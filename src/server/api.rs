@@ -10,9 +10,9 @@ use crate::access::keyring::{KeyRecord, Keyring};
 use crate::access::scope::Scope;
 use crate::access::Caller;
 use crate::boards::notes::{Note, NoteDraft};
-use crate::engine::idempotency::MAX_KEY_LEN;
+use crate::engine::idempotency::{IdempotencyKey, MAX_KEY_LEN};
 use crate::engine::{EngineError, Outcome, PublishError};
-use crate::ops::{Batch, BatchPublished, Op, Publish, Published, TopicOps};
+use crate::ops::{Batch, BatchError, BatchPublished, Op, Publish, Published, TopicOps};
 use crate::protocol::Snapshot;
 use crate::store::StoreError;
 use axum::body::Bytes;
@@ -37,7 +37,10 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
         .route("/boards/{board}", get(read_board))
         .route("/screens/reload", post(reload_screens))
         .route("/keys", get(list_keys).post(create_key))
-        .route("/keys/{id}", axum::routing::delete(revoke_key))
+        .route(
+            "/keys/{id}",
+            axum::routing::delete(revoke_key).patch(rescope_key),
+        )
         .route("/openapi.json", get(openapi))
         .merge(super::notes::routes())
         .layer(DefaultBodyLimit::max(max_body))
@@ -58,6 +61,7 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
         read_board,
         reload_screens,
         list_keys,
+        rescope_key,
         create_key,
         revoke_key,
         super::notes::list_notes,
@@ -66,7 +70,7 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
         super::notes::delete_note,
         health
     ),
-    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest, KeyRequest, KeyRecord, NoteDraft, Note)),
+    components(schemas(ApiError, Op, TopicOps, TopicSummary, ReloadRequest, KeyRequest, ScopesRequest, KeyRecord, NoteDraft, Note)),
     modifiers(&BearerKeys),
     security(("api_key" = []))
 )]
@@ -105,18 +109,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 /// Whether this instance can serve: 200 while it runs and its engine answers, 503 with the
 /// reason when the engine cannot be reached (a load balancer then takes the instance out).
 #[utoipa::path(get, path = "/healthz", responses(
-    (status = 200, description = "`{\"status\": \"ok\"}`"),
+    (status = 200, description = "`{\"status\": \"ok\"}`, with `warnings` (a list of sentences) when something should be fixed though the instance serves, such as Redis without `appendonly`"),
     (status = 503, description = "`{\"status\": \"unavailable\", \"reason\": …}`: the engine (Redis) cannot be reached"),
 ))]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
-    match state.engine.health().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+    let (status, mut body) = match state.engine.health().await {
+        Ok(()) => (StatusCode::OK, json!({"status": "ok"})),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": e.to_string()})),
-        )
-            .into_response(),
+            json!({"status": "unavailable", "reason": e.to_string()}),
+        ),
+    };
+    let warnings = state.engine.warnings();
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
     }
+    (status, Json(body)).into_response()
 }
 
 /// Apply a list of ops to one topic, in order, whole or not at all.
@@ -155,7 +163,7 @@ async fn publish(
             &format!("publish to `{topic}`"),
         ));
     }
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&caller, &headers)?;
     let request: Publish = parse_body(body, Code::InvalidOps)?;
     let Outcome {
         mut answer,
@@ -196,7 +204,7 @@ async fn publish_batch(
     if caller.is_anonymous() {
         return Err(refuse(&caller, "/api/v1/batch", "publish"));
     }
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&caller, &headers)?;
     let batch: Batch = parse_body(body, Code::InvalidOps)?;
     for (i, write) in batch.writes.iter().enumerate() {
         topic_name(&write.topic, &format!("writes[{i}].topic"))?;
@@ -218,7 +226,11 @@ fn reserved(topic: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The request's `Idempotency-Key`, as the key of the caller that sent it.
+fn idempotency_key(
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -235,7 +247,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
         return Err(refuse());
     }
-    Ok(Some(key.to_owned()))
+    Ok(Some(IdempotencyKey {
+        owner: caller.who().to_owned(),
+        key: key.to_owned(),
+    }))
 }
 
 fn with_replay_header(mut response: Response, replayed: bool) -> Response {
@@ -247,7 +262,11 @@ fn with_replay_header(mut response: Response, replayed: bool) -> Response {
     response
 }
 
-async fn apply(state: &AppState, batch: Batch, key: Option<String>) -> Result<Outcome, ApiError> {
+async fn apply(
+    state: &AppState,
+    batch: Batch,
+    key: Option<IdempotencyKey>,
+) -> Result<Outcome, ApiError> {
     let single = batch.writes.len() == 1;
     state.engine.publish(batch, key).await.map_err(|e| match e {
         PublishError::Refused { write, error } => {
@@ -271,12 +290,28 @@ async fn apply(state: &AppState, batch: Batch, key: Option<String>) -> Result<Ou
             };
             ApiError::new(StatusCode::CONFLICT, code, e.to_string()).field("Idempotency-Key")
         }
-        PublishError::TooManyOps => ApiError::new(
+        PublishError::Shape(BatchError::EmptyOps { write }) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidOps,
+            e.to_string(),
+        )
+        .field(if single {
+            "ops".to_owned()
+        } else {
+            format!("writes[{write}].ops")
+        }),
+        PublishError::Shape(BatchError::TooManyOps) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             Code::TooManyOps,
             e.to_string(),
         )
         .field("ops"),
+        PublishError::Shape(BatchError::TooManyTopics) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::TooManyTopics,
+            e.to_string(),
+        )
+        .field("writes"),
         PublishError::Unavailable(e) => {
             tracing::error!("write failed: {e}");
             ApiError::new(
@@ -514,6 +549,15 @@ struct KeyRequest {
     scopes: Vec<Scope>,
 }
 
+/// What `PATCH /api/v1/keys/{id}` takes.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ScopesRequest {
+    /// The key's scopes from now on, in place of its own.
+    #[schema(value_type = Vec<String>, example = json!(["read:lobby"]))]
+    scopes: Vec<Scope>,
+}
+
 fn admin_only(caller: &Caller, path: &str) -> Result<(), ApiError> {
     if caller.is_admin() {
         Ok(())
@@ -596,6 +640,56 @@ async fn create_key(
     let mut body = serde_json::to_value(record).unwrap_or_default();
     body["secret"] = made.secret.into();
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Gives an API key new scopes, in place of its own: a share link narrowed to one board
+/// keeps its address. Screens open with it lose, within a second, what the new scopes do not
+/// allow. Admin only.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/keys/{id}",
+    params(("id" = String, Path, description = "the key's id, as listed")),
+    request_body = ScopesRequest,
+    responses(
+        (status = 200, description = "the key as it now stands", body = KeyRecord),
+        (status = 401, description = "no API key", body = ApiError),
+        (status = 403, description = "not an admin key", body = ApiError),
+        (status = 404, description = "no key in force with that id", body = ApiError),
+        (status = 422, description = "an unknown scope, or none", body = ApiError),
+    )
+)]
+async fn rescope_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<KeyRecord>, ApiError> {
+    admin_only(&caller, "/api/v1/keys")?;
+    let request: ScopesRequest = parse_body(body, Code::InvalidRequest)?;
+    if request.scopes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidRequest,
+            "a key needs at least one scope; revoke it instead",
+        )
+        .field("scopes"));
+    }
+    let lookup = id.clone();
+    let rescoped = on_keyring(&state, move |keyring| {
+        keyring.rescope(&lookup, request.scopes)
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            Code::UnknownKey,
+            format!("no key in force with id `{id}`"),
+        )
+        .field("id")
+    })?;
+    tracing::info!(target: "audit", event = "key_rescoped", id = %rescoped.id, name = %rescoped.name,
+        scopes = ?rescoped.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), by = caller.who());
+    Ok(Json(rescoped))
 }
 
 /// Revokes an API key at once, with every session it logged in. Admin only.

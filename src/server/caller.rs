@@ -11,6 +11,7 @@ use super::error::{ApiError, Code};
 use super::login::same_site;
 use super::AppState;
 use crate::access::Caller;
+use crate::protocol::check_person;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -19,6 +20,10 @@ use axum::response::Response;
 
 /// The admin session's cookie.
 pub(crate) const SESSION_COOKIE: &str = "pulseboard_session";
+/// An anonymous browser's guest id, set by the first page it loads: its tabs and reloads are
+/// one guest on a board. `HttpOnly`, never in an address, so no script, log or other viewer
+/// learns it (the guest's public id is a digest of it).
+pub(crate) const GUEST_COOKIE: &str = "pulseboard_guest";
 
 /// A credential that was presented and is not in force.
 #[derive(Clone, Debug)]
@@ -59,17 +64,36 @@ fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&
 
 /// The session token in the request's cookies, if any.
 pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The browser's guest id from its cookie, if it has a well-formed one.
+pub(crate) fn guest_id(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, GUEST_COOKIE).filter(|id| check_person(id).is_ok())
+}
+
+/// A new guest id's cookie, for a browser that has none: 128 random bits, kept a year.
+pub(crate) fn new_guest_cookie(headers: &HeaderMap) -> Option<String> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits).ok()?;
+    let id: String = bits.iter().map(|b| format!("{b:02x}")).collect();
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|p| p == "https");
+    Some(format!(
+        "{GUEST_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{}",
+        if https { "; Secure" } else { "" }
+    ))
+}
+
+/// A cookie's value in the request, if it has it.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
-        .find_map(|cookie| {
-            cookie
-                .trim()
-                .strip_prefix(SESSION_COOKIE)?
-                .strip_prefix('=')
-        })
+        .find_map(|cookie| cookie.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Who a request comes from, worked out once by [`identify`] and kept in the request's
@@ -116,7 +140,6 @@ fn caller_of(state: &AppState, parts: &Parts) -> Result<Caller, InvalidCredentia
     }
     Ok(session_token(&parts.headers)
         .and_then(|token| state.keyring.session(token))
-        .map(Caller::with_key)
         .unwrap_or_default())
 }
 

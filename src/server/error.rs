@@ -63,7 +63,11 @@ codes! {
     InvalidNote = "invalid_note",
     /// The body is over `max_body_kib`.
     BodyTooLarge = "body_too_large",
+    /// The body did not arrive whole within `body_timeout`.
+    BodyTimeout = "body_timeout",
     TooManyOps = "too_many_ops",
+    /// A batch writes more topics than one request may.
+    TooManyTopics = "too_many_topics",
     OpRefused = "op_refused",
     RateLimited = "rate_limited",
     TooManyConnections = "too_many_connections",
@@ -112,6 +116,11 @@ impl ApiError {
     pub(crate) fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
+    }
+
+    /// The JSON body the refusal is answered with.
+    pub(crate) fn body_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 

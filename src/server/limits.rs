@@ -1,16 +1,24 @@
 //! Limits per client address and per API key, on top of the per-connection ones in
-//! `socket.rs`: HTTP requests per second (429 with `Retry-After` past them), and open
-//! connections (`/ws` and `/sse`) per address.
+//! `socket.rs`: HTTP requests per second (429 with `Retry-After` past them), open TCP
+//! connections per address (`http_connections_per_ip`, counted by the accept loop,
+//! `listener.rs`), and open `/ws` and `/sse` connections per address (`connections_per_ip`).
 //!
 //! A request with a key in force counts against its key, one without against its address:
 //! a publisher is known by its key wherever it runs from, and a wall of screens behind one
 //! office NAT is not throttled by a script next to them. Behind a reverse proxy every request
 //! comes from the proxy's address; with `trust_proxy` the address it puts last in
-//! `X-Forwarded-For` is used instead.
+//! `X-Forwarded-For` is used instead, and the proxy's own connections are not limited (it
+//! carries everyone's). An IPv6 client is counted by its /64: one host is usually given a
+//! whole /64, and counting each of its addresses apart would give it 2^64 budgets.
+//!
+//! Refusals are counted in `/metrics` and logged at most once per [`LOG_EVERY`] with how
+//! many there were since: a flood must not push the real events out of the log, or out of
+//! the admin view's last lines.
 
 use super::caller::Identified;
 use super::error::{ApiError, Code};
 use super::AppState;
+use crate::metrics::Metrics;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -19,18 +27,24 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// At most one log line (and audit line) of refusals per this long.
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What the operator set, from Leptos.toml.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientLimits {
     pub(crate) requests_per_ip: NonZeroU32,
     pub(crate) requests_per_key: NonZeroU32,
+    /// `/ws` and `/sse`.
     pub(crate) connections_per_ip: usize,
+    /// TCP connections of every kind.
+    pub(crate) http_connections_per_ip: usize,
     pub(crate) trust_proxy: bool,
 }
 
@@ -38,9 +52,30 @@ pub(crate) struct Guard {
     limits: ClientLimits,
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_key: DefaultKeyedRateLimiter<String>,
+    /// Open `/ws` and `/sse` connections per client address.
     open: Mutex<HashMap<IpAddr, usize>>,
-    /// Told when the last open connection closes.
+    /// Open TCP connections per peer address.
+    tcp: Mutex<HashMap<IpAddr, usize>>,
+    /// Told when the last open `/ws` or `/sse` connection closes.
     all_closed: Notify,
+    metrics: Arc<Metrics>,
+    /// When refusals were last logged, and how many there were since.
+    refusals: Mutex<(Option<Instant>, u64)>,
+}
+
+/// The address a client is counted by: an IPv4 address (also one written as IPv6), or an
+/// IPv6 address' /64.
+pub(crate) fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 /// Bursts of twice the rate: a page load fetches several files at once.
@@ -50,17 +85,21 @@ fn quota(per_second: NonZeroU32) -> Quota {
 }
 
 impl Guard {
-    pub(crate) fn new(limits: ClientLimits) -> Arc<Self> {
+    pub(crate) fn new(limits: ClientLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Guard {
             limits,
             by_ip: RateLimiter::keyed(quota(limits.requests_per_ip)),
             by_key: RateLimiter::keyed(quota(limits.requests_per_key)),
             open: Mutex::default(),
+            tcp: Mutex::default(),
             all_closed: Notify::new(),
+            metrics,
+            refusals: Mutex::default(),
         })
     }
 
-    /// The client's address: the peer's, or with `trust_proxy` the one the proxy saw.
+    /// The address the client is counted by: the peer's, or with `trust_proxy` the one the
+    /// proxy saw; an IPv6 address' /64.
     pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let forwarded = self
             .limits
@@ -69,22 +108,65 @@ impl Guard {
             .flatten()
             .and_then(|list| list.rsplit(',').next())
             .and_then(|last| last.trim().parse().ok());
-        forwarded.unwrap_or(peer.ip())
+        counted_as(forwarded.unwrap_or(peer.ip()))
     }
 
-    /// Takes one of the address' connections; `None` when it has them all open. The slot is
-    /// given back when dropped.
+    /// Takes one of the address' `/ws` and `/sse` connections; `None` when it has them all
+    /// open. The slot is given back when dropped.
     pub(crate) fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
-        let mut open = self.open.lock();
+        self.take(ip, false)
+    }
+
+    /// Takes one of the peer's TCP connections; `None` when it has them all open (a trusted
+    /// proxy has no limit: it carries every client). The slot is given back when dropped.
+    pub(crate) fn open_tcp(self: &Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
+        let slot = self.take(counted_as(peer), true);
+        if slot.is_none() {
+            self.refused("too many connections", &peer.to_string(), "(connect)");
+        }
+        slot
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr, tcp: bool) -> Option<ConnectionSlot> {
+        let mut open = if tcp {
+            self.tcp.lock()
+        } else {
+            self.open.lock()
+        };
         let count = open.entry(ip).or_default();
-        if *count >= self.limits.connections_per_ip {
+        let (limit, unlimited) = if tcp {
+            (self.limits.http_connections_per_ip, self.limits.trust_proxy)
+        } else {
+            (self.limits.connections_per_ip, false)
+        };
+        if *count >= limit && !unlimited {
             return None;
         }
         *count += 1;
         Some(ConnectionSlot {
             guard: self.clone(),
             ip,
+            tcp,
         })
+    }
+
+    /// Counts a refusal, and logs (with an audit line) the refusals since the last such line
+    /// when [`LOG_EVERY`] has passed since it.
+    pub(crate) fn refused(&self, reason: &str, client: &str, path: &str) {
+        match reason {
+            "too many connections" => self.metrics.refused_connections.inc(),
+            _ => self.metrics.refused_requests.inc(),
+        };
+        let mut refusals = self.refusals.lock();
+        refusals.1 += 1;
+        let due = refusals.0.is_none_or(|at| at.elapsed() >= LOG_EVERY);
+        if !due {
+            return;
+        }
+        let count = std::mem::take(&mut refusals.1);
+        refusals.0 = Some(Instant::now());
+        drop(refusals);
+        tracing::warn!(target: "audit", event = "denied", client, path, reason, refusals = count, "refused {count} time(s) since the last such line; the latest shown");
     }
 
     /// Resolves once no connection is open.
@@ -106,20 +188,31 @@ impl Guard {
         self.by_key.retain_recent();
     }
 
-    /// The refusal for an address with all its connections open.
-    pub(crate) fn too_many_connections(&self) -> Response {
+    fn too_many_connections_error(&self, limit: usize) -> ApiError {
         let message = format!(
-            "this address has {} connections open, the most it may; close one or retry later",
-            self.limits.connections_per_ip
+            "this address has {limit} connections open, the most it may; close one or retry later"
         );
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::TooManyConnections,
+            message,
+        )
+    }
+
+    /// The refusal for an address with all its `/ws` and `/sse` connections open.
+    pub(crate) fn too_many_connections(&self, ip: IpAddr, path: &str) -> Response {
+        self.refused("too many connections", &ip.to_string(), path);
+        let limit = self.limits.connections_per_ip;
         too_many(
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::TooManyConnections,
-                message,
-            ),
+            self.too_many_connections_error(limit),
             Duration::from_secs(5),
         )
+    }
+
+    /// The same refusal's JSON body, for a connection refused before HTTP is spoken.
+    pub(crate) fn too_many_connections_body(&self) -> String {
+        let limit = self.limits.http_connections_per_ip;
+        self.too_many_connections_error(limit).body_json()
     }
 }
 
@@ -127,18 +220,24 @@ impl Guard {
 pub(crate) struct ConnectionSlot {
     guard: Arc<Guard>,
     ip: IpAddr,
+    /// A TCP connection, rather than a `/ws` or `/sse` one.
+    tcp: bool,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = self.guard.open.lock();
+        let mut open = if self.tcp {
+            self.guard.tcp.lock()
+        } else {
+            self.guard.open.lock()
+        };
         if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
                 open.remove(&self.ip);
             }
         }
-        if open.is_empty() {
+        if open.is_empty() && !self.tcp {
             self.guard.all_closed.notify_waiters();
         }
     }
@@ -177,7 +276,7 @@ pub(crate) async fn requests(
             Some(id) => (format!("key {id}"), guard.limits.requests_per_key),
             None => (format!("address {ip}"), guard.limits.requests_per_ip),
         };
-        tracing::warn!(target: "audit", event = "denied", client = %ip, path = %request.uri().path(), reason = "rate limited");
+        guard.refused("rate limited", &whose, request.uri().path());
         let message =
             format!("{whose} sent more than {rate} requests a second; retry after the wait given in Retry-After");
         return too_many(

@@ -4,8 +4,11 @@
 //! - `api`: `/api/v1` and `/healthz`; `notes`: a board's notes under it; `caller`: who a
 //!   request comes from;
 //! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
+//! - `listener`: the accept loop, with header and keep-alive timeouts and connections per
+//!   address;
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
-//! - `bodies`: request bodies refused on their declared size, and read out after a refusal;
+//! - `bodies`: request bodies refused on their declared size or when they arrive too slowly,
+//!   and read out after a refusal;
 //! - `error`: the JSON refusal every handler answers with, and its closed list of codes;
 //! - `login`: the admin session's form and cookie; `admin`: the admin view's live part;
 //! - `assets`: the site's build, compressed and cached by the version in its address.
@@ -13,12 +16,13 @@
 mod admin;
 pub(crate) mod api;
 mod assets;
-mod bodies;
+pub(crate) mod bodies;
 mod caller;
 mod endings;
 mod error;
 mod headers;
 pub(crate) mod limits;
+pub(crate) mod listener;
 mod login;
 mod notes;
 mod session;
@@ -48,7 +52,6 @@ use leptos::config::LeptosOptions;
 use leptos::nonce::use_nonce;
 use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes, ResponseOptions};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -106,6 +109,8 @@ pub(crate) struct Shared {
     /// Origins besides the server's own whose pages may open `/ws`.
     pub(crate) allowed_origins: Arc<[String]>,
     pub(crate) limits: socket::Limits,
+    /// How large a request body may be, and how long it may take to arrive.
+    pub(crate) bodies: bodies::BodyLimits,
     pub(crate) keyring: Arc<Keyring>,
     /// Requests and connections per address and key.
     pub(crate) guard: Arc<limits::Guard>,
@@ -150,7 +155,7 @@ pub(crate) fn router(state: AppState) -> Router {
         // Outside the limits, which count a request by its key.
         .layer(from_fn_with_state(state.clone(), caller::identify))
         // Outside every early refusal, so each leaves the connection usable.
-        .layer(from_fn_with_state(state.limits.max_body, bodies::read_out))
+        .layer(from_fn_with_state(state.bodies, bodies::read_out))
         .layer(from_fn_with_state(
             state.frame_ancestors.clone(),
             headers::secure,
@@ -163,7 +168,16 @@ pub(crate) fn router(state: AppState) -> Router {
 /// with the nonce Leptos put on its inline scripts.
 fn page_context(ancestors: &str) {
     if let Some(parts) = use_context::<Parts>() {
-        provide_context(caller::Identified::of(&parts).unwrap_or_default());
+        let caller = caller::Identified::of(&parts).unwrap_or_default();
+        // A browser without a guest id gets one with its first page, before its socket.
+        let new_guest = caller.is_anonymous() && caller::guest_id(&parts.headers).is_none();
+        if let (true, Some(response)) = (new_guest, use_context::<ResponseOptions>()) {
+            let cookie = caller::new_guest_cookie(&parts.headers);
+            if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.append_header(header::SET_COOKIE, value);
+            }
+        }
+        provide_context(caller);
     }
     if let (Some(nonce), Some(response)) = (use_nonce(), use_context::<ResponseOptions>()) {
         let policy = headers::page_policy(&nonce.to_string(), ancestors);
@@ -185,7 +199,12 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     let engine = open_engine(&config, metrics.clone())
         .await
         .map_err(std::io::Error::other)?;
-    let hub = Hub::new(config.queue, config.presence(), engine.clone(), metrics);
+    let hub = Hub::new(
+        config.queue_limits(),
+        config.presence(),
+        engine.clone(),
+        metrics.clone(),
+    );
     let notes = Arc::new(Notes {
         engine: engine.clone(),
         settings: config.notes(),
@@ -196,10 +215,16 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         keyring::open(&config.data_dir, &config.redis_url).map_err(std::io::Error::other)?;
     let keyring = Arc::new(keyring);
     let (endings_now, endings) = watch::channel(());
+    let (boards_changed, board_changes) = watch::channel(0u64);
     let relay = tokio::spawn(endings::relay(
-        keyring.revocations(),
+        keyring.narrowings(),
+        board_changes,
         shutdown.clone(),
         endings_now,
+        {
+            let (hub, boards, keyring) = (hub.clone(), boards.clone(), keyring.clone());
+            move || narrow(&hub, &boards, &keyring)
+        },
     ));
     let admin = Admin::new(hub.clone(), keyring.clone(), boards.clone(), audit);
     let gathering = tokio::spawn(crate::admin::keep_current(
@@ -207,8 +232,13 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         engine.clone(),
         started_ms,
     ));
-    let guard = limits::Guard::new(config.client_limits());
-    let reloading = tokio::spawn(reload_boards(boards.clone(), hub.clone()));
+    let guard = limits::Guard::new(config.client_limits(), metrics.clone());
+    let reloading = tokio::spawn(reload_boards(
+        boards.clone(),
+        hub.clone(),
+        keyring.clone(),
+        boards_changed,
+    ));
     let mut leptos_options = config.leptos_options();
     let assets = assets::Assets::open(&leptos_options.site_root, &leptos_options.site_pkg_dir);
     leptos_options.site_pkg_dir = assets.address().into();
@@ -225,6 +255,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         reconnect_spread: Duration::from_secs(config.reconnect_spread),
         allowed_origins: config.allowed_origins.clone().into(),
         limits: config.limits(),
+        bodies: config.body_limits(),
         keyring: keyring.clone(),
         guard: guard.clone(),
         frame_ancestors: headers::frame_ancestors(&config.frame_ancestors),
@@ -242,9 +273,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         .then(|| tokio::spawn(crate::demo::run(engine.clone())));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
-    // Connection info gives the limits each client's address.
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown({
+    let server = listener::serve(listener, router(state), guard.clone(), config.timeouts(), {
         let signalled = signalled.clone();
         async move {
             shutdown_signal().await;
@@ -261,12 +290,11 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     // would drop some connections without the word.
     let connections = guard.clone();
     let finished = async move {
-        server.await?;
+        server.await;
         connections.until_all_closed().await;
-        std::io::Result::Ok(())
     };
     tokio::select! {
-        finished = finished => finished?,
+        () = finished => {},
         _ = deadline => tracing::warn!("open requests and connections did not finish in {grace:?}; exiting"),
     }
     expiry.abort();
@@ -309,19 +337,48 @@ async fn open_engine(
     Ok(Arc::new(engine))
 }
 
-/// Re-reads the boards directory every [`POLL`] and shows each changed board to its viewers.
-async fn reload_boards(boards: Arc<Library>, hub: Arc<Hub>) {
+/// Re-reads the boards directory every [`POLL`]. When boards changed, first stops sending
+/// anyone what they may no longer read ([`narrow`]), then shows each changed board to its
+/// viewers, then has every connection check what it follows (`changed`).
+async fn reload_boards(
+    boards: Arc<Library>,
+    hub: Arc<Hub>,
+    keyring: Arc<Keyring>,
+    changed: watch::Sender<u64>,
+) {
     loop {
         tokio::time::sleep(POLL).await;
         let scan = boards.clone();
-        let changed = tokio::task::spawn_blocking(move || scan.rescan())
+        let changes = tokio::task::spawn_blocking(move || scan.rescan())
             .await
             .unwrap_or_default();
-        for (name, view) in changed {
+        if changes.is_empty() {
+            continue;
+        }
+        narrow(&hub, &boards, &keyring);
+        for (name, view) in changes {
             tracing::info!(board = %name, revision = view.revision, "board file changed");
             hub.show_board(&name, view);
         }
+        changed.send_modify(|count| *count += 1);
     }
+}
+
+/// Has the hub stop sending every connection what its caller, as they stand now, may no
+/// longer read: after a board file changed, or a key or session changed.
+fn narrow(hub: &Hub, boards: &Library, keyring: &Keyring) {
+    hub.enforce(
+        |caller, topic| {
+            keyring
+                .current(caller)
+                .is_some_and(|caller| caller.may_read_topic(boards, topic))
+        },
+        |caller, board| {
+            keyring
+                .current(caller)
+                .is_some_and(|caller| caller.may_see(boards, board))
+        },
+    );
 }
 
 /// Re-reads the keyring every [`REFRESH`], so keys made or revoked from the command line

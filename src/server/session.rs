@@ -19,8 +19,9 @@ use crate::ops::Publish;
 use crate::ops::Published;
 use crate::protocol::{
     Ack, BoardFrame, ClientFrame, ErrorCode, ErrorFrame, NoteFrame, PublishFrame, ServerFrame,
-    TopicRequest, Welcome,
+    TopicRequest, Welcome, CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN_LATER,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(crate) struct Session {
@@ -33,9 +34,15 @@ pub(crate) struct Session {
     boards: Names,
     /// How many topics this connection may follow at once.
     max_topics: usize,
+    /// How many boards it may be on at once.
+    max_boards: usize,
+    /// What the frame being handled cost besides itself, in frames of the connection's
+    /// budget: a snapshot asked for again (taken by the transport, [`Session::take_cost`]).
+    cost: u32,
     /// Whose connection this is: what it may read and write.
     pub(crate) caller: Caller,
-    /// The id an anonymous browser gave to be one person across its pages.
+    /// The id an anonymous browser is one person across its pages by: its guest cookie's,
+    /// or else the first `join` that gives one.
     person: Option<String>,
     notes: Arc<Notes>,
     /// Over Server-Sent Events (`/sse`) rather than a WebSocket.
@@ -72,6 +79,10 @@ impl Names {
         self.0.len()
     }
 
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn iter(&self) -> impl Iterator<Item = &String> {
         self.0.iter()
     }
@@ -88,14 +99,60 @@ pub(crate) struct Refused {
     pub(crate) unavailable: Vec<String>,
 }
 
-/// A board the caller may not see: the connection is closed with this reason.
-pub(crate) struct PrivateBoard(pub String);
+/// Why a connection is closed from its own side: the close code and reason it gets.
+pub(crate) struct Refusal {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    /// For a board the caller may not see: 4403, or, while its file is broken and held
+    /// private, 1013 (try again later), which a page retries on its own until it is fixed.
+    fn board(library: &Library, board: &str) -> Self {
+        if library.withheld(board) {
+            Refusal {
+                code: CLOSE_TRY_AGAIN_LATER,
+                reason: format!("board {board}'s file has a mistake; it shows again once fixed"),
+            }
+        } else {
+            Refusal {
+                code: CLOSE_FORBIDDEN,
+                reason: format!("board {board} is private"),
+            }
+        }
+    }
+}
+
+/// A snapshot asked for again costs a frame of the connection's budget per this many bytes.
+pub(crate) const SNAPSHOT_COST_BYTES: usize = 4096;
+
+/// The requests of one `subscribe`, each topic once, from the last position it was given
+/// with, in the order topics first appear.
+fn distinct(requests: Vec<TopicRequest>) -> Vec<TopicRequest> {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut unique: Vec<TopicRequest> = Vec::new();
+    for request in requests {
+        match at.get(&request.topic) {
+            Some(i) => unique[*i].resume = request.resume,
+            None => {
+                at.insert(request.topic.clone(), unique.len());
+                unique.push(request);
+            }
+        }
+    }
+    unique
+}
 
 impl Session {
-    /// Opens a connection on the hub for `caller`: its session, and the inbox the
-    /// transport (`/ws` or `/sse`) writes out.
-    pub(crate) fn open(state: &AppState, caller: Caller, stream: bool) -> (Self, Inbox) {
-        let (id, outbox, inbox) = state.hub.connect();
+    /// Opens a connection on the hub for `caller` (`guest`: an anonymous browser's id, from
+    /// its cookie): its session, and the inbox the transport (`/ws` or `/sse`) writes out.
+    pub(crate) fn open(
+        state: &AppState,
+        caller: Caller,
+        guest: Option<String>,
+        stream: bool,
+    ) -> (Self, Inbox) {
+        let (id, outbox, inbox) = state.hub.connect(caller.clone());
         state.hub.metrics().connections.inc();
         if stream {
             state.hub.metrics().streams.inc();
@@ -109,8 +166,10 @@ impl Session {
             topics: Names::default(),
             boards: Names::default(),
             max_topics: state.limits.max_subscriptions,
+            max_boards: state.limits.max_boards,
+            cost: 0,
             caller,
-            person: None,
+            person: guest,
             notes: state.notes.clone(),
             stream,
         };
@@ -130,7 +189,7 @@ impl Session {
     }
 
     /// Decodes and answers one client frame. An error ends the connection.
-    pub(crate) async fn handle(&mut self, text: &str) -> Result<(), PrivateBoard> {
+    pub(crate) async fn handle(&mut self, text: &str) -> Result<(), Refusal> {
         let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -283,44 +342,123 @@ impl Session {
         self.error(error).await;
     }
 
-    /// Subscribes to each topic from the position given (a snapshot without one). Subscribing
-    /// again restarts the topic from the new position. Returns the topics not taken: those
-    /// the caller may not read, those past the connection's limit, and those the engine could
-    /// not give.
+    /// Subscribes to each topic from the position given (a snapshot without one); a topic
+    /// listed more than once in one frame counts once, from its last position. Subscribing
+    /// again restarts the topic from the new position, and a snapshot asked for again costs
+    /// the connection a frame of its budget per [`SNAPSHOT_COST_BYTES`] it holds. Returns the
+    /// topics not taken: those the caller may not read, those past the connection's limit,
+    /// and those the engine could not give.
     pub(crate) async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
         let mut refused = Refused::default();
-        for request in topics {
+        for request in distinct(topics) {
             if !self.caller.may_read_topic(&self.library, &request.topic) {
                 refused.forbidden.push(request.topic);
                 continue;
             }
-            if !self.topics.contains(&request.topic) && self.topics.len() >= self.max_topics {
+            let had = self.topics.contains(&request.topic);
+            if !had && self.topics.len() >= self.max_topics {
                 refused.over_limit.push(request.topic);
                 continue;
             }
-            let had = self.topics.contains(&request.topic);
             let subscribed = self
                 .hub
                 .subscribe(self.id, &self.outbox, &request.topic, request.resume)
                 .await;
-            let has = subscribed.as_ref().is_ok_and(|has| *has);
-            if had && !has {
-                self.hub.unsubscribe(self.id, &request.topic);
-                self.topics.remove(&request.topic);
+            match subscribed {
+                Ok(queued) => {
+                    if had {
+                        let cost = queued / SNAPSHOT_COST_BYTES;
+                        self.cost = self.cost.saturating_add(cost as u32);
+                    } else {
+                        self.hub.metrics().subscriptions.inc();
+                        self.topics.insert(request.topic);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %request.topic, "could not follow: {e}");
+                    if had {
+                        self.hub.unsubscribe(self.id, &request.topic);
+                        self.topics.remove(&request.topic);
+                        self.hub.metrics().subscriptions.dec();
+                    }
+                    refused.unavailable.push(request.topic);
+                }
             }
-            if let Err(e) = subscribed {
-                tracing::warn!(topic = %request.topic, "could not follow: {e}");
-                refused.unavailable.push(request.topic);
-            } else if has {
-                self.topics.insert(request.topic);
-            }
-            match (had, has) {
-                (false, true) => self.hub.metrics().subscriptions.inc(),
-                (true, false) => self.hub.metrics().subscriptions.dec(),
-                _ => 0,
-            };
         }
         refused
+    }
+
+    /// Checks what the connection follows against what `caller` (the connection's caller as
+    /// it stands now) may read now, after a board file or a key changed. The hub has already
+    /// stopped sending what may not be read ([`Hub::enforce`]); this lets go of it here too
+    /// and tells the client: an `error` frame naming the topics or the board, or, once the
+    /// connection has nothing left it was following, a close (4403; 1013 for a board whose
+    /// file is broken).
+    pub(crate) async fn recheck(&mut self, caller: Caller) -> Result<(), Refusal> {
+        self.outbox.set_reader(caller.clone());
+        self.caller = caller;
+        let lost_topics: Vec<String> = self
+            .topics
+            .iter()
+            .filter(|topic| {
+                !self.caller.may_read_topic(&self.library, topic)
+                    || !self.hub.is_subscribed(self.id, topic)
+            })
+            .cloned()
+            .collect();
+        let lost_boards: Vec<String> = self
+            .boards
+            .iter()
+            .filter(|board| {
+                !self.caller.may_see(&self.library, board) || !self.hub.is_member(self.id, board)
+            })
+            .cloned()
+            .collect();
+        if lost_topics.is_empty() && lost_boards.is_empty() {
+            return Ok(());
+        }
+        self.unsubscribe(&lost_topics);
+        for board in &lost_boards {
+            self.hub.leave(board, self.id);
+            self.boards.remove(board);
+        }
+        tracing::info!(target: "audit", event = "narrowed", key = self.caller.who(), connection = self.id, topics = ?lost_topics, boards = ?lost_boards);
+        let code = if self.caller.is_anonymous() {
+            ErrorCode::Unauthenticated
+        } else {
+            ErrorCode::Forbidden
+        };
+        // A page is its board: without it nothing is left to show, whatever topics remain.
+        if self.boards.is_empty() {
+            if let Some(board) = lost_boards.first() {
+                return Err(Refusal::board(&self.library, board));
+            }
+            if self.topics.is_empty() {
+                return Err(Refusal {
+                    code: CLOSE_FORBIDDEN,
+                    reason: format!("no longer allowed to read {}", lost_topics.join(", ")),
+                });
+            }
+        }
+        if !lost_topics.is_empty() {
+            let message = format!(
+                "no longer subscribed: {} (on no board this connection may read now)",
+                lost_topics.join(", ")
+            );
+            self.error(ErrorFrame::new(code, message).about_topics(lost_topics))
+                .await;
+        }
+        for board in lost_boards {
+            let message = format!("left board {board}: this connection may no longer see it");
+            self.error(ErrorFrame::new(code, message).about_board(board))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// What the frame just handled cost besides itself, in frames; zero again after.
+    pub(crate) fn take_cost(&mut self) -> u32 {
+        std::mem::take(&mut self.cost)
     }
 
     pub(crate) fn unsubscribe(&mut self, topics: &[String]) {
@@ -344,10 +482,28 @@ impl Session {
         &mut self,
         board: String,
         person: Option<String>,
-    ) -> Result<(), PrivateBoard> {
+    ) -> Result<(), Refusal> {
+        if self.boards.contains(&board) {
+            return Ok(());
+        }
+        if self.library.get(&board).is_none() {
+            let message = format!("there is no board {board}; not joined");
+            let error = ErrorFrame::new(ErrorCode::UnknownBoard, message).about_board(board);
+            self.error(error).await;
+            return Ok(());
+        }
         if !self.caller.may_see(&self.library, &board) {
             tracing::warn!(target: "audit", event = "denied", key = self.caller.who(), connection = self.id, board, reason = "private board");
-            return Err(PrivateBoard(format!("board {board} is private")));
+            return Err(Refusal::board(&self.library, &board));
+        }
+        if self.boards.len() >= self.max_boards {
+            let message = format!(
+                "a connection is on at most {} boards at once; leave one first. Not joined: {board}",
+                self.max_boards
+            );
+            let error = ErrorFrame::new(ErrorCode::TooManyBoards, message).about_board(board);
+            self.error(error).await;
+            return Ok(());
         }
         // Joined first, read second: a change in between reaches this page as a frame of its
         // own, and the page keeps whichever has the higher revision.
@@ -391,7 +547,7 @@ impl Session {
             Err(e) => {
                 let code = match e {
                     PublishError::Refused { .. } => ErrorCode::OpRefused,
-                    PublishError::TooManyOps => ErrorCode::InvalidFrame,
+                    PublishError::Shape(_) => ErrorCode::InvalidFrame,
                     _ => ErrorCode::StoreUnavailable,
                 };
                 let mut error = ErrorFrame::new(code, e.to_string());

@@ -7,15 +7,15 @@
 //! silent past `idle_timeout` (a laptop closed, a proxy that dropped the connection without a
 //! word) is closed, so its subscriptions and presence do not linger until TCP gives up.
 
-use super::caller::Identified;
+use super::caller::{guest_id, Identified};
 use super::endings::{Ending, Endings};
 use super::limits::ConnectionSlot;
-use super::session::Session;
+use super::session::{Refusal, Session};
 use super::AppState;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
 use crate::hub::{ConnectionId, Hub};
-use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED};
+use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_UNAUTHENTICATED};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -23,18 +23,12 @@ use axum::response::Response;
 use axum::Extension;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The largest frame read at all (unless `max_frame_kib` is larger): past this the socket
-/// drops without reading the rest, so a client cannot make the server buffer a huge frame
-/// only to refuse it.
-const MAX_READ_FRAME: usize = 1024 * 1024;
 
 /// The read buffer each connection starts with, and how much one read takes: it grows to
 /// the largest frame the client has sent. Client frames are small and rare (a subscribe, a
@@ -55,6 +49,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct Limits {
     pub(crate) messages_per_second: NonZeroU32,
     pub(crate) max_subscriptions: usize,
+    /// Boards one connection may be on at once.
+    pub(crate) max_boards: usize,
     /// The largest frame a client may send, in bytes; a larger one closes with 1009.
     pub(crate) max_frame: usize,
     /// The largest HTTP API request body, in bytes; a larger one is a 413.
@@ -64,10 +60,19 @@ pub(crate) struct Limits {
 /// Refusing frames for this long without a second's pause is abuse: the connection closes.
 const SUSTAINED_ABUSE: Duration = Duration::from_secs(5);
 
-/// A connection's frame rate: a token bucket (bursts of twice the rate), and how long it has
-/// been over it.
+/// A connection's frame budget: a token bucket of `per_second` frames a second with bursts
+/// of twice that, kept as GCRA keeps one (the moment the bucket is full again), and how long
+/// the connection has been over it. Written here rather than with `governor` (which the
+/// limits per address use) because a frame may cost more than itself after the fact (a
+/// snapshot asked for again, [`Session::take_cost`]), which may leave the connection owing
+/// frames: governor refuses a cost it cannot take at once.
 struct FrameRate {
-    bucket: DefaultDirectRateLimiter,
+    /// When the bucket is full again; frames are taken while it is at most `burst` ahead.
+    full_at: Instant,
+    /// One frame's worth of time.
+    per_frame: Duration,
+    /// The burst's worth.
+    burst: Duration,
     last_refused: Option<Instant>,
     refusing_since: Option<Instant>,
 }
@@ -83,19 +88,23 @@ enum Admit {
 
 impl FrameRate {
     fn new(per_second: NonZeroU32) -> Self {
-        let burst = per_second.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        let per_frame = Duration::from_secs(1) / per_second.get();
         FrameRate {
-            bucket: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            full_at: Instant::now(),
+            per_frame,
+            burst: per_frame * 2 * per_second.get(),
             last_refused: None,
             refusing_since: None,
         }
     }
 
     fn admit(&mut self) -> Admit {
-        if self.bucket.check().is_ok() {
+        let now = Instant::now();
+        let full_at = self.full_at.max(now);
+        if full_at + self.per_frame <= now + self.burst {
+            self.full_at = full_at + self.per_frame;
             return Admit::Take;
         }
-        let now = Instant::now();
         // A second without a refused frame ends a run of them.
         let new_run = self
             .last_refused
@@ -108,6 +117,17 @@ impl FrameRate {
             Some(since) if now.duration_since(since) > SUSTAINED_ABUSE => Admit::Close,
             _ => Admit::Ignore(new_run),
         }
+    }
+
+    /// Takes `frames` more from the budget, owing what it does not have (at most a minute's
+    /// worth): the frames after it wait until it is paid.
+    fn charge(&mut self, frames: u32) {
+        if frames == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let owed = self.full_at.max(now) + self.per_frame * frames;
+        self.full_at = owed.min(now + self.burst + Duration::from_secs(60));
     }
 }
 
@@ -154,13 +174,15 @@ pub(crate) async fn upgrade(
 ) -> Response {
     let ip = state.guard.client_ip(peer, &headers);
     let Some(slot) = state.guard.open_connection(ip) else {
-        tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/ws", reason = "too many connections");
-        return state.guard.too_many_connections();
+        return state.guard.too_many_connections(ip, "/ws");
     };
     // tungstenite reserves 128 KiB each for reading and writing by default: per idle
     // connection that dwarfs everything else. Frames here are small.
+    // A frame (or a message of several) over the limit is refused as soon as its header
+    // declares the length, before its payload is read: close 1009.
     let ws = ws
-        .max_message_size(MAX_READ_FRAME.max(state.limits.max_frame))
+        .max_message_size(state.limits.max_frame)
+        .max_frame_size(state.limits.max_frame)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
@@ -187,13 +209,14 @@ pub(crate) async fn upgrade(
         }
     };
     let terms = Terms {
-        endings: Endings::new(&state, caller.key().map(|key| key.id.as_str())),
+        endings: Endings::new(&state, &caller),
         heartbeat: state.heartbeat,
         reconnect_spread: state.reconnect_spread,
         max_frame: state.limits.max_frame,
         messages_per_second: state.limits.messages_per_second,
     };
-    let (session, inbox) = Session::open(&state, caller, false);
+    let guest = guest_id(&headers).map(str::to_owned);
+    let (session, inbox) = Session::open(&state, caller, guest, false);
     let connection = Box::new(Connection {
         session,
         inbox,
@@ -240,6 +263,13 @@ pub(crate) fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[St
         .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
+/// Whether a read failed because the client's frame (or message) is over the size limit.
+fn is_too_large(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 /// Closes a socket that may not be served, saying why.
 async fn refuse(socket: WebSocket, code: u16, reason: String) {
     let close = CloseFrame {
@@ -276,6 +306,25 @@ async fn close_with(
     let _ = tokio::time::timeout_at(deadline, answered).await;
 }
 
+/// How a connection's reading ends.
+enum Closing {
+    /// The peer is gone, or said goodbye: nothing more to say.
+    Gone,
+    /// Closed with this frame.
+    Close(CloseFrame),
+    /// The server is stopping: the client is told when to come back, then closed.
+    Restart,
+}
+
+impl From<Refusal> for Closing {
+    fn from(refusal: Refusal) -> Self {
+        Closing::Close(CloseFrame {
+            code: refusal.code,
+            reason: refusal.reason.into(),
+        })
+    }
+}
+
 /// Serves one connection.
 async fn serve(
     (mut sink, mut stream): (SplitSink<WebSocket, Message>, SplitStream<WebSocket>),
@@ -289,15 +338,50 @@ async fn serve(
     } = &mut *connection;
     let id = session.id;
     let (max_frame, per_second) = (terms.max_frame, terms.messages_per_second);
+    let (heartbeat, reconnect_spread) = (terms.heartbeat, terms.reconnect_spread);
+    let endings = &mut terms.endings;
     // Cold paths (the welcome, the goodbye) are boxed: an await's state sits inline in the
     // task, and the task is what every idle connection's memory is made of.
-    Box::pin(session.welcome(terms.heartbeat)).await;
+    Box::pin(session.welcome(heartbeat)).await;
 
     let heard = LastHeard::new();
     let hub = session.hub.clone();
     let mut rate = FrameRate::new(per_second);
+    let too_large = || {
+        Closing::Close(CloseFrame {
+            code: close_code::SIZE,
+            reason: format!("frames are at most {} KiB", max_frame / 1024).into(),
+        })
+    };
+    // The client's frames, and what changes from outside (its key, the boards, a
+    // shutdown), are taken in turn: a check of what the connection may read never runs
+    // beside one of its frames.
     let reader = async {
-        while let Some(Ok(message)) = stream.next().await {
+        loop {
+            let read = tokio::select! {
+                read = stream.next() => read,
+                ending = endings.next() => match ending {
+                    Ending::Revoked => {
+                        tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = session.caller.ended());
+                        return Closing::Close(CloseFrame {
+                            code: CLOSE_UNAUTHENTICATED,
+                            reason: session.caller.ended().into(),
+                        });
+                    }
+                    Ending::Restart => return Closing::Restart,
+                    Ending::Recheck(caller) => {
+                        if let Err(refusal) = Box::pin(session.recheck(caller)).await {
+                            return refusal.into();
+                        }
+                        continue;
+                    }
+                },
+            };
+            let message = match read {
+                Some(Ok(message)) => message,
+                Some(Err(e)) if is_too_large(&e) => return too_large(),
+                Some(Err(_)) | None => return Closing::Gone,
+            };
             heard.now();
             if matches!(message, Message::Text(_) | Message::Binary(_)) {
                 match rate.admit() {
@@ -318,7 +402,7 @@ async fn serve(
                             connection = id,
                             "closed a connection that kept sending too fast"
                         );
-                        return Some(CloseFrame {
+                        return Closing::Close(CloseFrame {
                             code: close_code::POLICY,
                             reason: "too many frames for too long".into(),
                         });
@@ -326,21 +410,13 @@ async fn serve(
                 }
             }
             match message {
-                Message::Text(text) if text.len() > max_frame => {
-                    return Some(CloseFrame {
-                        code: close_code::SIZE,
-                        reason: format!("frames are at most {} KiB", max_frame / 1024).into(),
-                    });
-                }
                 // Boxed: the handler's state would otherwise sit inline in every idle
                 // connection's task, which is what memory per connection is made of.
                 Message::Text(text) => {
-                    if let Err(private) = Box::pin(session.handle(text.as_str())).await {
-                        return Some(CloseFrame {
-                            code: CLOSE_FORBIDDEN,
-                            reason: private.0.into(),
-                        });
+                    if let Err(refusal) = Box::pin(session.handle(text.as_str())).await {
+                        return refusal.into();
                     }
+                    rate.charge(session.take_cost());
                 }
                 Message::Binary(_) => {
                     Box::pin(session.error(ErrorFrame::new(
@@ -349,38 +425,37 @@ async fn serve(
                     )))
                     .await
                 }
-                Message::Close(_) => break,
+                Message::Close(_) => return Closing::Gone,
                 Message::Ping(_) | Message::Pong(_) => {}
             }
         }
-        None
     };
-    let writer = write_queue(&mut sink, inbox, &hub, id, terms.heartbeat, &heard);
-    let ended = terms.endings.next();
+    let writer = write_queue(&mut sink, inbox, &hub, id, heartbeat, &heard);
     // However a connection ends, its last frames and the close handshake share one bound, so
     // a restart tells every screen within it (and within `shutdown_grace`).
     let mut deadline = None;
-    let close = tokio::select! {
-        close = reader => close,
-        close = writer => close,
-        ending = ended => match ending {
-            Ending::Revoked => {
-                tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = "key revoked");
-                Some(CloseFrame { code: CLOSE_UNAUTHENTICATED, reason: "the key was revoked".into() })
-            }
-            Ending::Restart => {
-                // Each client gets its own delay, so a restart does not bring every screen
-                // back in the same instant.
-                let spread = terms.reconnect_spread.as_millis() as u64;
-                let frame = encode(&ServerFrame::Restarting {
-                    reconnect_in_ms: fastrand::u64(0..spread.max(1)),
-                });
-                let until = *deadline.insert(tokio::time::Instant::now() + CLOSE_WAIT);
-                let said = tokio::time::timeout_at(until, sink.send(Message::Text(frame)));
-                let _ = Box::pin(said).await;
-                Some(CloseFrame { code: close_code::RESTART, reason: "server restarting".into() })
-            }
-        },
+    let closing = tokio::select! {
+        closing = reader => closing,
+        close = writer => close.map_or(Closing::Gone, Closing::Close),
+    };
+    let close = match closing {
+        Closing::Gone => None,
+        Closing::Close(close) => Some(close),
+        Closing::Restart => {
+            // Each client gets its own delay, so a restart does not bring every screen back
+            // in the same instant.
+            let spread = reconnect_spread.as_millis() as u64;
+            let frame = encode(&ServerFrame::Restarting {
+                reconnect_in_ms: fastrand::u64(0..spread.max(1)),
+            });
+            let until = *deadline.insert(tokio::time::Instant::now() + CLOSE_WAIT);
+            let said = tokio::time::timeout_at(until, sink.send(Message::Text(frame)));
+            let _ = Box::pin(said).await;
+            Some(CloseFrame {
+                code: close_code::RESTART,
+                reason: "server restarting".into(),
+            })
+        }
     };
     if let Some(close) = close {
         let deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + CLOSE_WAIT);

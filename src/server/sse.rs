@@ -6,14 +6,15 @@
 //! - `board=ops`: the board's definition, its presence, and its topics;
 //! - `topics=metric:kpis,feed:activity`: more topics, or topics without a board;
 //! - `from=metric:kpis=1763805600000.1291,…`: positions to resume from, as in `subscribe`;
-//! - `person=…`: an anonymous browser's id, as in `join`.
+//! - `person=…`: an anonymous client's id, as in `join` (a browser's guest cookie comes
+//!   first: an id in an address ends up in proxies' logs).
 //!
 //! Every `snapshot` and `event` message carries `id:` with the position of every topic the
 //! stream follows, in that same form, so the `Last-Event-ID` an `EventSource` sends on its own
 //! reconnects (it takes precedence over `from`) resumes each topic exactly. A `pong` goes out
 //! every heartbeat so a client can tell a quiet stream from a dead one.
 
-use super::caller::refuse;
+use super::caller::{guest_id, refuse};
 use super::endings::{Ending, Endings};
 use super::error::{topic_name, ApiError, Code};
 use super::limits::ConnectionSlot;
@@ -60,6 +61,14 @@ pub(crate) async fn stream(
     }
     if let Some(board) = &follow.board {
         topic_name(board, "board")?;
+        if state.boards.get(board).is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                Code::UnknownBoard,
+                format!("there is no board `{board}`"),
+            )
+            .field("board"));
+        }
         if !caller.may_see(&state.boards, board) {
             return Err(refuse(&caller, "/sse", &format!("read board `{board}`")));
         }
@@ -103,18 +112,21 @@ pub(crate) async fn stream(
 
     let ip = state.guard.client_ip(peer, &headers);
     let Some(slot) = state.guard.open_connection(ip) else {
-        tracing::warn!(target: "audit", event = "denied", client = %ip, path = "/sse", reason = "too many connections");
-        return Ok(state.guard.too_many_connections());
+        return Ok(state.guard.too_many_connections(ip, "/sse"));
     };
-    let endings = Endings::new(&state, caller.key().map(|key| key.id.as_str()));
-    let (mut session, inbox) = Session::open(&state, caller, true);
+    let endings = Endings::new(&state, &caller);
+    // The cookie first: an address with the id in it ends up in proxies' logs.
+    let guest = guest_id(&headers)
+        .map(str::to_owned)
+        .or(follow.person.clone());
+    let (mut session, inbox) = Session::open(&state, caller, guest, true);
     let library = state.boards.clone();
     let (heartbeat, reconnect_spread) = (state.heartbeat, state.reconnect_spread);
     session.welcome(heartbeat).await;
     let mut wanted = extra.clone();
     if let Some(board) = &follow.board {
         // Checked above: the caller may see it.
-        let _ = session.join(board.clone(), follow.person.clone()).await;
+        let _ = session.join(board.clone(), None).await;
         let reads = library.get(board).and_then(|v| v.board).map(|b| b.topics());
         wanted.extend(reads.unwrap_or_default());
     }
@@ -166,40 +178,58 @@ impl Streaming {
         if self.done {
             return None;
         }
-        let session = &self.followed.session;
-        let woke = tokio::select! {
-            biased;
-            // Before the frames: a stream that always has frames must still end when its key
-            // is revoked, or the server stops.
-            ending = self.endings.next() => Woke::Ended(ending),
-            frame = session.hub.next_frame(session.id, &self.inbox) => Woke::Frame(frame),
-            _ = self.ping.tick() => Woke::Ping,
-        };
-        Some(match woke {
-            Woke::Ended(Ending::Restart) => {
-                self.done = true;
-                let spread = self.reconnect_spread.as_millis() as u64;
-                let delay = fastrand::u64(0..spread.max(1));
-                let frame = encode(&ServerFrame::Restarting {
-                    reconnect_in_ms: delay,
-                });
-                // `retry` is how long an EventSource waits before it reconnects.
-                Event::default()
-                    .retry(Duration::from_millis(delay))
-                    .data(frame.as_str())
-            }
-            Woke::Ended(Ending::Revoked) => {
-                // The stream ends with the reason; the EventSource's reconnect then gets a
-                // 401.
-                let who = self.followed.session.caller.who();
-                tracing::info!(target: "audit", event = "disconnected", key = who, reason = "key revoked");
-                self.done = true;
-                let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, "the key was revoked");
-                Event::default().data(encode(&ServerFrame::Error(refusal)).as_str())
-            }
-            Woke::Frame(frame) => self.followed.event(&frame).await,
-            Woke::Ping => Event::default().data(r#"{"type":"pong"}"#),
-        })
+        loop {
+            let session = &self.followed.session;
+            let woke = tokio::select! {
+                biased;
+                // Before the frames: a stream that always has frames must still end when its
+                // key is revoked, or the server stops.
+                ending = self.endings.next() => Woke::Ended(ending),
+                frame = session.hub.next_frame(session.id, &self.inbox) => Woke::Frame(frame),
+                _ = self.ping.tick() => Woke::Ping,
+            };
+            return Some(match woke {
+                Woke::Ended(Ending::Restart) => {
+                    self.done = true;
+                    let spread = self.reconnect_spread.as_millis() as u64;
+                    let delay = fastrand::u64(0..spread.max(1));
+                    let frame = encode(&ServerFrame::Restarting {
+                        reconnect_in_ms: delay,
+                    });
+                    // `retry` is how long an EventSource waits before it reconnects.
+                    Event::default()
+                        .retry(Duration::from_millis(delay))
+                        .data(frame.as_str())
+                }
+                Woke::Ended(Ending::Revoked) => {
+                    // The stream ends with the reason; the EventSource's reconnect then gets
+                    // a 401.
+                    let caller = &self.followed.session.caller;
+                    tracing::info!(target: "audit", event = "disconnected", key = caller.who(), reason = caller.ended());
+                    self.done = true;
+                    let refusal = ErrorFrame::new(ErrorCode::Unauthenticated, caller.ended());
+                    Event::default().data(encode(&ServerFrame::Error(refusal)).as_str())
+                }
+                // What the stream may read narrowed: it goes on without what it lost (told
+                // in an error frame), or ends with why when nothing is left.
+                Woke::Ended(Ending::Recheck(caller)) => {
+                    let session = &mut self.followed.session;
+                    let Err(refusal) = Box::pin(session.recheck(caller)).await else {
+                        continue;
+                    };
+                    self.done = true;
+                    let code = if session.caller.is_anonymous() {
+                        ErrorCode::Unauthenticated
+                    } else {
+                        ErrorCode::Forbidden
+                    };
+                    let refusal = ErrorFrame::new(code, refusal.reason);
+                    Event::default().data(encode(&ServerFrame::Error(refusal)).as_str())
+                }
+                Woke::Frame(frame) => self.followed.event(&frame).await,
+                Woke::Ping => Event::default().data(r#"{"type":"pong"}"#),
+            });
+        }
     }
 }
 

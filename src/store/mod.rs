@@ -70,6 +70,8 @@ pub(crate) struct Remembered {
     pub(crate) response: String,
     /// When it was made, ms since the Unix epoch.
     pub(crate) created_ms: u64,
+    /// Older keys of the same owner to forget with it (past the owner's bound).
+    pub(crate) forget: Vec<String>,
 }
 
 /// Everything the store holds, as read at start.

@@ -143,6 +143,7 @@ impl Store for SqliteStore {
                     fingerprint: row.get(1)?,
                     response: row.get(2)?,
                     created_ms: stored(row.get(3)?),
+                    forget: Vec::new(),
                 })
             })
             .map_err(failed)?
@@ -309,7 +310,11 @@ fn commit(connection: &mut Connection, group: &[Queued]) -> Result<(), StoreErro
         if let Some(oldest) = group.iter().map(|q| q.forget_before).min() {
             forget.execute([sql(oldest)])?;
         }
+        let mut let_go = tx.prepare_cached("DELETE FROM idempotency WHERE key = ?1")?;
         for record in group.iter().filter_map(|q| q.unit.remember.as_ref()) {
+            for key in &record.forget {
+                let_go.execute([key])?;
+            }
             remember.execute(params![
                 record.key,
                 record.fingerprint,

@@ -23,6 +23,8 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: TempDir,
+    /// Settings in place of the append-only file on, fsynced on every write.
+    durability: Vec<String>,
 }
 
 /// CPU time a process has used (user and system), in seconds, from /proc.
@@ -44,10 +46,16 @@ pub fn free_port() -> u16 {
 
 impl Redis {
     pub fn start() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// One started with these settings about its files instead.
+    pub fn start_with(durability: &[&str]) -> Self {
         let mut redis = Redis {
             child: None,
             port: free_port(),
             dir: TempDir::new().unwrap(),
+            durability: durability.iter().map(|s| s.to_string()).collect(),
         };
         redis.start_again();
         redis
@@ -63,7 +71,7 @@ impl Redis {
         let port = self.port.to_string();
         let child = Command::new("redis-server")
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(&self.durability)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -148,6 +156,7 @@ impl Server {
         let mut child = command.spawn().expect("the server binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut started = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
@@ -156,10 +165,11 @@ impl Server {
             if let Some((_, addr)) = line.split_once("listening on http://") {
                 break addr.trim().to_owned();
             }
+            started.push(line);
         };
         // Keep reading the server's output, so it never blocks on a full pipe and tests can
-        // look at its log.
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // look at its log (from its start).
+        let log = std::sync::Arc::new(std::sync::Mutex::new(started));
         let keep = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -452,6 +462,20 @@ impl EventStream {
             response,
             buffered: String::new(),
         }
+    }
+
+    /// A stream from a response already checked by the caller.
+    pub fn from_response(response: reqwest::Response) -> EventStream {
+        EventStream {
+            response,
+            buffered: String::new(),
+        }
+    }
+
+    /// Whether the server ends the stream within 5 s, with no message before its end.
+    pub async fn ended(&mut self) -> bool {
+        let end = tokio::time::timeout(Duration::from_secs(5), self.response.chunk()).await;
+        matches!(end, Ok(Ok(None)) | Ok(Err(_)))
     }
 
     pub async fn next(&mut self) -> SseMessage {

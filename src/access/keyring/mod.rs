@@ -9,22 +9,24 @@
 //! same way.
 //!
 //! The server answers from a copy in memory and re-reads the storage every [`REFRESH`], so
-//! keys made or revoked elsewhere (by `pulseboard keys`, by another instance) while the
-//! server runs take effect within that. A connection open with a key is told when a key
-//! goes out of force ([`Keyring::revocations`]) rather than asking every second: ten
-//! thousand screens would otherwise be ten thousand timers and wake-ups a second, doing
-//! nothing.
+//! keys made, re-scoped or revoked elsewhere (by `pulseboard keys`, by another instance)
+//! while the server runs take effect within that. An open connection is told when a key
+//! goes out of force, a key's scopes change or a session ends ([`Keyring::narrowings`])
+//! rather than asking every second: ten thousand screens would otherwise be ten thousand
+//! timers and wake-ups a second, doing nothing. It then asks for its caller as it stands
+//! now ([`Keyring::current`]).
 
 mod redis;
 mod sqlite;
 
 use super::scope::Scope;
+use super::Caller;
 use crate::clock::now_ms;
 use crate::store::{failed, StoreError};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,8 +67,8 @@ struct Known {
     /// Sessions in force, by the digest of their token: the key that logged in, and when the
     /// session ends.
     sessions: HashMap<String, (Arc<KeyRecord>, u64)>,
-    /// The ids of the keys in force: every open connection with a key asks every second.
-    in_force: HashSet<String>,
+    /// The keys in force, by id.
+    by_id: HashMap<String, Arc<KeyRecord>>,
 }
 
 /// Where keys and sessions are kept. Keys are found by the digest of their secret, sessions
@@ -76,6 +78,9 @@ pub(crate) trait KeyStorage: Send + Sync {
     /// Marks a key revoked at `at_ms` and ends its sessions; a key already revoked stays as
     /// it was.
     fn revoke_key(&self, id: &str, at_ms: u64) -> Result<(), StoreError>;
+    /// Gives a key in force these scopes in place of its own; a revoked or unknown key stays
+    /// as it was.
+    fn set_scopes(&self, id: &str, scopes: &[Scope]) -> Result<(), StoreError>;
     /// Every key, revoked ones included, with its digest, oldest first.
     fn keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError>;
     /// Adds a session, dropping those that ended by `now_ms`.
@@ -108,21 +113,9 @@ pub(crate) struct Keyring {
     /// Held through each refresh, so a slow one that read before a change cannot replace
     /// the copy a later one made after it.
     refreshing: Mutex<()>,
-    /// Counts the refreshes that took a key out of force.
-    revocations: watch::Sender<u64>,
-}
-
-/// One key, to ask whether it is still in force.
-pub(crate) struct KeyInForce {
-    keyring: Arc<Keyring>,
-    id: String,
-}
-
-impl KeyInForce {
-    /// False once the key is revoked, or gone from the file.
-    pub(crate) fn holds(&self) -> bool {
-        self.keyring.in_force(&self.id)
-    }
+    /// Counts the refreshes that took a key out of force, changed a key's scopes or ended a
+    /// session.
+    narrowings: watch::Sender<u64>,
 }
 
 /// Scopes as stored: space-separated. One that no longer parses (written by a later
@@ -159,7 +152,7 @@ impl Keyring {
             storage,
             known: RwLock::default(),
             refreshing: Mutex::new(()),
-            revocations: watch::Sender::new(0),
+            narrowings: watch::Sender::new(0),
         };
         keyring.refresh()?;
         Ok(keyring)
@@ -197,6 +190,19 @@ impl Keyring {
         Ok(self.list()?.into_iter().find(|record| record.id == id))
     }
 
+    /// Gives a key new scopes (a share link narrowed to one board, say, without a new link
+    /// for the screen). Open connections with it are held to them within a second. `None` if
+    /// there is no key in force with that id.
+    pub(crate) fn rescope(
+        &self,
+        id: &str,
+        scopes: Vec<Scope>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.storage.set_scopes(id, &scopes)?;
+        self.refresh()?;
+        Ok(self.known.read().by_id.get(id).map(|key| (**key).clone()))
+    }
+
     /// The key a secret belongs to, if it is in force.
     pub(crate) fn verify(&self, secret: &str) -> Option<Arc<KeyRecord>> {
         if !secret.starts_with(PREFIX) {
@@ -205,22 +211,26 @@ impl Keyring {
         self.known.read().keys.get(&digest(secret)).cloned()
     }
 
-    /// Whether the key with this id is in force (not revoked).
-    pub(crate) fn in_force(&self, id: &str) -> bool {
-        self.known.read().in_force.contains(id)
-    }
-
-    /// The key with this id, to ask whether it is still in force.
-    pub(crate) fn key(self: &Arc<Self>, id: &str) -> KeyInForce {
-        KeyInForce {
-            keyring: self.clone(),
-            id: id.to_owned(),
+    /// The caller as it stands now: with its key's current scopes; `None` once its key is
+    /// revoked, or the session it came through has ended. Anonymous stays anonymous.
+    pub(crate) fn current(&self, caller: &Caller) -> Option<Caller> {
+        let Some(key) = caller.key() else {
+            return Some(Caller::default());
+        };
+        let known = self.known.read();
+        match caller.session() {
+            Some(session) => {
+                let (key, expires) = known.sessions.get(session)?;
+                (*expires > now_ms()).then(|| Caller::with_session(key.clone(), session.into()))
+            }
+            None => known.by_id.get(&key.id).cloned().map(Caller::with_key),
         }
     }
 
-    /// Changes each time a refresh takes a key out of force.
-    pub(crate) fn revocations(&self) -> watch::Receiver<u64> {
-        self.revocations.subscribe()
+    /// Changes each time a refresh takes a key out of force, changes a key's scopes, or
+    /// ends a session.
+    pub(crate) fn narrowings(&self) -> watch::Receiver<u64> {
+        self.narrowings.subscribe()
     }
 
     /// Starts a session for a key in force; returns its token, which goes in a cookie.
@@ -240,11 +250,12 @@ impl Keyring {
         self.refresh()
     }
 
-    /// The key behind a session token, if the session is in force.
-    pub(crate) fn session(&self, token: &str) -> Option<Arc<KeyRecord>> {
+    /// The caller a session token signs in, if the session is in force.
+    pub(crate) fn session(&self, token: &str) -> Option<Caller> {
+        let session = digest(token);
         let known = self.known.read();
-        let (key, expires) = known.sessions.get(&digest(token))?;
-        (*expires > now_ms()).then(|| key.clone())
+        let (key, expires) = known.sessions.get(&session)?;
+        (*expires > now_ms()).then(|| Caller::with_session(key.clone(), session.into()))
     }
 
     /// Re-reads keys and sessions from the storage; drops sessions that have ended.
@@ -253,31 +264,36 @@ impl Keyring {
         let records = self.storage.keys()?;
         let sessions = self.storage.sessions(now_ms())?;
         let mut known = Known::default();
-        let mut by_id = HashMap::new();
         for (digest, record) in records {
             if record.revoked_ms.is_none() {
                 let record = Arc::new(record);
-                by_id.insert(record.id.clone(), record.clone());
-                known.in_force.insert(record.id.clone());
+                known.by_id.insert(record.id.clone(), record.clone());
                 known.keys.insert(digest, record);
             }
         }
         for (digest, key_id, expires) in sessions {
-            if let Some(key) = by_id.get(&key_id) {
+            if let Some(key) = known.by_id.get(&key_id) {
                 known.sessions.insert(digest, (key.clone(), expires));
             }
         }
-        let revoked = {
+        let narrowed = {
             let mut current = self.known.write();
-            let revoked = current
-                .in_force
-                .iter()
-                .any(|id| !known.in_force.contains(id));
+            // A key gone or re-scoped (any change of scopes: working out which narrow is
+            // not worth it for something this rare), or a session gone.
+            let narrowed = current.by_id.iter().any(|(id, key)| {
+                known
+                    .by_id
+                    .get(id)
+                    .is_none_or(|now| now.scopes != key.scopes)
+            }) || current
+                .sessions
+                .keys()
+                .any(|session| !known.sessions.contains_key(session));
             *current = known;
-            revoked
+            narrowed
         };
-        if revoked {
-            self.revocations.send_modify(|count| *count += 1);
+        if narrowed {
+            self.narrowings.send_modify(|count| *count += 1);
         }
         Ok(())
     }

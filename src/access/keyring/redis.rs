@@ -3,7 +3,7 @@
 //! digest → `{key_id, expires_ms}`). The keyring's calls run off the async workers, so this
 //! talks to Redis over one plain (blocking) connection, made again when it fails.
 
-use super::{failed, format_scopes, parse_scopes, KeyRecord, KeyStorage};
+use super::{failed, format_scopes, parse_scopes, KeyRecord, KeyStorage, Scope};
 use crate::store::StoreError;
 use parking_lot::Mutex;
 use redis::{Commands, Connection};
@@ -94,6 +94,16 @@ impl KeyStorage for RedisKeys {
         for (digest, key_id, _) in self.sessions(0)? {
             if key_id == id {
                 self.with(|c| c.hdel::<_, _, ()>(SESSIONS, &digest))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_scopes(&self, id: &str, scopes: &[Scope]) -> Result<(), StoreError> {
+        for (digest, mut record) in self.keys()? {
+            if record.id == id && record.revoked_ms.is_none() {
+                record.scopes = scopes.to_vec();
+                self.with(|c| c.hset::<_, _, _, ()>(KEYS, &digest, record_json(&record)))?;
             }
         }
         Ok(())

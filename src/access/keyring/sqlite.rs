@@ -1,7 +1,7 @@
 //! Keys and sessions in the data dir's SQLite file, beside the embedded engine's topics
 //! (tables `api_keys` and `sessions`), so a backup of the data dir has them too.
 
-use super::{failed, format_scopes, parse_scopes, KeyRecord, KeyStorage};
+use super::{failed, format_scopes, parse_scopes, KeyRecord, KeyStorage, Scope};
 use crate::store::{schema, StoreError};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,16 @@ impl KeyStorage for SqliteKeys {
             .map_err(failed)?;
         connection
             .execute("DELETE FROM sessions WHERE key_id = ?1", params![id])
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    fn set_scopes(&self, id: &str, scopes: &[Scope]) -> Result<(), StoreError> {
+        self.connect()?
+            .execute(
+                "UPDATE api_keys SET scopes = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+                params![id, format_scopes(scopes)],
+            )
             .map_err(failed)?;
         Ok(())
     }

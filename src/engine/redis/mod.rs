@@ -12,8 +12,9 @@
 //! it there), `:state` (hash: entity → JSON payload), `:exp` (zset: entity → expiry, ms),
 //! `:changed` (hash: entity → when it last changed, ms), `:log` (stream: id `offset-0`,
 //! field `f` = the event frame); channel `:events` (the frames of one commit, one per line). Shared: `pb:topics`
-//! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<key>`
-//! (a request's idempotency record), `pb:layout` (the version of this layout),
+//! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<owner>/<key>`
+//! (a request's idempotency record), `pb:idem-of:<owner>` (zset: an API key's records → when
+//! made, to keep its newest only), `pb:layout` (the version of this layout),
 //! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON).
 //!
 //! [`bus`] follows topics over pub/sub and keeps each followed topic gapless; [`lane`] plans
@@ -31,9 +32,9 @@ use super::{
     TopicCopy, TopicInfo, Viewer,
 };
 use crate::clock::now_ms;
-use crate::engine::idempotency::{self, REMEMBER_FOR_MS};
+use crate::engine::idempotency::{self, IdempotencyKey, REMEMBER_FOR_MS};
 use crate::metrics::Metrics;
-use crate::ops::{Batch, BatchPublished, MAX_OPS_PER_REQUEST};
+use crate::ops::{Batch, BatchPublished};
 use crate::protocol::{Snapshot, Typing};
 use bus::Bus;
 use futures_util::future::BoxFuture;
@@ -79,6 +80,29 @@ struct Inner {
     /// One planner per topic on this instance: requests here queue behind each other rather
     /// than collide in Redis and plan again. Only writers on other instances can collide.
     lanes: parking_lot::Mutex<HashMap<String, Arc<Lane>>>,
+    /// What is wrong with how Redis keeps data, as last checked (see [`durability`]).
+    durability: parking_lot::Mutex<Option<String>>,
+}
+
+/// What is wrong with how this Redis keeps data, if anything: an acknowledged write must
+/// survive Redis restarting, which takes its append-only file (docs/scaling.md).
+async fn durability(commands: &mut ConnectionManager) -> Option<String> {
+    let answer: Result<Vec<String>, _> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(commands)
+        .await;
+    match answer {
+        Ok(pair) if pair.get(1).is_some_and(|on| on == "yes") => None,
+        Ok(_) => Some(
+            "Redis has appendonly off: writes it acknowledged are lost if it restarts; \
+             set `appendonly yes` (docs/scaling.md)"
+                .into(),
+        ),
+        Err(e) => Some(format!(
+            "could not ask Redis whether appendonly is on ({e}); make sure it is (docs/scaling.md)"
+        )),
+    }
 }
 
 /// One topic's keys.
@@ -272,6 +296,10 @@ impl RedisEngine {
         while bus.health().is_err() && tokio::time::Instant::now() < hearing {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let durability = durability(&mut commands).await;
+        if let Some(problem) = &durability {
+            tracing::warn!("{problem}");
+        }
         let presence = Arc::new(Presence::new(commands.clone(), instance));
         tokio::spawn(presence::keep_fresh(
             Arc::downgrade(&presence),
@@ -288,6 +316,7 @@ impl RedisEngine {
                 bus,
                 presence,
                 lanes: parking_lot::Mutex::default(),
+                durability: parking_lot::Mutex::new(durability),
             }),
         })
     }
@@ -322,11 +351,12 @@ impl Inner {
         read_topic(&self.commands, &self.read, topic, with_history).await
     }
 
-    async fn publish(&self, batch: Batch, key: Option<String>) -> Result<Outcome, PublishError> {
-        let ops: usize = batch.writes.iter().map(|w| w.ops.len()).sum();
-        if ops > MAX_OPS_PER_REQUEST {
-            return Err(PublishError::TooManyOps);
-        }
+    async fn publish(
+        &self,
+        batch: Batch,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Outcome, PublishError> {
+        batch.check().map_err(PublishError::Shape)?;
         let started = Instant::now();
         let result = match key {
             None => self.apply_batch(&batch, None).await.map(|answer| Outcome {
@@ -344,9 +374,13 @@ impl Inner {
     /// A publish with an idempotency key: the key is claimed in Redis first (`inflight`),
     /// so a retry sent to another instance meanwhile is told it is in flight; the commit
     /// replaces the claim with the answer, atomically with the writes.
-    async fn publish_once(&self, batch: &Batch, key: &str) -> Result<Outcome, PublishError> {
+    async fn publish_once(
+        &self,
+        batch: &Batch,
+        key: &IdempotencyKey,
+    ) -> Result<Outcome, PublishError> {
         let fingerprint = idempotency::fingerprint(batch);
-        let record = format!("pb:idem:{key}");
+        let record = format!("pb:idem:{}", key.stored());
         let claim = format!("inflight|{fingerprint}");
         let mut commands = self.commands.clone();
         let unavailable = |e| PublishError::Unavailable(unreachable(e));
@@ -390,6 +424,7 @@ impl Inner {
                 _ => Err(PublishError::KeyReused),
             };
         }
+        self.keep_within_bound(&key.owner, &record).await;
         let result = self
             .apply_batch(batch, Some((&record, &fingerprint, &claim)))
             .await;
@@ -398,7 +433,7 @@ impl Inner {
         // retry meanwhile is told the request is in flight.
         if matches!(
             result,
-            Err(PublishError::Refused { .. } | PublishError::TooManyOps)
+            Err(PublishError::Refused { .. } | PublishError::Shape(_))
         ) {
             let _: Result<i64, _> = self
                 .release
@@ -411,6 +446,36 @@ impl Inner {
             answer,
             replayed: false,
         })
+    }
+
+    /// Lists a newly claimed key among its owner's (`pb:idem-of:{owner}`, by time) and lets
+    /// go of the owner's oldest past the bound. Best effort: a failure here leaves a few
+    /// keys more, for a day at most.
+    async fn keep_within_bound(&self, owner: &str, record: &str) {
+        let mut commands = self.commands.clone();
+        let owned = format!("pb:idem-of:{owner}");
+        let now = now_ms();
+        let counted: Result<(i64, i64, i64, i64), _> = redis::pipe()
+            .zadd(&owned, record, now)
+            .zrembyscore(&owned, "-inf", now.saturating_sub(REMEMBER_FOR_MS))
+            .pexpire(&owned, REMEMBER_FOR_MS as i64)
+            .zcard(&owned)
+            .query_async(&mut commands)
+            .await;
+        let Ok((_, _, _, held)) = counted else { return };
+        let over = held - self.retention.idempotency_keys as i64;
+        if over <= 0 {
+            return;
+        }
+        let oldest: Vec<String> = match commands.zrange(&owned, 0, over as isize - 1).await {
+            Ok(oldest) => oldest,
+            Err(_) => return,
+        };
+        let mut pipe = redis::pipe();
+        for old in &oldest {
+            pipe.del(old).ignore().zrem(&owned, old).ignore();
+        }
+        let _: Result<(), _> = pipe.query_async(&mut commands).await;
     }
 
     async fn apply_batch(
@@ -849,7 +914,7 @@ impl Engine for RedisEngine {
     fn publish(
         &self,
         batch: Batch,
-        key: Option<String>,
+        key: Option<IdempotencyKey>,
     ) -> BoxFuture<'_, Result<Outcome, PublishError>> {
         let inner = self.inner.clone();
         to_the_end(async move { inner.publish(batch, key).await })
@@ -1009,6 +1074,10 @@ impl Engine for RedisEngine {
         })
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.inner.durability.lock().iter().cloned().collect()
+    }
+
     fn health(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(async move {
             let mut commands = self.inner.commands.clone();
@@ -1017,6 +1086,17 @@ impl Engine for RedisEngine {
                 .await
                 .map_err(unreachable)?;
             self.inner.bus.health()?;
+            // An operator may turn it on (or off) while instances run.
+            let now = durability(&mut commands).await;
+            let mut was = self.inner.durability.lock();
+            if *was != now {
+                match &now {
+                    Some(problem) => tracing::warn!("{problem}"),
+                    None => tracing::info!("Redis keeps an append-only file again"),
+                }
+                *was = now;
+            }
+            drop(was);
             (pong == "PONG")
                 .then_some(())
                 .ok_or_else(|| unreachable("PING was not answered PONG"))
