@@ -211,13 +211,21 @@ test("editing the board file changes the open page without a reload", async ({ p
   }
 });
 
-test("a broken board file shows a banner and keeps the last good board", async ({ page }) => {
+test("a broken file holds a public board private until fixed: a share link keeps it under a banner, a guest waits", async ({
+  page,
+  context,
+}) => {
   const server = await startServer();
   try {
     await seed(server);
-    await openBoard(page, server);
+    // A screen opened with a link that may read the board, and an anonymous one.
+    await page.goto(`${server.boardUrl}?token=${server.key}`);
+    await expect(page.locator(".connection")).toHaveAttribute("data-status", "live");
+    const guest = await context.newPage();
+    await openBoard(guest, server);
     const file = join(server.boardsDir, "demo.toml");
     const good = readFileSync(file, "utf8");
+    // It might be the edit that made the board private: nobody can tell, so it fails closed.
     writeFileSync(file, good.replace('type = "feed"', 'type = "fed"'));
 
     const banner = page.locator(".board-problem");
@@ -225,18 +233,30 @@ test("a broken board file shows a banner and keeps the last good board", async (
     await expect(banner).toHaveAttribute("role", "alert");
     await expect(banner).toContainText("demo.toml:");
     await expect(banner).toContainText("fed");
-    // The last good board stays up, live.
+    // The last good board stays up, live, for the share link.
     await expect(page.locator(".feed-item")).toHaveCount(8);
     await server.publish(KPIS, [{ op: "set", entity_id: "orders", payload: 11 }]);
     await expect(page.locator('.counter[data-entity="orders"] .counter-value')).toHaveAttribute("data-value", "11");
 
-    // A page opened now gets the same: last good board, and the banner.
-    const html = await (await fetch(server.boardUrl)).text();
+    // The guest gets nothing of it: its connection is closed and keeps trying.
+    await expect(guest.locator(".connection")).not.toHaveAttribute("data-status", "live");
+    await expect(guest.locator(".board-problem")).toHaveCount(0);
+    await expect(guest.locator('.counter[data-entity="orders"] .counter-value')).not.toHaveAttribute("data-value", "11");
+
+    // A page opened now: the share link gets the last good board and the banner; a guest
+    // gets a page that tries again by itself.
+    const html = await (await fetch(`${server.boardUrl}?token=${server.key}`)).text();
     expect(html).toContain("board-problem");
     expect(html).toContain('data-entity="orders"');
+    const held = await fetch(server.boardUrl);
+    expect(held.status).toBe(503);
+    expect(await held.text()).toContain("being fixed");
 
     writeFileSync(file, good);
     await expect(banner).toHaveCount(0);
+    // The guest is let in again by itself, and catches up.
+    await expect(guest.locator(".connection")).toHaveAttribute("data-status", "live", { timeout: 20_000 });
+    await expect(guest.locator('.counter[data-entity="orders"] .counter-value')).toHaveAttribute("data-value", "11");
   } finally {
     await server.stop();
   }

@@ -30,7 +30,8 @@
 
 use super::{Applied, ConnectionStatus, Live, Transport};
 use crate::protocol::{
-    ClientFrame, FromJson, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED,
+    ClientFrame, FromJson, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
 };
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -62,6 +63,7 @@ pub fn connect(live: Live, board: &str) {
         socket: None,
         handlers: None,
         failures: 0,
+        held_back: 0,
         pending: Vec::new(),
         flush_asked_at: None,
         lost_at: None,
@@ -129,6 +131,10 @@ struct Connection {
     handlers: Option<Handlers>,
     /// Failed attempts since the last successful open: the backoff exponent.
     failures: u32,
+    /// Closes in a row for a board held back while its file is broken (1013), since the
+    /// board was last shown: the backoff exponent then, as a socket opened only to be
+    /// closed again is no success.
+    held_back: u32,
     /// Frames received since the last animation frame.
     pending: Vec<ServerFrame>,
     /// When an animation frame was asked to apply them (page clock), until one has. Hidden
@@ -221,6 +227,11 @@ fn open(connection: &Shared) {
             if matches!(event.code(), CLOSE_UNAUTHENTICATED | CLOSE_FORBIDDEN) {
                 refused(&connection, event.reason());
             } else {
+                if event.code() == CLOSE_TRY_AGAIN_LATER {
+                    let mut c = connection.borrow_mut();
+                    c.held_back += 1;
+                    c.failures = c.held_back;
+                }
                 closed(&connection);
             }
         })
@@ -566,6 +577,7 @@ fn received(connection: &Shared, frame: serde_json::Value) {
             c.restart_in_ms = Some(*reconnect_in_ms as f64);
             return;
         }
+        ServerFrame::Board(_) => c.held_back = 0,
         _ => {}
     }
     c.pending.push(frame);
