@@ -13,7 +13,8 @@
 //!
 //! Without `--server` it starts the Pulseboard binary of the same build on an empty data dir,
 //! with an admin key and no limits per address; a running Pulseboard server needs a key in
-//! `PULSEBOARD_KEY` and `connections_per_ip` above the subscriber count.
+//! `PULSEBOARD_KEY`, and `connections_per_ip` and `http_connections_per_ip` above the
+//! subscribers per source address.
 //! `--protocol` picks the adapter for another server (see `adapter.rs`). Prints a Markdown
 //! table row, or with `--json` one JSON object.
 
@@ -223,6 +224,7 @@ async fn main() {
                     Server::start(&[
                         ("PULSEBOARD_DEMO", "false"),
                         ("PULSEBOARD_CONNECTIONS_PER_IP", "1000000"),
+                        ("PULSEBOARD_HTTP_CONNECTIONS_PER_IP", "1000000"),
                         ("PULSEBOARD_REQUESTS_PER_KEY", "1000000"),
                     ])
                 })
