@@ -11,7 +11,10 @@
 //!
 //! Shared by both builds:
 //! - [`protocol`]: every frame on `/ws`, shared by both sides: the server encodes with serde,
-//!   the browser decodes by hand from one parsed JSON value (`protocol::json`).
+//!   the browser decodes by hand from one parsed JSON value ([`json`]).
+//! - [`json`]: the browser's decoders of what the server writes (frames, boards, ops, the
+//!   island's props), a leaf the wire types build on; [`names`]: the naming rule for topics
+//!   and boards, and topic patterns.
 //! - [`ops`]: the typed writes publishers send (set, patch, incr, delete, push).
 //! - [`boards`]: boards as data (title, grid, widgets and their options, how an address asks
 //!   a board to be shown, the notes pinned to it); on the server, board files, their
@@ -64,8 +67,10 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod boards;
+pub mod json;
 pub mod live;
 pub mod motion;
+pub mod names;
 pub mod ops;
 pub mod protocol;
 pub mod widgets;

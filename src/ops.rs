@@ -4,7 +4,7 @@
 //! `ADDED` / `UPDATED` / `DELETED` events (see `engine::plan`). No feature gate, so a browser
 //! client can build the same requests.
 
-use crate::protocol::decode_fields;
+use crate::json::decode_fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 

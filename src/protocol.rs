@@ -5,20 +5,15 @@
 //! types, so a protocol change that would break the browser does not compile.
 //! `docs/protocol.md` describes the same frames for clients written in other languages.
 
-pub(crate) mod json;
-
 use crate::boards::notes::NoteDraft;
 use crate::boards::BoardView;
+use crate::json::{self, decode_fields, deserialize_via_json, named, Fields, FromJson};
+use crate::names::check_name;
 use crate::ops::{Op, Published};
-pub(crate) use json::{decode_fields, deserialize_via_json, named, Fields, FromJson};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// The longest topic name the server accepts.
-pub const MAX_TOPIC_LEN: usize = 128;
 
 /// A point in a topic's history: a subscriber that holds it has applied every event up to
 /// and including `offset` of that `epoch`.
@@ -650,6 +645,13 @@ impl ErrorFrame {
 impl ClientFrame {
     /// Decodes one text frame, naming the problem precisely when it is not a valid frame.
     pub fn decode(text: &str) -> Result<Self, ErrorFrame> {
+        // A good frame is read in one pass; only one that fails is read again, as a JSON
+        // value, to say precisely what is wrong with it.
+        if let Ok(frame) = serde_json::from_str::<ClientFrame>(text) {
+            if frame.validate().is_ok() {
+                return Ok(frame);
+            }
+        }
         let value: Value = serde_json::from_str(text)
             .map_err(|e| ErrorFrame::new(ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
         let reference = value.get("ref").and_then(Value::as_str).map(str::to_owned);
@@ -728,58 +730,6 @@ pub fn check_person(id: &str) -> Result<(), ErrorFrame> {
             ErrorCode::InvalidFrame,
             "`person` must be 8 to 64 of A-Z a-z 0-9 _ -",
         ))
-    }
-}
-
-/// Why a topic or board name was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidName {
-    pub name: String,
-    pub reason: &'static str,
-}
-
-impl fmt::Display for InvalidName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid name `{}`: {}", self.name, self.reason)
-    }
-}
-
-impl std::error::Error for InvalidName {}
-
-/// The naming rule for topics and boards: 1 to 128 characters from `A-Z a-z 0-9 _ - . :`,
-/// starting with a letter or digit (`metric:signups`, `board:leaders`, `orders.eu-1`).
-pub fn check_name(name: &str) -> Result<(), InvalidName> {
-    let refuse = |reason| {
-        Err(InvalidName {
-            name: name.chars().take(MAX_TOPIC_LEN).collect(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return refuse("it is empty");
-    }
-    if name.len() > MAX_TOPIC_LEN {
-        return refuse("it is longer than 128 characters");
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return refuse("it must start with a letter or a digit");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-    {
-        return refuse("only letters, digits and _ - . : are allowed");
-    }
-    Ok(())
-}
-
-/// Whether a topic pattern covers a topic: a pattern ending in `*` covers every topic that
-/// starts with what precedes it (`*` alone covers all), any other only the topic it names.
-/// Retention settings and API key scopes both name topics this way.
-pub fn pattern_matches(pattern: &str, topic: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => topic.starts_with(prefix),
-        None => topic == pattern,
     }
 }
 

@@ -23,34 +23,40 @@ use crate::boards::Board;
 use keyring::KeyRecord;
 use std::sync::Arc;
 
-/// Who a request comes from.
+/// Who a request comes from. One pointer: every open connection holds its caller, a few
+/// times over.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Caller {
-    key: Option<Arc<KeyRecord>>,
+    credential: Option<Arc<Credential>>,
+}
+
+/// What a caller with a credential presented.
+#[derive(Debug)]
+struct Credential {
+    key: Arc<KeyRecord>,
     /// The digest of the admin session's token, when the key came through its cookie: the
     /// caller's rights end with the session (a logout), not only with the key.
-    session: Option<Arc<str>>,
+    session: Option<Box<str>>,
 }
 
 impl Caller {
     pub(crate) fn with_key(key: Arc<KeyRecord>) -> Self {
         Caller {
-            key: Some(key),
-            session: None,
+            credential: Some(Arc::new(Credential { key, session: None })),
         }
     }
 
     /// A caller signed in with the admin session whose token has this digest.
-    pub(crate) fn with_session(key: Arc<KeyRecord>, session: Arc<str>) -> Self {
+    pub(crate) fn with_session(key: Arc<KeyRecord>, session: &str) -> Self {
+        let session = Some(session.into());
         Caller {
-            key: Some(key),
-            session: Some(session),
+            credential: Some(Arc::new(Credential { key, session })),
         }
     }
 
     /// Why the caller's credential is no longer in force, once it is not.
     pub(crate) fn ended(&self) -> &'static str {
-        if self.session.is_some() {
+        if self.session().is_some() {
             "the session ended"
         } else {
             "the key was revoked"
@@ -59,24 +65,26 @@ impl Caller {
 
     /// The session's token digest, if the caller came through one.
     pub(crate) fn session(&self) -> Option<&str> {
-        self.session.as_deref()
+        self.credential.as_ref()?.session.as_deref()
     }
 
     pub(crate) fn is_anonymous(&self) -> bool {
-        self.key.is_none()
+        self.credential.is_none()
     }
 
     /// The key's id, or `anonymous`: how audit lines name the caller.
     pub(crate) fn who(&self) -> &str {
-        self.key.as_ref().map_or("anonymous", |key| &key.id)
+        self.key().map_or("anonymous", |key| &key.id)
     }
 
     pub(crate) fn key(&self) -> Option<&KeyRecord> {
-        self.key.as_deref()
+        self.credential
+            .as_deref()
+            .map(|credential| &*credential.key)
     }
 
     fn scopes(&self) -> &[scope::Scope] {
-        self.key.as_ref().map_or(&[], |key| &key.scopes)
+        self.key().map_or(&[], |key| &key.scopes)
     }
 
     pub(crate) fn is_admin(&self) -> bool {

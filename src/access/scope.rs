@@ -7,7 +7,7 @@
 //! - `admin` does all of that and manages keys.
 
 use crate::boards::file::valid_name;
-use crate::protocol::{check_name, pattern_matches};
+use crate::names::{check_name, pattern_matches};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;

@@ -13,7 +13,7 @@ pub mod markdown;
 pub mod notes;
 pub mod screen;
 
-use crate::protocol::{decode_fields, deserialize_via_json, json, named, Fields, FromJson};
+use crate::json::{self, decode_fields, deserialize_via_json, named, Fields, FromJson};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! to every instance as any topic is. Only the server writes that topic, naming the author
 //! itself (`crate::notes`); these are the shapes both sides share.
 
-use crate::protocol::decode_fields;
+use crate::json::decode_fields;
 use serde::{Deserialize, Serialize};
 
 /// What every board's notes topic starts with. Topics under it are written only as notes.

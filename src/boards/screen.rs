@@ -8,7 +8,7 @@
 //!
 //! The server reads the address; the board island gets the result as a prop.
 
-use crate::protocol::{decode_fields, deserialize_via_json, json, named, FromJson};
+use crate::json::{self, decode_fields, deserialize_via_json, named, FromJson};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::time::Duration;

@@ -22,8 +22,9 @@ pub(crate) mod redis;
 mod write;
 
 use crate::encoded::EncodedFrame;
+use crate::names::pattern_matches;
 use crate::ops::{Batch, BatchError, BatchPublished, MAX_OPS_PER_REQUEST, MAX_TOPICS_PER_BATCH};
-use crate::protocol::{pattern_matches, EventKind, Snapshot, Typing};
+use crate::protocol::{EventKind, Snapshot, Typing};
 use futures_util::future::BoxFuture;
 use idempotency::IdempotencyKey;
 use plan::OpError;

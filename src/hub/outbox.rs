@@ -48,10 +48,9 @@ pub(crate) struct QueueLimits {
 
 #[derive(Debug)]
 struct Queue {
-    limits: QueueLimits,
-    /// Whose connection this is, as it last checked its access: the hub stops queueing
-    /// what they may no longer read by it ([`super::Hub::enforce`]).
-    reader: Mutex<Caller>,
+    /// The limits, narrowed: every connection has a queue.
+    frames: u32,
+    bytes: u32,
     state: Mutex<State>,
     /// Wakes the writer: a frame was queued, or a topic has more pending.
     ready: Notify,
@@ -61,6 +60,9 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Whose connection this is, as it last checked its access: the hub stops queueing
+    /// what they may no longer read by it ([`super::Hub::enforce`]).
+    reader: Caller,
     frames: VecDeque<EncodedFrame>,
     /// The queued frames' bytes.
     bytes: usize,
@@ -97,13 +99,14 @@ pub(crate) enum Next {
 
 /// Creates a queue for `reader`'s connection, holding at most what `limits` allow.
 pub(crate) fn outbox(limits: QueueLimits, reader: Caller) -> (Outbox, Inbox) {
+    let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let queue = Arc::new(Queue {
-        limits: QueueLimits {
-            frames: limits.frames.max(1),
-            bytes: limits.bytes,
-        },
-        reader: Mutex::new(reader),
-        state: Mutex::default(),
+        frames: narrow(limits.frames.max(1)),
+        bytes: narrow(limits.bytes),
+        state: Mutex::new(State {
+            reader,
+            ..State::default()
+        }),
         ready: Notify::new(),
         room: Notify::new(),
     });
@@ -130,12 +133,12 @@ pub(crate) fn of_frames(frames: usize) -> (Outbox, Inbox) {
 impl Outbox {
     /// Whose connection this is.
     pub(crate) fn reader(&self) -> Caller {
-        self.queue.reader.lock().clone()
+        self.queue.state.lock().reader.clone()
     }
 
     /// Records who the connection's caller is now (their key's scopes changed).
     pub(crate) fn set_reader(&self, reader: Caller) {
-        *self.queue.reader.lock() = reader;
+        self.queue.state.lock().reader = reader;
     }
 
     /// Queues a frame if there is room, without waiting.
@@ -144,9 +147,10 @@ impl Outbox {
         if state.closed {
             return Pushed::Closed;
         }
-        let limits = self.queue.limits;
-        let over_bytes = state.bytes + frame.len() > limits.bytes && !state.frames.is_empty();
-        if state.frames.len() >= limits.frames || over_bytes {
+        let queue = &self.queue;
+        let over_bytes =
+            state.bytes + frame.len() > queue.bytes as usize && !state.frames.is_empty();
+        if state.frames.len() >= queue.frames as usize || over_bytes {
             return Pushed::Full;
         }
         state.bytes += frame.len();
@@ -180,10 +184,10 @@ impl Outbox {
     /// How many frames the queue can take right now (if they are small enough).
     pub(crate) fn room(&self) -> usize {
         let state = self.queue.state.lock();
-        if state.bytes >= self.queue.limits.bytes {
+        if state.bytes >= self.queue.bytes as usize {
             return 0;
         }
-        self.queue.limits.frames.saturating_sub(state.frames.len())
+        (self.queue.frames as usize).saturating_sub(state.frames.len())
     }
 
     /// Queues a frame, waiting for room. For answers to the connection's own requests.

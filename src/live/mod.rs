@@ -23,7 +23,7 @@ pub use clock::wall_time;
 
 use crate::boards::notes::{notes_topic, Note, NOTES_PREFIX};
 use crate::boards::BoardView;
-use crate::protocol::FromJson;
+use crate::json::FromJson;
 use crate::protocol::{ts_ms, EventKind, Person, Position, ServerFrame, TopicRequest};
 use leptos::prelude::*;
 use serde_json::Value;

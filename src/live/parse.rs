@@ -1,5 +1,5 @@
 //! Reading JSON in the browser with the browser's own parser: `JSON.parse`, then the parsed
-//! value walked into a [`Value`] for the decoders of `protocol::json`. serde_json's parser
+//! value walked into a [`Value`] for the decoders of `crate::json`. serde_json's parser
 //! was a twentieth of the board's compressed WASM, and the browser's parses a frame faster.
 
 use js_sys::{Array, Object};

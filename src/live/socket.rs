@@ -29,8 +29,9 @@
 //! not count the silence it slept through against the connection.
 
 use super::{Applied, ConnectionStatus, Live, Transport};
+use crate::json::FromJson;
 use crate::protocol::{
-    ClientFrame, FromJson, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN_LATER,
+    ClientFrame, ServerFrame, TopicRequest, CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHENTICATED,
 };
 use leptos::prelude::*;

@@ -4,14 +4,14 @@
 //! types. Every refusal is an [`ApiError`].
 
 use super::caller::refuse;
-use super::error::{parse_body, topic_name, ApiError, Code};
+use super::error::{parse_body, topic_name, unavailable, unavailable_code, ApiError, Code};
 use super::AppState;
 use crate::access::keyring::{KeyRecord, Keyring};
 use crate::access::scope::Scope;
 use crate::access::Caller;
 use crate::boards::notes::{Note, NoteDraft};
 use crate::engine::idempotency::{IdempotencyKey, MAX_KEY_LEN};
-use crate::engine::{EngineError, Outcome, PublishError};
+use crate::engine::{Outcome, PublishError};
 use crate::ops::{Batch, BatchError, BatchPublished, Op, Publish, Published, TopicOps};
 use crate::protocol::Snapshot;
 use crate::store::StoreError;
@@ -517,25 +517,6 @@ struct TopicSummary {
     offset: u64,
     entities: usize,
     subscribers: usize,
-}
-
-/// The refusal when the engine cannot answer: nothing was changed.
-pub(crate) fn unavailable(e: EngineError) -> ApiError {
-    tracing::error!("engine: {e}");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        unavailable_code(&e),
-        "the topics could not be read; retry later",
-    )
-}
-
-/// `engine_unavailable` when the engine cannot be reached (Redis is down), and
-/// `store_unavailable` when it was reached and failed.
-fn unavailable_code(e: &EngineError) -> Code {
-    match e {
-        EngineError::Unreachable(_) => Code::EngineUnavailable,
-        EngineError::Failed(_) => Code::StoreUnavailable,
-    }
 }
 
 /// What `POST /api/v1/keys` takes.

@@ -8,7 +8,7 @@
 //! cookie that has ended counts as no credential: the browser still shows public boards.
 
 use super::error::{ApiError, Code};
-use super::login::same_site;
+use super::origin::same_site;
 use super::AppState;
 use crate::access::Caller;
 use crate::protocol::check_person;

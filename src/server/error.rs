@@ -3,7 +3,8 @@
 //! full — a test holds the two together. Also the request-reading helpers every handler
 //! shares: topic names and JSON bodies, refused the same way everywhere.
 
-use crate::protocol::check_name;
+use crate::engine::EngineError;
+use crate::names::check_name;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -133,6 +134,25 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// The refusal when the engine cannot answer: nothing was changed.
+pub(crate) fn unavailable(e: EngineError) -> ApiError {
+    tracing::error!("engine: {e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        unavailable_code(&e),
+        "the topics could not be read; retry later",
+    )
+}
+
+/// `engine_unavailable` when the engine cannot be reached (Redis is down), and
+/// `store_unavailable` when it was reached and failed.
+pub(crate) fn unavailable_code(e: &EngineError) -> Code {
+    match e {
+        EngineError::Unreachable(_) => Code::EngineUnavailable,
+        EngineError::Failed(_) => Code::StoreUnavailable,
     }
 }
 

@@ -5,8 +5,9 @@
 //!   headers: one that trickles a header line every few seconds (slowloris) is closed.
 //! - A keep-alive connection waiting for its next request is closed after
 //!   `keep_alive_timeout`, and one that never sends a byte the same way.
-//! - An address has at most `http_connections_per_ip` connections open (`/ws` and `/sse`
-//!   among them); one more is answered `429 too_many_connections` and closed.
+//! - An address has at most `http_connections_per_ip` connections open while they speak
+//!   HTTP (a `/sse` stream among them; a `/ws`, once upgraded, counts among the address'
+//!   sockets instead); one more is answered `429 too_many_connections` and closed.
 //!
 //! hyper has one timer for a request's head, started when the connection starts waiting for
 //! it, so on its own it cannot tell "idle" from "slow headers". Its timer is ours
@@ -169,8 +170,10 @@ impl Connection {
         let head = Arc::new(Mutex::new(Head::default()));
         let io = Watched {
             stream,
-            head: head.clone(),
-            _slot: slot,
+            served: Some(Box::new(Served {
+                head: head.clone(),
+                _slot: slot,
+            })),
         };
         // The handlers find the client's address where axum's own `serve` would put it.
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -215,11 +218,21 @@ struct Head {
     started: Option<Instant>,
 }
 
-/// The connection's socket, noting when a head's first byte arrives; it holds the
-/// connection's place in its address' count until it closes (after an upgrade too).
+/// The connection's socket, noting when a head's first byte arrives.
 struct Watched {
     stream: TcpStream,
+    /// While hyper serves the connection. Let go once it no longer does (the connection was
+    /// upgraded to a WebSocket, which counts among its address' sockets instead, see
+    /// `socket.rs`): every open socket would otherwise keep it, and boxed, so that it then
+    /// takes no room in the socket's memory either.
+    served: Option<Box<Served>>,
+}
+
+/// What a connection holds while hyper serves it.
+struct Served {
+    /// Shared with hyper's timer.
     head: Arc<Mutex<Head>>,
+    /// Its place in its address' count of connections.
     _slot: ConnectionSlot,
 }
 
@@ -231,8 +244,17 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let mut head = self.head.lock();
+        // hyper's timer gone: hyper has handed the connection on.
+        let handed_on = self
+            .served
+            .as_ref()
+            .is_some_and(|served| Arc::strong_count(&served.head) == 1);
+        if handed_on {
+            self.served = None;
+        }
+        let got = matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before;
+        if let (true, Some(served)) = (got, &self.served) {
+            let mut head = served.head.lock();
             if head.awaited && head.started.is_none() {
                 head.started = Some(Instant::now());
             }

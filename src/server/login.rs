@@ -10,7 +10,7 @@
 //! The form posts a key rather than a password: keys are the one credential, made and
 //! revoked the same way, and an admin keeps theirs in a password manager.
 
-use super::socket::origin_allowed;
+use super::origin::same_site;
 use super::AppState;
 use crate::access::keyring::SESSION_LIFETIME;
 use crate::access::Caller;
@@ -30,19 +30,6 @@ pub(crate) struct Login {
     /// Where to go once signed in: a path on this server.
     #[serde(default)]
     next: String,
-}
-
-/// Whether a form post comes from this server's own pages (or a client that sends no Origin).
-pub(crate) fn same_site(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    match header("origin") {
-        None => true,
-        Some(origin) => origin_allowed(
-            origin,
-            &[header("host"), header("x-forwarded-host")],
-            allowed,
-        ),
-    }
 }
 
 /// `next` if it is a plain path on this server, else `/`: never another site (an open

@@ -3,7 +3,9 @@
 //!
 //! - `api`: `/api/v1` and `/healthz`; `notes`: a board's notes under it; `caller`: who a
 //!   request comes from;
-//! - `socket` and `sse`: `/ws` and its fallback, over one `session` each;
+//! - `socket` and `sse`: `/ws` and its fallback, over one `session` each (which also says
+//!   what ends a stream from outside, `endings`);
+//! - `origin`: whether a request comes from this server's own pages;
 //! - `listener`: the accept loop, with header and keep-alive timeouts and connections per
 //!   address;
 //! - `limits`: requests and connections per address and key; `headers`: CSP and friends;
@@ -25,7 +27,8 @@ pub(crate) mod limits;
 pub(crate) mod listener;
 mod login;
 mod notes;
-mod session;
+mod origin;
+pub(crate) mod session;
 pub(crate) mod socket;
 mod sse;
 
@@ -103,7 +106,7 @@ pub(crate) struct Shared {
     /// Changes when a key goes out of force or the server starts stopping (see
     /// [`endings`]).
     pub(crate) endings: watch::Receiver<()>,
-    pub(crate) heartbeat: socket::Heartbeat,
+    pub(crate) heartbeat: session::Heartbeat,
     /// Clients told of a restart reconnect at a random moment within this.
     pub(crate) reconnect_spread: Duration,
     /// Origins besides the server's own whose pages may open `/ws`.

@@ -82,7 +82,7 @@ fn refused(caller: &Caller, board: &str, error: NoteError) -> ApiError {
         NoteError::NoSuchNote(_) => {
             ApiError::new(StatusCode::NOT_FOUND, Code::UnknownNote, error.to_string()).field("id")
         }
-        NoteError::Unavailable(e) => super::api::unavailable(e),
+        NoteError::Unavailable(e) => super::error::unavailable(e),
     }
 }
 

@@ -3,7 +3,6 @@
 //! releases everything it holds when dropped, which happens on every way out of a
 //! connection: a close, an error, a dead peer, a lagging reader, shutdown.
 
-use super::socket::Heartbeat;
 use super::AppState;
 use crate::access::person::Someone;
 use crate::access::Caller;
@@ -23,6 +22,14 @@ use crate::protocol::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often connections are pinged, and how long one may stay silent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heartbeat {
+    pub(crate) interval: Duration,
+    pub(crate) idle_timeout: Duration,
+}
 
 pub(crate) struct Session {
     pub(crate) hub: Arc<Hub>,
@@ -33,12 +40,9 @@ pub(crate) struct Session {
     topics: Names,
     boards: Names,
     /// How many topics this connection may follow at once.
-    max_topics: usize,
+    max_topics: u32,
     /// How many boards it may be on at once.
-    max_boards: usize,
-    /// What the frame being handled cost besides itself, in frames of the connection's
-    /// budget: a snapshot asked for again (taken by the transport, [`Session::take_cost`]).
-    cost: u32,
+    max_boards: u32,
     /// Whose connection this is: what it may read and write.
     pub(crate) caller: Caller,
     /// The id an anonymous browser is one person across its pages by: its guest cookie's,
@@ -88,7 +92,7 @@ impl Names {
     }
 }
 
-/// Topics a `subscribe` did not take, and why.
+/// Topics a `subscribe` did not take, and why; and what it cost.
 #[derive(Default)]
 pub(crate) struct Refused {
     /// The connection follows as many topics as it may.
@@ -97,6 +101,8 @@ pub(crate) struct Refused {
     pub(crate) forbidden: Vec<String>,
     /// The engine could not give them.
     pub(crate) unavailable: Vec<String>,
+    /// What the snapshots asked for again cost, in frames of the connection's budget.
+    pub(crate) cost: u32,
 }
 
 /// Why a connection is closed from its own side: the close code and reason it gets.
@@ -165,9 +171,9 @@ impl Session {
             outbox,
             topics: Names::default(),
             boards: Names::default(),
-            max_topics: state.limits.max_subscriptions,
-            max_boards: state.limits.max_boards,
-            cost: 0,
+            // Narrow: these sit in every connection's memory.
+            max_topics: u32::try_from(state.limits.max_subscriptions).unwrap_or(u32::MAX),
+            max_boards: u32::try_from(state.limits.max_boards).unwrap_or(u32::MAX),
             caller,
             person: guest,
             notes: state.notes.clone(),
@@ -188,18 +194,20 @@ impl Session {
         .await;
     }
 
-    /// Decodes and answers one client frame. An error ends the connection.
-    pub(crate) async fn handle(&mut self, text: &str) -> Result<(), Refusal> {
+    /// Decodes and answers one client frame; returns what it cost besides itself, in frames
+    /// of the connection's budget (snapshots asked for again). An error ends the connection.
+    pub(crate) async fn handle(&mut self, text: &str) -> Result<u32, Refusal> {
         let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(error) => {
                 self.error(error).await;
-                return Ok(());
+                return Ok(0);
             }
         };
         match frame {
             ClientFrame::Subscribe { topics } => {
                 let refused = self.subscribe(topics).await;
+                let cost = refused.cost;
                 if !refused.forbidden.is_empty() {
                     let message = format!(
                         "not subscribed: {} (on no board this connection may read)",
@@ -224,9 +232,12 @@ impl Session {
                     self.error(ErrorFrame::new(ErrorCode::StoreUnavailable, message))
                         .await;
                 }
+                return Ok(cost);
             }
             ClientFrame::Unsubscribe { topics } => self.unsubscribe(&topics),
-            ClientFrame::Join { board, person } => return self.join(board, person).await,
+            ClientFrame::Join { board, person } => {
+                return self.join(board, person).await.map(|()| 0)
+            }
             ClientFrame::Leave { board } => {
                 self.hub.leave(&board, self.id);
                 self.boards.remove(&board);
@@ -249,7 +260,7 @@ impl Session {
                 id,
             } => self.delete_note(reference, board, id).await,
         }
-        Ok(())
+        Ok(0)
     }
 
     /// The board of a note frame, if this connection joined it and it parses.
@@ -356,7 +367,7 @@ impl Session {
                 continue;
             }
             let had = self.topics.contains(&request.topic);
-            if !had && self.topics.len() >= self.max_topics {
+            if !had && self.topics.len() >= self.max_topics as usize {
                 refused.over_limit.push(request.topic);
                 continue;
             }
@@ -367,8 +378,8 @@ impl Session {
             match subscribed {
                 Ok(queued) => {
                     if had {
-                        let cost = queued / SNAPSHOT_COST_BYTES;
-                        self.cost = self.cost.saturating_add(cost as u32);
+                        let cost = (queued / SNAPSHOT_COST_BYTES) as u32;
+                        refused.cost = refused.cost.saturating_add(cost);
                     } else {
                         self.hub.metrics().subscriptions.inc();
                         self.topics.insert(request.topic);
@@ -456,11 +467,6 @@ impl Session {
         Ok(())
     }
 
-    /// What the frame just handled cost besides itself, in frames; zero again after.
-    pub(crate) fn take_cost(&mut self) -> u32 {
-        std::mem::take(&mut self.cost)
-    }
-
     pub(crate) fn unsubscribe(&mut self, topics: &[String]) {
         for topic in topics {
             self.hub.unsubscribe(self.id, topic);
@@ -496,7 +502,7 @@ impl Session {
             tracing::warn!(target: "audit", event = "denied", key = self.caller.who(), connection = self.id, board, reason = "private board");
             return Err(Refusal::board(&self.library, &board));
         }
-        if self.boards.len() >= self.max_boards {
+        if self.boards.len() >= self.max_boards as usize {
             let message = format!(
                 "a connection is on at most {} boards at once; leave one first. Not joined: {board}",
                 self.max_boards

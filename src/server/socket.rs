@@ -10,7 +10,8 @@
 use super::caller::{guest_id, Identified};
 use super::endings::{Ending, Endings};
 use super::limits::ConnectionSlot;
-use super::session::{Refusal, Session};
+use super::origin::origin_allowed;
+use super::session::{Heartbeat, Refusal, Session};
 use super::AppState;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
@@ -57,85 +58,96 @@ pub(crate) struct Limits {
     pub(crate) max_body: usize,
 }
 
-/// Refusing frames for this long without a second's pause is abuse: the connection closes.
+/// Over the budget at every frame for this long is abuse: the connection closes.
 const SUSTAINED_ABUSE: Duration = Duration::from_secs(5);
 
+/// A frame counts as one more against the frame budget for every this many bytes it holds.
+const FRAME_COST_BYTES: usize = 1024;
+
+/// A burst of frames is two seconds' worth.
+const BURST: Duration = Duration::from_secs(2);
+
+/// The most a connection may owe beyond its burst; under the idle timeout, so a connection
+/// that waits on its budget is not taken for a silent one.
+const MAX_OWED: Duration = Duration::from_secs(10);
+
 /// A connection's frame budget: a token bucket of `per_second` frames a second with bursts
-/// of twice that, kept as GCRA keeps one (the moment the bucket is full again), and how long
-/// the connection has been over it. Written here rather than with `governor` (which the
-/// limits per address use) because a frame may cost more than itself after the fact (a
-/// snapshot asked for again, [`Session::take_cost`]), which may leave the connection owing
-/// frames: governor refuses a cost it cannot take at once.
+/// of twice that, kept as GCRA keeps one (the moment the bucket is full again). A frame
+/// costs one per [`FRAME_COST_BYTES`] it holds, begun (reading a frame costs the server by
+/// its size; a client's usual frames are well under that), and a snapshot asked for again
+/// costs its size after the fact ([`Session::handle`] says what). Past the budget the connection is
+/// not read until it has room again: what the client sends meanwhile waits in TCP's buffers
+/// and then holds up its writes, so a client over its budget costs the server nothing
+/// more. Written here rather than with `governor` (which the limits per address use)
+/// because a cost may leave the connection owing frames, which governor does not allow.
 struct FrameRate {
-    /// When the bucket is full again; frames are taken while it is at most `burst` ahead.
+    /// When the bucket is full again; frames are read while it is at most [`BURST`] ahead.
     full_at: Instant,
     /// One frame's worth of time.
     per_frame: Duration,
-    /// The burst's worth.
-    burst: Duration,
-    last_refused: Option<Instant>,
-    refusing_since: Option<Instant>,
+    /// Since when the connection has had to wait before every frame, while it has.
+    throttled_since: Option<Instant>,
+    /// The last frame was read after a wait.
+    waited: bool,
 }
 
-/// What to do with a frame that arrived.
-enum Admit {
-    Take,
-    /// Over the limit: ignore it; `true` the first time in a run, when the client is told.
-    Ignore(bool),
-    /// Over the limit for too long.
+/// What the reader does before it reads the next frame.
+enum Budget {
+    Read,
+    /// Wait until then; `true` when a run of waits starts, and the client is told.
+    Wait(Instant, bool),
+    /// Over the budget for too long.
     Close,
 }
 
 impl FrameRate {
     fn new(per_second: NonZeroU32) -> Self {
-        let per_frame = Duration::from_secs(1) / per_second.get();
         FrameRate {
             full_at: Instant::now(),
-            per_frame,
-            burst: per_frame * 2 * per_second.get(),
-            last_refused: None,
-            refusing_since: None,
+            per_frame: Duration::from_secs(1) / per_second.get(),
+            throttled_since: None,
+            waited: false,
         }
     }
 
-    fn admit(&mut self) -> Admit {
+    /// Whether the budget has room to read a frame now.
+    fn before_read(&mut self) -> Budget {
         let now = Instant::now();
-        let full_at = self.full_at.max(now);
-        if full_at + self.per_frame <= now + self.burst {
-            self.full_at = full_at + self.per_frame;
-            return Admit::Take;
+        let ready_at = (self.full_at + self.per_frame)
+            .checked_sub(BURST)
+            .unwrap_or(now);
+        if ready_at <= now {
+            // A frame read without a wait ends a run of them.
+            if !std::mem::take(&mut self.waited) {
+                self.throttled_since = None;
+            }
+            return Budget::Read;
         }
-        // A second without a refused frame ends a run of them.
-        let new_run = self
-            .last_refused
-            .is_none_or(|at| now.duration_since(at) > Duration::from_secs(1));
-        self.last_refused = Some(now);
-        if new_run {
-            self.refusing_since = Some(now);
-        }
-        match self.refusing_since {
-            Some(since) if now.duration_since(since) > SUSTAINED_ABUSE => Admit::Close,
-            _ => Admit::Ignore(new_run),
+        self.waited = true;
+        match self.throttled_since {
+            None => {
+                self.throttled_since = Some(now);
+                Budget::Wait(ready_at, true)
+            }
+            Some(since) if now.duration_since(since) > SUSTAINED_ABUSE => Budget::Close,
+            Some(_) => Budget::Wait(ready_at, false),
         }
     }
 
-    /// Takes `frames` more from the budget, owing what it does not have (at most a minute's
-    /// worth): the frames after it wait until it is paid.
+    /// Takes a frame of `bytes` from the budget.
+    fn take(&mut self, bytes: usize) {
+        self.charge(1 + (bytes / FRAME_COST_BYTES) as u32);
+    }
+
+    /// Takes `frames` from the budget, owing what it does not have (up to [`MAX_OWED`]).
     fn charge(&mut self, frames: u32) {
         if frames == 0 {
             return;
         }
         let now = Instant::now();
         let owed = self.full_at.max(now) + self.per_frame * frames;
-        self.full_at = owed.min(now + self.burst + Duration::from_secs(60));
+        self.full_at = owed.min(now + BURST + MAX_OWED);
     }
-}
-
-/// How often connections are pinged, and how long one may stay silent.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Heartbeat {
-    pub(crate) interval: Duration,
-    pub(crate) idle_timeout: Duration,
 }
 
 /// When a connection last heard from its peer: its reader notes it, its writer's [`Pulse`]
@@ -250,19 +262,6 @@ struct Terms {
     messages_per_second: NonZeroU32,
 }
 
-/// Whether a page from `origin` may open a socket: the server's own origin (an address it
-/// was reached at), or one `allowed_origins` lists (`*` lists every one).
-pub(crate) fn origin_allowed(origin: &str, hosts: &[Option<&str>], allowed: &[String]) -> bool {
-    let own = hosts.iter().flatten().any(|host| {
-        origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
-    });
-    own || allowed
-        .iter()
-        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
 /// Whether a read failed because the client's frame (or message) is over the size limit.
 fn is_too_large(error: &axum::Error) -> bool {
     std::error::Error::source(error)
@@ -358,24 +357,57 @@ async fn serve(
     // beside one of its frames.
     let reader = async {
         loop {
-            let read = tokio::select! {
-                read = stream.next() => read,
-                ending = endings.next() => match ending {
-                    Ending::Revoked => {
-                        tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = session.caller.ended());
-                        return Closing::Close(CloseFrame {
-                            code: CLOSE_UNAUTHENTICATED,
-                            reason: session.caller.ended().into(),
-                        });
+            let wait = match rate.before_read() {
+                Budget::Read => None,
+                Budget::Wait(until, first) => {
+                    if first {
+                        let message = format!(
+                            "more than {per_second} frames a second: the next ones are read once the rate drops"
+                        );
+                        let error = ErrorFrame::new(ErrorCode::RateLimited, message);
+                        Box::pin(session.error(error)).await;
                     }
-                    Ending::Restart => return Closing::Restart,
-                    Ending::Recheck(caller) => {
-                        if let Err(refusal) = Box::pin(session.recheck(caller)).await {
-                            return refusal.into();
-                        }
-                        continue;
-                    }
+                    Some(until)
+                }
+                Budget::Close => {
+                    tracing::warn!(
+                        connection = id,
+                        "closed a connection that kept sending too fast"
+                    );
+                    return Closing::Close(CloseFrame {
+                        code: close_code::POLICY,
+                        reason: "too many frames for too long".into(),
+                    });
+                }
+            };
+            // Two waits, not one with a branch switched off: only the one taken sits in the
+            // connection's memory, and an idle connection is never waiting on its budget.
+            let woke = match wait {
+                None => tokio::select! {
+                    read = stream.next() => Ok(read),
+                    ending = endings.next() => Err(ending),
                 },
+                Some(until) => tokio::select! {
+                    () = Box::pin(tokio::time::sleep_until(until.into())) => continue,
+                    ending = endings.next() => Err(ending),
+                },
+            };
+            let read = match woke {
+                Ok(read) => read,
+                Err(Ending::Revoked) => {
+                    tracing::info!(target: "audit", event = "disconnected", key = session.caller.who(), reason = session.caller.ended());
+                    return Closing::Close(CloseFrame {
+                        code: CLOSE_UNAUTHENTICATED,
+                        reason: session.caller.ended().into(),
+                    });
+                }
+                Err(Ending::Restart) => return Closing::Restart,
+                Err(Ending::Recheck(caller)) => {
+                    if let Err(refusal) = Box::pin(session.recheck(caller)).await {
+                        return refusal.into();
+                    }
+                    continue;
+                }
             };
             let message = match read {
                 Some(Ok(message)) => message,
@@ -383,41 +415,18 @@ async fn serve(
                 Some(Err(_)) | None => return Closing::Gone,
             };
             heard.now();
-            if matches!(message, Message::Text(_) | Message::Binary(_)) {
-                match rate.admit() {
-                    Admit::Take => {}
-                    Admit::Ignore(first) => {
-                        if first {
-                            let message = format!(
-                                "more than {} frames a second: frames are ignored until the rate drops",
-                                per_second
-                            );
-                            let error = ErrorFrame::new(ErrorCode::RateLimited, message);
-                            Box::pin(session.error(error)).await;
-                        }
-                        continue;
-                    }
-                    Admit::Close => {
-                        tracing::warn!(
-                            connection = id,
-                            "closed a connection that kept sending too fast"
-                        );
-                        return Closing::Close(CloseFrame {
-                            code: close_code::POLICY,
-                            reason: "too many frames for too long".into(),
-                        });
-                    }
-                }
+            match &message {
+                Message::Text(text) => rate.take(text.len()),
+                Message::Binary(bytes) => rate.take(bytes.len()),
+                _ => {}
             }
             match message {
                 // Boxed: the handler's state would otherwise sit inline in every idle
                 // connection's task, which is what memory per connection is made of.
-                Message::Text(text) => {
-                    if let Err(refusal) = Box::pin(session.handle(text.as_str())).await {
-                        return refusal.into();
-                    }
-                    rate.charge(session.take_cost());
-                }
+                Message::Text(text) => match Box::pin(session.handle(text.as_str())).await {
+                    Ok(cost) => rate.charge(cost),
+                    Err(refusal) => return refusal.into(),
+                },
                 Message::Binary(_) => {
                     Box::pin(session.error(ErrorFrame::new(
                         ErrorCode::InvalidFrame,

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::boards::screen::Screen;
 use crate::boards::{BoardView, Widget, WidgetKind};
+use crate::json::decode_fields;
 use crate::live::Live;
-use crate::protocol::decode_fields;
 use leptos::either::EitherOf10;
 use leptos::prelude::*;
 use serde::Serialize;
@@ -58,7 +58,7 @@ impl BoardProps {
             .and_then(|element| element.get_attribute("data-props"));
         json.map(wasm_bindgen::JsValue::from)
             .and_then(|json| crate::live::parse::parse(&json))
-            .and_then(|props| <Self as crate::protocol::FromJson>::from_json(props).ok())
+            .and_then(|props| <Self as crate::json::FromJson>::from_json(props).ok())
             .expect("the board page carries the board island's props")
     }
 }

@@ -221,7 +221,7 @@ impl Keyring {
         match caller.session() {
             Some(session) => {
                 let (key, expires) = known.sessions.get(session)?;
-                (*expires > now_ms()).then(|| Caller::with_session(key.clone(), session.into()))
+                (*expires > now_ms()).then(|| Caller::with_session(key.clone(), session))
             }
             None => known.by_id.get(&key.id).cloned().map(Caller::with_key),
         }
@@ -255,7 +255,7 @@ impl Keyring {
         let session = digest(token);
         let known = self.known.read();
         let (key, expires) = known.sessions.get(&session)?;
-        (*expires > now_ms()).then(|| Caller::with_session(key.clone(), session.into()))
+        (*expires > now_ms()).then(|| Caller::with_session(key.clone(), &session))
     }
 
     /// Re-reads keys and sessions from the storage; drops sessions that have ended.

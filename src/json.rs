@@ -1,5 +1,6 @@
 //! Reading what the server wrote into the shared types, in the browser: the frames of the
-//! socket and a board page's island props.
+//! socket, the boards and ops they carry, and a board page's island props. A leaf: the wire
+//! types (`protocol`, `boards`, `ops`) all build on it, and it knows none of them.
 //!
 //! The text is parsed once into a [`Value`] (the payloads stay values anyway), and each type
 //! takes its fields out of it by hand, moving strings and payloads rather than copying them.
@@ -34,14 +35,14 @@ pub trait FromJson: Sized {
 /// it is listed here.
 macro_rules! decode_fields {
     ($type:ident { $($field:ident $(: $name:literal)?),* $(,)? }) => {
-        impl $crate::protocol::FromJson for $type {
+        impl $crate::json::FromJson for $type {
             fn from_json(
                 value: serde_json::Value,
-            ) -> Result<Self, $crate::protocol::json::Error> {
-                let mut fields = $crate::protocol::Fields::of(value)?;
+            ) -> Result<Self, $crate::json::Error> {
+                let mut fields = $crate::json::Fields::of(value)?;
                 Ok($type {$(
                     $field: fields.take(
-                        $crate::protocol::json::decode_fields!(@name $field $($name)?),
+                        $crate::json::decode_fields!(@name $field $($name)?),
                     )?,
                 )*})
             }
