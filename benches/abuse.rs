@@ -34,14 +34,9 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
-/// The server process' resident memory, in KiB.
+/// The server process' resident memory, in KiB; 0 once it is gone.
 fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    support::resident_kib(pid).unwrap_or(0)
 }
 
 #[derive(Clone, Copy, PartialEq)]

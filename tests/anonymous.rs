@@ -539,12 +539,7 @@ async fn a_topic_listed_two_thousand_times_is_one_snapshot_and_asking_again_cost
 
 /// The server process' resident memory, in KiB.
 fn resident_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    support::resident_kib(server.child.id()).expect("the server's /proc status")
 }
 
 /// 5,000 joins of boards that do not exist, from one anonymous socket: each refused.

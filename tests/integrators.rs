@@ -53,9 +53,7 @@ async fn read_replay(socket: &mut Socket) -> (Vec<u64>, u64) {
 }
 
 fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    support::resident_kib(pid).expect("the server's /proc status")
 }
 
 #[tokio::test]

@@ -497,20 +497,8 @@ async fn a_subscriber_that_reads_nothing_holds_up_no_one_and_is_caught_up_coales
     const TOPIC: &str = "slow:t";
     const EVENTS: u64 = 40_000;
     let server = Server::start(&[("PULSEBOARD_QUEUE", "64")]);
-    let resident_kib = || {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .unwrap()
-            .to_owned();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-    };
+    let resident_kib =
+        || support::resident_kib(server.child.id()).expect("the server's /proc status");
     let first = server.set(TOPIC, "e0", 0).await["offset"].as_u64().unwrap();
     let until = first + EVENTS;
     // Subscribes, then reads nothing while the events flow.

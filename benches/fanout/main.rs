@@ -125,19 +125,6 @@ impl Options {
     }
 }
 
-/// Resident memory of a process, from /proc.
-fn resident_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Publishes `total` events at `rate` to `addr`, open loop, and returns how many were
 /// accepted. It runs on a thread and runtime of its own: among the subscribers' tasks each
 /// publish would wait its turn behind thousands of them before going out, and that wait
@@ -246,7 +233,8 @@ async fn main() {
     );
     // Events are published to the first server; subscribers are spread over all of them.
     let (addr, servers_count) = (addrs[0].clone(), servers.len());
-    let resident = |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| resident_kib(*p)).sum() };
+    let resident =
+        |pids: &[u32]| -> Option<u64> { pids.iter().map(|p| support::resident_kib(*p)).sum() };
     let rss_before = resident(&pids);
 
     let connect_started = Instant::now();

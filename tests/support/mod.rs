@@ -38,6 +38,19 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / 100.0)
 }
 
+/// Resident memory of a process (VmRSS), in KiB, from /proc.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
