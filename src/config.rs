@@ -96,7 +96,7 @@ pub struct Config {
     pub(crate) requests_per_key: u32,
     /// Open `/ws` and `/sse` connections per address.
     pub(crate) connections_per_ip: usize,
-    /// Open TCP connections per address, of every kind.
+    /// Open connections per address while they speak HTTP.
     pub(crate) http_connections_per_ip: usize,
     /// Take the client's address from `X-Forwarded-For` (set only behind a proxy that sets it).
     pub(crate) trust_proxy: bool,

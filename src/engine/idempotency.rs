@@ -193,9 +193,15 @@ impl Memory {
             Entry::InFlight => true,
             Entry::Done { created_ms, .. } => *created_ms >= cutoff_ms,
         });
+        // Each owner's keys are oldest first, so those forgotten are at the front.
         let entries = &self.entries;
         self.by_owner.retain(|_, keys| {
-            keys.retain(|key| entries.contains_key(key));
+            while keys
+                .front()
+                .is_some_and(|oldest| !entries.contains_key(oldest))
+            {
+                keys.pop_front();
+            }
             !keys.is_empty()
         });
     }

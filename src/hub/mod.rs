@@ -175,16 +175,19 @@ impl Hub {
     /// whose reader `may_read` no longer allows the topic, and takes every page off a board
     /// `may_see` no longer shows it (with no grace). Done at once, under the locks the
     /// deliveries take, so not one more frame of them is queued; each connection then finds
-    /// what it lost and says why (`Session::recheck`).
+    /// what it lost and says why (`Session::recheck`). A topic or board anyone may read is
+    /// looked at once, not once per reader: that is most of them.
     pub(crate) fn enforce(
         &self,
         may_read: impl Fn(&Caller, &str) -> bool,
         may_see: impl Fn(&Caller, &str) -> bool,
     ) {
+        let anyone = Caller::default();
         let follows: Vec<(String, Arc<Followed>)> = self
             .follows
             .lock()
             .iter()
+            .filter(|(name, _)| !may_read(&anyone, name))
             .map(|(name, followed)| (name.clone(), followed.clone()))
             .collect();
         let mut names = Vec::with_capacity(follows.len());
@@ -198,10 +201,10 @@ impl Hub {
         for name in names {
             self.release_if_unused(&name);
         }
-        let due = self
-            .boards
-            .lock()
-            .retain_members(|board, outbox| may_see(&outbox.reader(), board));
+        let due = self.boards.lock().retain_members(
+            |board| may_see(&anyone, board),
+            |board, outbox| may_see(&outbox.reader(), board),
+        );
         for board in due {
             self.flush_soon(&board);
             let _ = self.presence_changed.send(board);

@@ -174,11 +174,18 @@ impl Boards {
     }
 
     /// Takes the pages `keep` refuses off their boards at once (no grace: they may no longer
-    /// see the board, so nothing more is sent to them). Returns the boards that now need a
-    /// flush scheduled.
-    pub(crate) fn retain_members(&mut self, keep: impl Fn(&str, &Outbox) -> bool) -> Vec<String> {
+    /// see the board, so nothing more is sent to them), but for boards `open` to everyone.
+    /// Returns the boards that now need a flush scheduled.
+    pub(crate) fn retain_members(
+        &mut self,
+        open: impl Fn(&str) -> bool,
+        keep: impl Fn(&str, &Outbox) -> bool,
+    ) -> Vec<String> {
         let mut due = Vec::new();
         for (name, board) in &mut self.boards {
+            if open(name) {
+                continue;
+            }
             let before = board.members.len();
             board.members.retain(|_, member| keep(name, &member.outbox));
             if board.members.len() != before && !std::mem::replace(&mut board.due, true) {

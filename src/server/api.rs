@@ -539,6 +539,16 @@ struct ScopesRequest {
     scopes: Vec<Scope>,
 }
 
+/// `404 unknown_key`: `what` (no key, no key in force) has the id asked for.
+fn unknown_key(id: &str, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Code::UnknownKey,
+        format!("{what} with id `{id}`"),
+    )
+    .field("id")
+}
+
 fn admin_only(caller: &Caller, path: &str) -> Result<(), ApiError> {
     if caller.is_admin() {
         Ok(())
@@ -660,14 +670,7 @@ async fn rescope_key(
         keyring.rescope(&lookup, request.scopes)
     })
     .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            Code::UnknownKey,
-            format!("no key in force with id `{id}`"),
-        )
-        .field("id")
-    })?;
+    .ok_or_else(|| unknown_key(&id, "no key in force"))?;
     tracing::info!(target: "audit", event = "key_rescoped", id = %rescoped.id, name = %rescoped.name,
         scopes = ?rescoped.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), by = caller.who());
     Ok(Json(rescoped))
@@ -694,14 +697,7 @@ async fn revoke_key(
     let lookup = id.clone();
     let revoked = on_keyring(&state, move |keyring| keyring.revoke(&lookup))
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                Code::UnknownKey,
-                format!("no key with id `{id}`"),
-            )
-            .field("id")
-        })?;
+        .ok_or_else(|| unknown_key(&id, "no key"))?;
     tracing::info!(target: "audit", event = "key_revoked", id = %revoked.id, name = %revoked.name, by = caller.who());
     Ok(Json(revoked))
 }

@@ -36,6 +36,22 @@ use tokio::sync::Notify;
 /// At most one log line (and audit line) of refusals per this long.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Which of an address' connections a slot counts among.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Connections while they speak HTTP (`http_connections_per_ip`).
+    Http,
+    /// `/ws` and `/sse` (`connections_per_ip`).
+    Stream,
+}
+
+/// What a refusal was for, as `/metrics` counts it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Refusal {
+    Requests,
+    Connections,
+}
+
 /// What the operator set, from Leptos.toml.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientLimits {
@@ -43,7 +59,7 @@ pub(crate) struct ClientLimits {
     pub(crate) requests_per_key: NonZeroU32,
     /// `/ws` and `/sse`.
     pub(crate) connections_per_ip: usize,
-    /// TCP connections of every kind.
+    /// Connections while they speak HTTP.
     pub(crate) http_connections_per_ip: usize,
     pub(crate) trust_proxy: bool,
 }
@@ -54,8 +70,8 @@ pub(crate) struct Guard {
     by_key: DefaultKeyedRateLimiter<String>,
     /// Open `/ws` and `/sse` connections per client address.
     open: Mutex<HashMap<IpAddr, usize>>,
-    /// Open TCP connections per peer address.
-    tcp: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections speaking HTTP, per peer address.
+    http: Mutex<HashMap<IpAddr, usize>>,
     /// Told when the last open `/ws` or `/sse` connection closes.
     all_closed: Notify,
     metrics: Arc<Metrics>,
@@ -91,7 +107,7 @@ impl Guard {
             by_ip: RateLimiter::keyed(quota(limits.requests_per_ip)),
             by_key: RateLimiter::keyed(quota(limits.requests_per_key)),
             open: Mutex::default(),
-            tcp: Mutex::default(),
+            http: Mutex::default(),
             all_closed: Notify::new(),
             metrics,
             refusals: Mutex::default(),
@@ -114,31 +130,35 @@ impl Guard {
     /// Takes one of the address' `/ws` and `/sse` connections; `None` when it has them all
     /// open. The slot is given back when dropped.
     pub(crate) fn open_connection(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
-        self.take(ip, false)
+        self.take(ip, Kind::Stream)
     }
 
-    /// Takes one of the peer's TCP connections; `None` when it has them all open (a trusted
-    /// proxy has no limit: it carries every client). The slot is given back when dropped.
-    pub(crate) fn open_tcp(self: &Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
-        let slot = self.take(counted_as(peer), true);
+    /// Takes one of the peer's connections speaking HTTP; `None` when it has them all open
+    /// (a trusted proxy has no limit: it carries every client). The slot is given back when
+    /// dropped.
+    pub(crate) fn open_http(self: &Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
+        let slot = self.take(counted_as(peer), Kind::Http);
         if slot.is_none() {
-            self.refused("too many connections", &peer.to_string(), "(connect)");
+            self.refused(Refusal::Connections, &peer.to_string(), "(connect)");
         }
         slot
     }
 
-    fn take(self: &Arc<Self>, ip: IpAddr, tcp: bool) -> Option<ConnectionSlot> {
-        let mut open = if tcp {
-            self.tcp.lock()
-        } else {
-            self.open.lock()
+    /// The count of one kind of connection per address.
+    fn counts(&self, kind: Kind) -> parking_lot::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        match kind {
+            Kind::Http => self.http.lock(),
+            Kind::Stream => self.open.lock(),
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr, kind: Kind) -> Option<ConnectionSlot> {
+        let (limit, unlimited) = match kind {
+            Kind::Http => (self.limits.http_connections_per_ip, self.limits.trust_proxy),
+            Kind::Stream => (self.limits.connections_per_ip, false),
         };
+        let mut open = self.counts(kind);
         let count = open.entry(ip).or_default();
-        let (limit, unlimited) = if tcp {
-            (self.limits.http_connections_per_ip, self.limits.trust_proxy)
-        } else {
-            (self.limits.connections_per_ip, false)
-        };
         if *count >= limit && !unlimited {
             return None;
         }
@@ -146,16 +166,22 @@ impl Guard {
         Some(ConnectionSlot {
             guard: self.clone(),
             ip,
-            tcp,
+            kind,
         })
     }
 
     /// Counts a refusal, and logs (with an audit line) the refusals since the last such line
     /// when [`LOG_EVERY`] has passed since it.
-    pub(crate) fn refused(&self, reason: &str, client: &str, path: &str) {
-        match reason {
-            "too many connections" => self.metrics.refused_connections.inc(),
-            _ => self.metrics.refused_requests.inc(),
+    pub(crate) fn refused(&self, refusal: Refusal, client: &str, path: &str) {
+        let reason = match refusal {
+            Refusal::Connections => {
+                self.metrics.refused_connections.inc();
+                "too many connections"
+            }
+            Refusal::Requests => {
+                self.metrics.refused_requests.inc();
+                "rate limited"
+            }
         };
         let mut refusals = self.refusals.lock();
         refusals.1 += 1;
@@ -201,7 +227,7 @@ impl Guard {
 
     /// The refusal for an address with all its `/ws` and `/sse` connections open.
     pub(crate) fn too_many_connections(&self, ip: IpAddr, path: &str) -> Response {
-        self.refused("too many connections", &ip.to_string(), path);
+        self.refused(Refusal::Connections, &ip.to_string(), path);
         let limit = self.limits.connections_per_ip;
         too_many(
             self.too_many_connections_error(limit),
@@ -220,24 +246,19 @@ impl Guard {
 pub(crate) struct ConnectionSlot {
     guard: Arc<Guard>,
     ip: IpAddr,
-    /// A TCP connection, rather than a `/ws` or `/sse` one.
-    tcp: bool,
+    kind: Kind,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = if self.tcp {
-            self.guard.tcp.lock()
-        } else {
-            self.guard.open.lock()
-        };
+        let mut open = self.guard.counts(self.kind);
         if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
                 open.remove(&self.ip);
             }
         }
-        if open.is_empty() && !self.tcp {
+        if open.is_empty() && self.kind == Kind::Stream {
             self.guard.all_closed.notify_waiters();
         }
     }
@@ -276,7 +297,7 @@ pub(crate) async fn requests(
             Some(id) => (format!("key {id}"), guard.limits.requests_per_key),
             None => (format!("address {ip}"), guard.limits.requests_per_ip),
         };
-        guard.refused("rate limited", &whose, request.uri().path());
+        guard.refused(Refusal::Requests, &whose, request.uri().path());
         let message =
             format!("{whose} sent more than {rate} requests a second; retry after the wait given in Retry-After");
         return too_many(

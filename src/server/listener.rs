@@ -30,8 +30,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
+
+/// Connections over their address' limit answered with a 429 at once (each for a second at
+/// most); more are closed without an answer.
+const REFUSALS_AT_ONCE: usize = 64;
 
 /// How long a connection may take over its requests' heads, and wait between requests.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +62,9 @@ pub(crate) async fn serve(
     // Each connection's task holds a sender; the loop's own goes when it stops accepting, so
     // `recv` answers `None` once the last connection is done.
     let (open, mut all_done) = mpsc::channel::<()>(1);
+    // Refusals answered at once; past them one is closed unanswered, so a flood of
+    // connections over their limit cannot hold descriptors while they are answered.
+    let refusing = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let mut stop = pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -76,8 +83,10 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Some(slot) = guard.open_tcp(peer.ip()) else {
-            tokio::spawn(refuse(stream, guard.clone()));
+        let Some(slot) = guard.open_http(peer.ip()) else {
+            if let Ok(answering) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(refuse(stream, guard.clone(), answering));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -112,7 +121,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// head is read first (for a second at most): an HTTP client takes an answer that comes
 /// before its request for a broken connection, not for a refusal. Nothing else of it is
 /// served.
-async fn refuse(mut stream: TcpStream, guard: Arc<Guard>) {
+async fn refuse(mut stream: TcpStream, guard: Arc<Guard>, _answering: OwnedSemaphorePermit) {
     let body = guard.too_many_connections_body();
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\

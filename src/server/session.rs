@@ -92,9 +92,9 @@ impl Names {
     }
 }
 
-/// Topics a `subscribe` did not take, and why; and what it cost.
+/// What a `subscribe` did: the topics it did not take, and why, and what it cost.
 #[derive(Default)]
-pub(crate) struct Refused {
+pub(crate) struct Subscribed {
     /// The connection follows as many topics as it may.
     pub(crate) over_limit: Vec<String>,
     /// The caller may not read them.
@@ -206,28 +206,28 @@ impl Session {
         };
         match frame {
             ClientFrame::Subscribe { topics } => {
-                let refused = self.subscribe(topics).await;
-                let cost = refused.cost;
-                if !refused.forbidden.is_empty() {
+                let subscribed = self.subscribe(topics).await;
+                let cost = subscribed.cost;
+                if !subscribed.forbidden.is_empty() {
                     let message = format!(
                         "not subscribed: {} (on no board this connection may read)",
-                        refused.forbidden.join(", ")
+                        subscribed.forbidden.join(", ")
                     );
                     self.refuse(None, message).await;
                 }
-                if !refused.over_limit.is_empty() {
+                if !subscribed.over_limit.is_empty() {
                     let message = format!(
                         "a connection follows at most {} topics; not subscribed: {}",
                         self.max_topics,
-                        refused.over_limit.join(", ")
+                        subscribed.over_limit.join(", ")
                     );
                     self.error(ErrorFrame::new(ErrorCode::TooManySubscriptions, message))
                         .await;
                 }
-                if !refused.unavailable.is_empty() {
+                if !subscribed.unavailable.is_empty() {
                     let message = format!(
                         "not subscribed: {} (the topics could not be read; subscribe again later)",
-                        refused.unavailable.join(", ")
+                        subscribed.unavailable.join(", ")
                     );
                     self.error(ErrorFrame::new(ErrorCode::StoreUnavailable, message))
                         .await;
@@ -359,16 +359,16 @@ impl Session {
     /// the connection a frame of its budget per [`SNAPSHOT_COST_BYTES`] it holds. Returns the
     /// topics not taken: those the caller may not read, those past the connection's limit,
     /// and those the engine could not give.
-    pub(crate) async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Refused {
-        let mut refused = Refused::default();
+    pub(crate) async fn subscribe(&mut self, topics: Vec<TopicRequest>) -> Subscribed {
+        let mut outcome = Subscribed::default();
         for request in distinct(topics) {
             if !self.caller.may_read_topic(&self.library, &request.topic) {
-                refused.forbidden.push(request.topic);
+                outcome.forbidden.push(request.topic);
                 continue;
             }
             let had = self.topics.contains(&request.topic);
             if !had && self.topics.len() >= self.max_topics as usize {
-                refused.over_limit.push(request.topic);
+                outcome.over_limit.push(request.topic);
                 continue;
             }
             let subscribed = self
@@ -379,7 +379,7 @@ impl Session {
                 Ok(queued) => {
                     if had {
                         let cost = (queued / SNAPSHOT_COST_BYTES) as u32;
-                        refused.cost = refused.cost.saturating_add(cost);
+                        outcome.cost = outcome.cost.saturating_add(cost);
                     } else {
                         self.hub.metrics().subscriptions.inc();
                         self.topics.insert(request.topic);
@@ -392,37 +392,33 @@ impl Session {
                         self.topics.remove(&request.topic);
                         self.hub.metrics().subscriptions.dec();
                     }
-                    refused.unavailable.push(request.topic);
+                    outcome.unavailable.push(request.topic);
                 }
             }
         }
-        refused
+        outcome
     }
 
-    /// Checks what the connection follows against what `caller` (the connection's caller as
-    /// it stands now) may read now, after a board file or a key changed. The hub has already
-    /// stopped sending what may not be read ([`Hub::enforce`]); this lets go of it here too
-    /// and tells the client: an `error` frame naming the topics or the board, or, once the
-    /// connection has nothing left it was following, a close (4403; 1013 for a board whose
-    /// file is broken).
+    /// Catches up with what the hub decided after a board file or a key changed: it has
+    /// already dropped what this connection may no longer read ([`Hub::enforce`], which runs
+    /// before every recheck), so what it no longer holds for the connection is what was lost.
+    /// This lets go of it here too, takes `caller` (the connection's caller as it stands
+    /// now) for what comes next, and tells the client: an `error` frame naming the topics or
+    /// the board, or, once the connection has nothing left it was following, a close (4403;
+    /// 1013 for a board whose file is broken).
     pub(crate) async fn recheck(&mut self, caller: Caller) -> Result<(), Refusal> {
         self.outbox.set_reader(caller.clone());
         self.caller = caller;
         let lost_topics: Vec<String> = self
             .topics
             .iter()
-            .filter(|topic| {
-                !self.caller.may_read_topic(&self.library, topic)
-                    || !self.hub.is_subscribed(self.id, topic)
-            })
+            .filter(|topic| !self.hub.is_subscribed(self.id, topic))
             .cloned()
             .collect();
         let lost_boards: Vec<String> = self
             .boards
             .iter()
-            .filter(|board| {
-                !self.caller.may_see(&self.library, board) || !self.hub.is_member(self.id, board)
-            })
+            .filter(|board| !self.hub.is_member(self.id, board))
             .cloned()
             .collect();
         if lost_topics.is_empty() && lost_boards.is_empty() {

@@ -380,8 +380,8 @@ async fn serve(
                     });
                 }
             };
-            // Two waits, not one with a branch switched off: only the one taken sits in the
-            // connection's memory, and an idle connection is never waiting on its budget.
+            // Over its budget, the socket is not read at all until the budget has room;
+            // what changes from outside is heard either way.
             let woke = match wait {
                 None => tokio::select! {
                     read = stream.next() => Ok(read),

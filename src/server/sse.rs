@@ -261,7 +261,7 @@ impl Followed {
             .collect();
         // A board's topics within the limit are followed; past it there is no client to tell
         // over a stream, so they are left out, as the limit says.
-        let _refused = self.session.subscribe(requests).await;
+        let _subscribed = self.session.subscribe(requests).await;
     }
 
     /// The message for one queued frame; a board frame also moves the subscriptions to the

@@ -379,18 +379,26 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// The close frame the server ends the socket with.
-pub async fn closed_with(socket: &mut Socket) -> CloseFrame {
+/// The frames the server sends until it closes the socket, and the close frame.
+pub async fn frames_until_close(socket: &mut Socket) -> (Vec<ServerFrame>, CloseFrame) {
+    let mut frames = Vec::new();
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
             .expect("the server closes within 5 s")
             .expect("a close frame before the end")
             .unwrap();
-        if let Message::Close(Some(close)) = message {
-            return close;
+        match message {
+            Message::Text(text) => frames.push(serde_json::from_str(text.as_str()).unwrap()),
+            Message::Close(Some(close)) => return (frames, close),
+            _ => {}
         }
     }
+}
+
+/// The close frame the server ends the socket with.
+pub async fn closed_with(socket: &mut Socket) -> CloseFrame {
+    frames_until_close(socket).await.1
 }
 
 pub async fn send(socket: &mut Socket, frame: Value) {
