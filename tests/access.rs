@@ -610,22 +610,11 @@ async fn an_admin_signs_in_with_a_key_and_the_cookie_only_works_from_the_own_sit
     assert_eq!(page.status(), 401, "the session ended");
 }
 
-/// Waits up to two seconds for a log line holding every one of `words`.
-async fn logged(server: &Server, words: &[&str]) -> String {
-    for _ in 0..40 {
-        if let Some(line) = server.log_lines(words).pop() {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no log line with {words:?}");
-}
-
 #[tokio::test]
 async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
     let (server, _boards) = with_boards(&[]);
     let (id, secret) = server.create_key("test", &["publish:metric:*"]).await;
-    let created = logged(&server, &["audit", "key_created", &id]).await;
+    let created = server.logged(&["audit", "key_created", &id]).await;
     assert!(
         created.contains("publish:metric:*") && !created.contains(&secret),
         "{created}"
@@ -633,15 +622,15 @@ async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
 
     let anonymous = reqwest::Client::new();
     publish_with(&server, &anonymous, "metric:a").await;
-    logged(
-        &server,
-        &["audit", "denied", "anonymous", "publish to `metric:a`"],
-    )
-    .await;
+    server
+        .logged(&["audit", "denied", "anonymous", "publish to `metric:a`"])
+        .await;
     publish_with(&server, &client_with_key(&secret), "feed:x").await;
-    logged(&server, &["audit", "denied", &id, "publish to `feed:x`"]).await;
+    server
+        .logged(&["audit", "denied", &id, "publish to `feed:x`"])
+        .await;
     publish_with(&server, &client_with_key("pb_forged"), "metric:a").await;
-    logged(&server, &["audit", "denied", "invalid key"]).await;
+    server.logged(&["audit", "denied", "invalid key"]).await;
 
     let login = |key: &str| {
         anonymous
@@ -650,12 +639,12 @@ async fn key_changes_logins_and_refusals_leave_audit_lines_without_secrets() {
             .send()
     };
     login("pb_guess").await.unwrap();
-    logged(&server, &["audit", "login_failed"]).await;
+    server.logged(&["audit", "login_failed"]).await;
     login(&server.key).await.unwrap();
-    logged(&server, &["audit", "event=\"login\""]).await;
+    server.logged(&["audit", "event=\"login\""]).await;
 
     server.revoke_key(&id).await;
-    logged(&server, &["audit", "key_revoked", &id]).await;
+    server.logged(&["audit", "key_revoked", &id]).await;
     let everything = server.log_lines(&["audit"]).join("\n");
     assert!(!everything.contains(&secret) && !everything.contains(&server.key));
 }

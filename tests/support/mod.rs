@@ -208,6 +208,18 @@ impl Server {
         matching.cloned().collect()
     }
 
+    /// Waits up to two seconds for a log line holding every one of `words`: the log is read
+    /// off the server's output by a thread of its own, a moment after the server writes it.
+    pub async fn logged(&self, words: &[&str]) -> String {
+        for _ in 0..40 {
+            if let Some(line) = self.log_lines(words).pop() {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log line with {words:?}");
+    }
+
     /// An HTTP client that sends the admin key.
     pub fn http(&self) -> reqwest::Client {
         self.http.clone()
