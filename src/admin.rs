@@ -12,6 +12,8 @@ use crate::boards::BoardSummary;
 use crate::clock::now_ms;
 use crate::engine::{Engine, InstanceReport, TopicInfo};
 use crate::hub::Hub;
+use crate::ingest::files::Mistake;
+use crate::ingest::schedule::{SourceReport, Status};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -57,6 +59,9 @@ pub(crate) struct Overview {
     pub(crate) boards: Vec<BoardSummary>,
     pub(crate) keys: Vec<KeyRecord>,
     pub(crate) audit: Vec<AuditLine>,
+    /// Every pull source with its last run, and the source files' mistakes.
+    pub(crate) sources: Vec<SourceReport>,
+    pub(crate) source_mistakes: Vec<Mistake>,
 }
 
 /// The admin view's sources, and its figures as last gathered.
@@ -65,6 +70,7 @@ pub(crate) struct Admin {
     keyring: Arc<Keyring>,
     library: Arc<Library>,
     trail: AuditTrail,
+    sources: Arc<Status>,
     topics: RwLock<Vec<TopicRow>>,
     instances: RwLock<Vec<InstanceReport>>,
 }
@@ -75,12 +81,14 @@ impl Admin {
         keyring: Arc<Keyring>,
         library: Arc<Library>,
         trail: AuditTrail,
+        sources: Arc<Status>,
     ) -> Arc<Self> {
         Arc::new(Admin {
             hub,
             keyring,
             library,
             trail,
+            sources,
             topics: RwLock::new(Vec::new()),
             instances: RwLock::new(Vec::new()),
         })
@@ -105,6 +113,8 @@ impl Admin {
                 Vec::new()
             }),
             audit: self.trail.recent(AUDIT_SHOWN),
+            sources: self.sources.sources(),
+            source_mistakes: self.sources.mistakes(),
         }
     }
 

@@ -62,13 +62,17 @@ pub enum Command {
     /// running one sees changes within a second).
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Check the configuration file and every board file without starting anything: print
-    /// each mistake as file:line:col: message, and exit 1 if there is any (for the CI of a
-    /// repository of boards).
+    /// Check the configuration file, every board file and every source file without
+    /// starting anything: print each mistake as file:line:col: message, and exit 1 if there
+    /// is any (for the CI of a repository of boards). Source files' `${VAR}`s are looked up
+    /// in this environment, as the server would.
     Check {
         /// The boards directory; by default the configuration's `boards`.
         #[arg(long, value_name = "DIR")]
         boards: Option<std::path::PathBuf>,
+        /// The sources directory; by default the configuration's `sources`.
+        #[arg(long, value_name = "DIR")]
+        sources: Option<std::path::PathBuf>,
     },
     /// Copy the store (topics, keys, sessions) of the configuration's data dir to FILE while
     /// the server runs. To restore: put the copy in an empty data dir as pulseboard.db.
@@ -230,7 +234,10 @@ pub fn run_backup(file: &std::path::Path, config: &Config) -> ExitCode {
     }
 }
 
-pub fn run_check(boards: Option<std::path::PathBuf>) -> ExitCode {
+pub fn run_check(
+    boards: Option<std::path::PathBuf>,
+    sources: Option<std::path::PathBuf>,
+) -> ExitCode {
     let (path, required) = match std::env::var_os("PULSEBOARD_CONFIG") {
         Some(path) => (std::path::PathBuf::from(path), true),
         None => (std::path::PathBuf::from("Leptos.toml"), false),
@@ -259,6 +266,22 @@ pub fn run_check(boards: Option<std::path::PathBuf>) -> ExitCode {
             .filter_map(|board| board.problem.as_ref())
             .map(|problem| format!("{}/{problem}", dir.display())),
     );
+    let sources_dir = sources
+        .or_else(|| Config::load().ok().map(|config| config.sources))
+        .unwrap_or_default();
+    let mut sources = 0;
+    if !sources_dir.as_os_str().is_empty() {
+        if !sources_dir.is_dir() {
+            mistakes.push(format!(
+                "{}: the sources directory does not exist",
+                sources_dir.display()
+            ));
+        }
+        let files = crate::ingest::files::SourceFiles::open(&sources_dir);
+        let (found, source_mistakes) = files.sources();
+        sources = found.len();
+        mistakes.extend(source_mistakes.iter().map(ToString::to_string));
+    }
     // One line each, whatever line breaks a parser's message has.
     for mistake in &mistakes {
         let lines: Vec<&str> = mistake
@@ -270,7 +293,7 @@ pub fn run_check(boards: Option<std::path::PathBuf>) -> ExitCode {
     }
     if mistakes.is_empty() {
         eprintln!(
-            "pulseboard: {} and {} board files in {} are fine",
+            "pulseboard: {} and {} board files in {} are fine ({sources} sources)",
             path.display(),
             boards.len(),
             dir.display()

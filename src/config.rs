@@ -22,11 +22,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 34] = [
+const KEYS: [&str; 37] = [
     "listen",
     "site_root",
     "data_dir",
     "boards",
+    "sources",
+    "source_runs",
+    "source_lease",
     "fsync",
     "demo",
     "history",
@@ -69,6 +72,12 @@ pub struct Config {
     pub(crate) data_dir: PathBuf,
     /// The directory of board files.
     pub(crate) boards: PathBuf,
+    /// The directory of source files; empty for none.
+    pub(crate) sources: PathBuf,
+    /// Source runs in progress at once.
+    pub(crate) source_runs: usize,
+    /// Seconds a source's lease lasts without renewal (several instances).
+    pub(crate) source_lease: u64,
     pub(crate) fsync: bool,
     pub(crate) demo: bool,
     pub(crate) history: usize,
@@ -207,6 +216,8 @@ impl Config {
             ("idempotency_keys", self.idempotency_keys),
             ("notes_per_board", self.notes_per_board),
             ("notes_keep_days", self.notes_keep_days as usize),
+            ("source_runs", self.source_runs),
+            ("source_lease", self.source_lease as usize),
         ];
         if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError(format!("{key} must be at least 1")));
@@ -234,6 +245,14 @@ impl Config {
             max_boards: self.max_boards,
             max_frame: self.max_frame_kib * 1024,
             max_body: self.max_body_kib * 1024,
+        }
+    }
+
+    pub(crate) fn sources(&self) -> crate::ingest::schedule::Settings {
+        crate::ingest::schedule::Settings {
+            dir: self.sources.clone(),
+            in_flight: self.source_runs,
+            lease: Duration::from_secs(self.source_lease),
         }
     }
 

@@ -53,6 +53,9 @@
 //! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
 //!   `/api/v1`, `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
+//! - [`ingest`]: what comes in without a script: pull sources (Prometheus, any JSON URL)
+//!   that write their answers into topics on a schedule, and mark a topic as not updating
+//!   while its source fails.
 //!
 //! Browser only (`hydrate`): `live::socket`, the WebSocket connection with backoff,
 //! resume and per-frame batching; `live::parse`, JSON read with the browser's own parser;
@@ -97,6 +100,8 @@ mod encoded;
 pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod hub;
+#[cfg(feature = "ssr")]
+pub mod ingest;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the configuration is loaded: finding what is wrong with it is the point.
-    if let Some(Command::Check { boards }) = cli.command {
-        return run_check(boards);
+    if let Some(Command::Check { boards, sources }) = cli.command {
+        return run_check(boards, sources);
     }
     let config = match Config::load() {
         Ok(config) => config,

@@ -3,9 +3,11 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -40,6 +42,10 @@ pub(crate) struct Metrics {
     /// Followed topics read again whole, their screens re-snapshotted: the history no
     /// longer reached back, or the topic started a new epoch (Redis).
     pub(crate) topic_reloads: Counter,
+    /// Pull source runs, by source and outcome (`changed`, `unchanged`, `failed`).
+    pub(crate) source_runs: Family<Vec<(&'static str, String)>, Counter>,
+    /// When each pull source last ran without failing, seconds since the Unix epoch.
+    pub(crate) source_last_success: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -135,7 +141,21 @@ impl Default for Metrics {
             "Time from a publish reaching the engine to its events being queued",
             publish_seconds.clone(),
         );
+        let source_runs = Family::default();
+        registry.register(
+            "source_runs",
+            "Pull source runs, by source and outcome: changed, unchanged or failed",
+            source_runs.clone(),
+        );
+        let source_last_success = Family::default();
+        registry.register(
+            "source_last_success_seconds",
+            "When each pull source last ran without failing, in seconds since the Unix epoch",
+            source_last_success.clone(),
+        );
         Self {
+            source_runs,
+            source_last_success,
             registry,
             connections,
             streams,

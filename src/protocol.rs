@@ -147,12 +147,22 @@ pub enum ServerFrame {
     /// An operator asked every screen to reload (`POST /api/v1/screens/reload`): reload the
     /// page after a random delay below `within_ms`, so screens do not all return at once.
     Reload { within_ms: u64 },
-    /// The server cannot reach where its topics are (Redis is down): nothing changes until
-    /// it can. Keep showing what you have, marked as not updating; `fresh` follows when the
-    /// server can again, and the events in between arrive as usual.
-    Stale { reason: String },
-    /// The server reaches its topics again after `stale`.
-    Fresh,
+    /// Without `topic`: the server cannot reach where its topics are (Redis is down), and
+    /// nothing changes until it can. With `topic`: what feeds that topic (a pull source)
+    /// is failing, and the topic keeps its last good state. Either way keep showing what
+    /// you have, marked as not updating with `reason`; `fresh` (with the same `topic`)
+    /// follows when it updates again. A subscriber is told a topic's mark right after it
+    /// subscribes, and a new connection starts with none: clear them at `welcome`.
+    Stale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        reason: String,
+    },
+    /// The server, or the topic named, updates again after `stale`.
+    Fresh {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
     /// The answer to a `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,9 +201,12 @@ impl FromJson for ServerFrame {
                 within_ms: fields.take("within_ms")?,
             },
             "stale" => Self::Stale {
+                topic: fields.take("topic")?,
                 reason: fields.take("reason")?,
             },
-            "fresh" => Self::Fresh,
+            "fresh" => Self::Fresh {
+                topic: fields.take("topic")?,
+            },
             "pong" => Self::Pong {
                 id: fields.take("id")?,
             },

@@ -136,3 +136,60 @@ fn check_names_the_file_line_and_column_of_every_mistake_and_fails() {
     assert!(lines[1].contains("lobby.toml:2:1:"), "{said}");
     assert!(lines[1].contains("colour"), "{said}");
 }
+
+#[test]
+fn check_finds_the_mistakes_of_source_files_at_their_place() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let boards = dir.path().join("boards");
+    let sources = dir.path().join("sources");
+    std::fs::create_dir(&boards).unwrap();
+    std::fs::create_dir(&sources).unwrap();
+    let good = "[[source]]\nname = \"hosts\"\ntype = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nquery = \"up\"\ntopic = \"status:hosts\"\nheaders = { Authorization = \"Bearer ${PB_TEST_TOKEN}\" }\n";
+    std::fs::write(sources.join("good.toml"), good).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
+        command
+            .args(["check", "--boards"])
+            .arg(&boards)
+            .arg("--sources")
+            .arg(&sources)
+            .current_dir(dir.path())
+            .env_remove("PULSEBOARD_CONFIG");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let fine = run(&[("PB_TEST_TOKEN", "s3cret")]);
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stdout)
+    );
+
+    let bad = [
+        "[[source]]\nname = \"a\"\ntype = \"promql\"\nurl = \"http://x\"\nquery = \"up\"\ntopic = \"t:a\"\n",
+        "[[source]]\nname = \"b\"\ntype = \"http\"\nurl = \"http://x\"\nevery = \"soon\"\nselect = \".\"\nentity = \"e\"\ntopic = \"t:b\"\n",
+        "[[source]]\nname = \"c\"\ntype = \"http\"\nurl = \"http://x\"\nselect = \".a | (\"\nentity = \"e\"\ntopic = \"t:c\"\n",
+    ];
+    for (n, text) in bad.iter().enumerate() {
+        std::fs::write(sources.join(format!("bad{n}.toml")), text).unwrap();
+    }
+    let broken = run(&[]);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&broken.stdout);
+    let expected = [
+        "bad0.toml:3:8: `type` is \"promql\": use prometheus or http",
+        "bad1.toml:5:9: `every` \"soon\"",
+        "bad2.toml:5:",
+        "good.toml:7:37: the environment variable PB_TEST_TOKEN is not set",
+    ];
+    for (line, expected) in said.lines().zip(expected) {
+        assert!(
+            line.contains(expected),
+            "{line:?} should say {expected:?}\n{said}"
+        );
+    }
+    assert_eq!(said.lines().count(), expected.len(), "{said}");
+    assert!(said.contains("`select` does not compile"), "{said}");
+}

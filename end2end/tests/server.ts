@@ -1,6 +1,6 @@
 // Starts and stops real Pulseboard servers for the browser tests.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +65,56 @@ export async function startRedis(again?: { port: number; dir: string }): Promise
     dir,
     async stop() {
       child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** A free loopback port, to name in a file before what listens on it starts. */
+export async function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A real prometheus (Debian's) on a loopback port, in a temp dir, for the pull source tests. */
+export interface Prometheus {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts prometheus on `port`, scraping `targets` (`host:port`) every second, and waits until it is ready. */
+export async function startPrometheus(port: number, targets: string[]): Promise<Prometheus> {
+  const dir = mkdtempSync(join(tmpdir(), "pulseboard-prometheus-"));
+  const list = targets.map((t) => `'${t}'`).join(", ");
+  writeFileSync(
+    join(dir, "prometheus.yml"),
+    `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pulseboard\n    static_configs:\n      - targets: [${list}]\n`,
+  );
+  const child = spawn(
+    "prometheus",
+    [
+      `--config.file=${join(dir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (attempt > 300) throw new Error(`prometheus did not get ready on ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    url,
+    async stop() {
+      child.kill("SIGKILL");
       await exited;
     },
   };

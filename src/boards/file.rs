@@ -118,7 +118,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Board, BoardProblem> 
 }
 
 /// 1-based line and column of a byte offset.
-fn place(text: &str, at: usize) -> (usize, usize) {
+pub(crate) fn place(text: &str, at: usize) -> (usize, usize) {
     let before = &text[..at.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -281,18 +281,28 @@ fn delta_window(table: &mut toml::Table) -> Result<(), String> {
 }
 
 fn stale_after(value: Option<toml::Value>) -> Result<Option<u64>, String> {
-    let seconds = match value {
-        None => return Ok(None),
-        Some(toml::Value::Integer(seconds)) if seconds > 0 => seconds as u64,
-        Some(toml::Value::String(text)) => humantime::parse_duration(&text)
-            .map_err(|error| format!("`stale_after` \"{text}\": {error}; e.g. \"90s\" or \"5m\""))?
-            .as_secs(),
-        Some(_) => return Err("`stale_after` is a duration, e.g. \"90s\", \"5m\" or 300".into()),
+    let Some(value) = value else {
+        return Ok(None);
     };
+    let seconds = duration("stale_after", &value)?.as_secs();
     if seconds == 0 {
         return Err("`stale_after` must be at least one second".into());
     }
     Ok(Some(seconds))
+}
+
+/// A duration as files write them: `"90s"`, `"5m"`, `"1h30m"`, or a number of seconds.
+pub(crate) fn duration(field: &str, value: &toml::Value) -> Result<std::time::Duration, String> {
+    match value {
+        toml::Value::Integer(seconds) if *seconds >= 0 => {
+            Ok(std::time::Duration::from_secs(*seconds as u64))
+        }
+        toml::Value::String(text) => humantime::parse_duration(text)
+            .map_err(|error| format!("`{field}` \"{text}\": {error}; e.g. \"90s\" or \"5m\"")),
+        _ => Err(format!(
+            "`{field}` is a duration, e.g. \"90s\", \"5m\" or 300"
+        )),
+    }
 }
 
 #[cfg(test)]

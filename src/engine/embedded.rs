@@ -31,7 +31,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The embedded engine; cheap to clone.
@@ -785,6 +785,19 @@ impl Engine for Embedded {
 
     fn reload_elsewhere(&self, _within_ms: u64) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
+    }
+
+    fn lease(&self, _lease: &str, _term: Duration) -> BoxFuture<'_, Result<bool, EngineError>> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    // Only this instance's hub holds marks: after a restart each source marks its topics
+    // again at its first run.
+    fn mark(&self, topic: &str, mark: Option<String>) -> BoxFuture<'_, Result<(), EngineError>> {
+        if let Some(deliveries) = self.inner.deliveries.get().and_then(Weak::upgrade) {
+            deliveries.marked(topic, mark);
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn census(

@@ -30,9 +30,10 @@ use idempotency::IdempotencyKey;
 use plan::OpError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Weak;
+use std::time::Duration;
 
 /// What the engine keeps: events per topic for resuming subscribers, and idempotency keys
 /// per API key.
@@ -150,6 +151,13 @@ pub(crate) trait Deliveries: Send + Sync {
 
     /// Someone on another instance is writing a note on `typing.board`.
     fn typing(&self, typing: Typing);
+
+    /// `topic` was marked as not updating (with why), or as updating again (`None`).
+    fn marked(&self, topic: &str, mark: Option<String>);
+
+    /// Every topic marked now, with why: what the hub holds is replaced (after the engine
+    /// lost touch, and a change may have gone unheard).
+    fn all_marks(&self, marks: HashMap<String, String>);
 }
 
 /// The engine could not do what was asked; nothing of it happened.
@@ -285,6 +293,17 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// Asks every other instance's screens to reload within `within_ms`.
     fn reload_elsewhere(&self, within_ms: u64) -> BoxFuture<'_, ()>;
+
+    /// Whether this instance may do the work named `lease` (run a pull source) for the next
+    /// `term`: takes it if nobody holds it, renews it if this instance does. The only
+    /// instance always may; of several sharing Redis, one at a time does, and another
+    /// takes over once its holder has stopped renewing for `term`.
+    fn lease(&self, lease: &str, term: Duration) -> BoxFuture<'_, Result<bool, EngineError>>;
+
+    /// Marks `topic` as not updating, with why (what feeds it is failing), or as updating
+    /// again with `None`; every instance's subscribers of it are told. A mark is no write:
+    /// the topic's state and offset stay as they are.
+    fn mark(&self, topic: &str, mark: Option<String>) -> BoxFuture<'_, Result<(), EngineError>>;
 
     /// Records this instance's report and answers every live instance's latest, this one's
     /// among them, in instance order. An instance that stopped reporting drops out of it

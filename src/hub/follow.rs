@@ -48,12 +48,31 @@ pub(crate) struct Follow {
     /// already holds.
     early: Vec<(u64, Vec<Committed>)>,
     subscribers: HashMap<ConnectionId, Subscriber>,
+    /// Why what feeds the topic is failing, while it is (see [`Follow::mark`]).
+    mark: Option<String>,
 }
 
 struct Subscriber {
     outbox: Outbox,
+    /// A change of the topic's mark found its queue full: told once it catches up.
+    mark_missed: bool,
     /// `None` while live: each event is queued as it is applied.
     pending: Option<Pending>,
+}
+
+impl Subscriber {
+    /// Its queue had no room for a change of the topic's mark: it falls behind (if it was
+    /// not already), so that it is told once it has caught up, even if no event comes.
+    fn missed_mark(&mut self, topic: &str, offset: u64) {
+        self.mark_missed = true;
+        if self.pending.is_none() {
+            self.pending = Some(Pending::Lagging {
+                from: offset,
+                changed: Some(BTreeSet::new()),
+            });
+            self.outbox.fall_behind(topic);
+        }
+    }
 }
 
 /// What a subscriber has not been sent yet, to be sent as its queue drains.
@@ -105,6 +124,23 @@ impl Follow {
             loaded: false,
             early: Vec::new(),
             subscribers: HashMap::new(),
+            mark: None,
+        }
+    }
+
+    /// Marks the topic as not updating (with why), or as updating again, and tells every
+    /// subscriber that changed. A subscriber whose queue has no room is told again when it
+    /// catches up ([`Follow::send_pending`]), so none is left showing the wrong one.
+    pub(crate) fn mark(&mut self, mark: Option<String>) {
+        if self.mark == mark {
+            return;
+        }
+        self.mark = mark;
+        let frame = mark_frame(&self.name, &self.mark);
+        for subscriber in self.subscribers.values_mut() {
+            if subscriber.outbox.try_push(frame.clone()) == Pushed::Full {
+                subscriber.missed_mark(&self.name, self.offset);
+            }
         }
     }
 
@@ -234,9 +270,18 @@ impl Follow {
         };
         let subscriber = Subscriber {
             outbox: outbox.clone(),
+            mark_missed: false,
             pending,
         };
         self.subscribers.insert(connection, subscriber);
+        // A new subscriber's page holds no mark for the topic: only one that has is told.
+        if self.mark.is_some()
+            && outbox.try_push(mark_frame(&self.name, &self.mark)) == Pushed::Full
+        {
+            if let Some(subscriber) = self.subscribers.get_mut(&connection) {
+                subscriber.missed_mark(&self.name, self.offset);
+            }
+        }
         if behind {
             outbox.fall_behind(&self.name);
         }
@@ -333,6 +378,12 @@ impl Follow {
         match pushed {
             Pushed::Queued => {
                 subscriber.pending = None;
+                if subscriber.mark_missed {
+                    subscriber.mark_missed = false;
+                    subscriber
+                        .outbox
+                        .try_push(mark_frame(&self.name, &self.mark));
+                }
                 done
             }
             Pushed::Full => Sent::More,
@@ -442,6 +493,18 @@ impl Follow {
 }
 
 /// The whole topic as a `snapshot` frame carries it.
+/// A topic's `stale` frame while it is marked, its `fresh` frame once it is not.
+fn mark_frame(topic: &str, mark: &Option<String>) -> EncodedFrame {
+    let topic = Some(topic.to_owned());
+    encode(&match mark {
+        Some(reason) => ServerFrame::Stale {
+            topic,
+            reason: reason.clone(),
+        },
+        None => ServerFrame::Fresh { topic },
+    })
+}
+
 fn snapshot_of(
     name: &str,
     epoch: u64,

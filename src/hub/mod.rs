@@ -53,6 +53,8 @@ pub(crate) struct Hub {
     engine: Arc<dyn Engine>,
     metrics: Arc<Metrics>,
     follows: Mutex<HashMap<String, Arc<Followed>>>,
+    /// Every topic marked as not updating, followed here or not, with why.
+    marks: Mutex<HashMap<String, String>>,
     boards: Mutex<Boards>,
     next_connection: AtomicU64,
 }
@@ -86,6 +88,7 @@ impl Hub {
                 engine,
                 metrics,
                 follows: Mutex::default(),
+                marks: Mutex::default(),
                 next_connection: AtomicU64::new(1),
             }
         });
@@ -129,9 +132,11 @@ impl Hub {
             .lock()
             .entry(name.to_owned())
             .or_insert_with(|| {
+                let mut follow = Follow::loading(name.to_owned());
+                follow.mark(self.marks.lock().get(name).cloned());
                 Arc::new(Followed {
                     loaded: tokio::sync::OnceCell::new(),
-                    follow: Mutex::new(Follow::loading(name.to_owned())),
+                    follow: Mutex::new(follow),
                 })
             })
             .clone();
@@ -257,7 +262,10 @@ impl Hub {
         }
         let _ = self.presence_changed.send(board.to_owned());
         if let Some(reason) = self.stale.lock().clone() {
-            outbox.try_push(encode(&ServerFrame::Stale { reason }));
+            outbox.try_push(encode(&ServerFrame::Stale {
+                topic: None,
+                reason,
+            }));
         }
     }
 
@@ -272,12 +280,13 @@ impl Hub {
             Some(reason) => {
                 tracing::warn!("the engine cannot be reached ({reason}): screens are told they are not updating");
                 ServerFrame::Stale {
+                    topic: None,
                     reason: reason.clone(),
                 }
             }
             None => {
                 tracing::info!("the engine answers again: screens are told they are current");
-                ServerFrame::Fresh
+                ServerFrame::Fresh { topic: None }
             }
         };
         self.metrics.engine_up.set(i64::from(unreachable.is_none()));
@@ -443,6 +452,42 @@ impl Deliveries for Hub {
 
     fn typing(&self, typing: Typing) {
         self.boards.lock().tell_typing(&typing);
+    }
+
+    fn marked(&self, topic: &str, mark: Option<String>) {
+        let mut marks = self.marks.lock();
+        match &mark {
+            Some(reason) => marks.insert(topic.to_owned(), reason.clone()),
+            None => marks.remove(topic),
+        };
+        drop(marks);
+        let followed = self.follows.lock().get(topic).cloned();
+        if let Some(followed) = followed {
+            followed.follow.lock().mark(mark);
+        }
+    }
+
+    fn all_marks(&self, marks: HashMap<String, String>) {
+        let before = std::mem::replace(&mut *self.marks.lock(), marks.clone());
+        let cleared: Vec<String> = before
+            .into_keys()
+            .filter(|topic| !marks.contains_key(topic))
+            .collect();
+        let changes: Vec<(String, Option<String>)> = cleared
+            .into_iter()
+            .map(|topic| (topic, None))
+            .chain(
+                marks
+                    .into_iter()
+                    .map(|(topic, reason)| (topic, Some(reason))),
+            )
+            .collect();
+        for (topic, mark) in changes {
+            let followed = self.follows.lock().get(&topic).cloned();
+            if let Some(followed) = followed {
+                followed.follow.lock().mark(mark);
+            }
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub struct TopicView {
     pub changed_at: Option<f64>,
     /// The same for each entity the server has a change time for.
     pub entity_changed_at: BTreeMap<String, f64>,
+    /// Why what feeds the topic is failing, while the server says so: the topic keeps its
+    /// last good state, and its widgets dim and say why.
+    pub not_updating: Option<String>,
 }
 
 impl TopicView {
@@ -252,6 +255,17 @@ impl Live {
         view
     }
 
+    /// Marks a topic the page holds as not updating (with why), or as updating again.
+    fn mark(&self, topic: &str, mark: Option<String>) {
+        if let Some(view) = self.find(topic) {
+            view.maybe_update(|v| {
+                let changed = v.not_updating != mark;
+                v.not_updating = mark;
+                changed
+            });
+        }
+    }
+
     /// What to send in a `subscribe` frame: every topic, resuming from where the page is.
     pub fn subscriptions(&self) -> Vec<TopicRequest> {
         self.topics.with_value(|topics| {
@@ -279,11 +293,25 @@ impl Live {
                         .set_value(welcome.server_time_ms as f64 - page_now);
                 }
                 self.presence.update(|p| p.me = Some(welcome.connection));
-                // A new connection: the server says `stale` again if it still is.
+                // A new connection: the server says `stale` again if it still is, and of
+                // each topic it marks, once subscribed.
                 self.stale.set(None);
+                self.topics.with_value(|topics| {
+                    for view in topics.values() {
+                        view.maybe_update(|v| v.not_updating.take().is_some());
+                    }
+                });
             }
-            ServerFrame::Stale { reason } => self.stale.set(Some(reason)),
-            ServerFrame::Fresh => self.stale.set(None),
+            ServerFrame::Stale {
+                topic: None,
+                reason,
+            } => self.stale.set(Some(reason)),
+            ServerFrame::Fresh { topic: None } => self.stale.set(None),
+            ServerFrame::Stale {
+                topic: Some(topic),
+                reason,
+            } => self.mark(&topic, Some(reason)),
+            ServerFrame::Fresh { topic: Some(topic) } => self.mark(&topic, None),
             ServerFrame::Snapshot(snapshot) => {
                 if let Some(view) = self.find(&snapshot.topic) {
                     let now = self.clock.get_untracked();
@@ -304,6 +332,7 @@ impl Live {
                             entities: snapshot.state,
                             changed_at,
                             entity_changed_at: times,
+                            not_updating: v.not_updating.take(),
                         };
                     });
                     self.writes.settle(&snapshot.topic, snapshot.offset);

@@ -1,5 +1,6 @@
 //! The admin view at `/admin`, for an admin session only: the instances and their health,
 //! connections by transport and board, the topics, the boards and their files' problems, the
+//! pull sources (each one's last run, outcome and next run) and their files' mistakes, the
 //! keys and share links (made and revoked here), and the audit trail's recent lines.
 //!
 //! Server-rendered like every page but a board: none of it is in the board's WASM, which
@@ -11,6 +12,7 @@ use super::library;
 use crate::access::scope::Scope;
 use crate::admin::{Admin, Overview};
 use crate::clock::now_ms;
+use crate::ingest::schedule::Outcome;
 use leptos::either::Either;
 use leptos::prelude::*;
 use std::sync::Arc;
@@ -145,6 +147,53 @@ pub(crate) fn AdminLive(overview: Overview) -> impl IntoView {
             }
         })
         .collect_view();
+    let sources = overview
+        .sources
+        .into_iter()
+        .map(|source| {
+            let (outcome, reason) = match &source.outcome {
+                None => ("not run yet".to_owned(), String::new()),
+                Some(Outcome::Changed(events)) => (format!("wrote {events} events"), String::new()),
+                Some(Outcome::Unchanged) => ("unchanged".to_owned(), String::new()),
+                Some(Outcome::Failed(reason)) => (
+                    format!("failed ({} in a row)", source.failures),
+                    reason.clone(),
+                ),
+            };
+            let last = source
+                .last_run_ms
+                .map_or("—".to_owned(), |ms| since(now, ms));
+            let took = source
+                .duration
+                .map_or("—".to_owned(), |d| format!("{} ms", d.as_millis()));
+            let next = match (source.runs_here, source.next_run_ms) {
+                (false, _) => "another instance runs it".to_owned(),
+                (true, Some(ms)) => until(now, ms),
+                (true, None) => "—".to_owned(),
+            };
+            let failed = matches!(source.outcome, Some(Outcome::Failed(_)));
+            let name = source.name.clone();
+            view! {
+                <tr data-source=name class:failed=failed>
+                    <td>{source.name}</td>
+                    <td>{source.kind}</td>
+                    <td><code>{source.topic}</code></td>
+                    <td>{humantime::format_duration(source.every).to_string()}</td>
+                    <td>{last}</td>
+                    <td class="num">{took}</td>
+                    <td>{outcome}</td>
+                    <td>{reason}</td>
+                    <td>{next}</td>
+                    <td><code>{source.origin}</code></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let source_mistakes = overview
+        .source_mistakes
+        .into_iter()
+        .map(|mistake| view! { <li><code>{mistake.to_string()}</code></li> })
+        .collect_view();
     let (links, keys): (Vec<_>, Vec<_>) = overview.keys.into_iter().partition(|key| {
         key.scopes
             .iter()
@@ -221,6 +270,11 @@ pub(crate) fn AdminLive(overview: Overview) -> impl IntoView {
             <h2 id="boards">"Boards"</h2>
             <Table heads=&["Board", "Title", "Access", "File", "Problem"]>{boards}</Table>
         </section>
+        <section aria-labelledby="sources">
+            <h2 id="sources">"Sources"</h2>
+            <ul id="admin-source-mistakes" class="problems">{source_mistakes}</ul>
+            <Table id="admin-sources" heads=&["Source", "Type", "Topic", "Every", "Last run", "Took", "Outcome", "Why", "Next run", "File"]>{sources}</Table>
+        </section>
         <section aria-labelledby="keys">
             <h2 id="keys">"Keys"</h2>
             <Table id="admin-keys" heads=&["Id", "Name", "Scopes", "Made", "Status", ""]>{keys}</Table>
@@ -250,6 +304,15 @@ fn Table(
             <thead><tr>{heads}</tr></thead>
             <tbody>{children()}</tbody>
         </table>
+    }
+}
+
+/// How long after `now` a moment is.
+fn until(now: u64, ms: u64) -> String {
+    match ms.saturating_sub(now) / 1000 {
+        0 => "now".into(),
+        seconds @ 1..=119 => format!("in {seconds} s"),
+        seconds => format!("in {} min", seconds / 60),
     }
 }
 

@@ -229,7 +229,14 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
             move || narrow(&hub, &boards, &keyring)
         },
     ));
-    let admin = Admin::new(hub.clone(), keyring.clone(), boards.clone(), audit);
+    let sources = Arc::new(crate::ingest::schedule::Status::default());
+    let admin = Admin::new(
+        hub.clone(),
+        keyring.clone(),
+        boards.clone(),
+        audit,
+        sources.clone(),
+    );
     let gathering = tokio::spawn(crate::admin::keep_current(
         admin.clone(),
         engine.clone(),
@@ -274,6 +281,12 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     let demo = config
         .demo
         .then(|| tokio::spawn(crate::demo::run(engine.clone())));
+    let pulling = tokio::spawn(crate::ingest::schedule::run(
+        config.sources(),
+        engine.clone(),
+        metrics.clone(),
+        sources,
+    ));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
     let server = listener::serve(listener, router(state), guard.clone(), config.timeouts(), {
@@ -309,6 +322,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     if let Some(demo) = demo {
         demo.abort();
     }
+    pulling.abort();
     // The engine gets what is left of the grace, and at least a second; acknowledged writes
     // are committed already, so cutting it short loses none.
     let left = signalled

@@ -190,13 +190,19 @@ fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     let (columns, rows) = widget.span;
     let style = format!("--span-columns: {columns}; --span-rows: {rows}");
     let stale_for = stale_for(live, &widget);
-    let stale = move || stale_for.get().is_some();
+    let not_updating = not_updating(live, &widget);
+    let stale = move || stale_for.get().is_some() || not_updating.with(Option::is_some);
     let notes = notes_on(live, &widget);
     // The stale badge and the notes badge, as markup (see `markup`), each redrawn only by
     // what it shows: the clock, or the notes.
     let stale_badge = move || {
         let mut out = String::new();
-        if let Some(seconds) = stale_for.get() {
+        if let Some(reason) = not_updating.get() {
+            Element::open(&mut out, "p", "stale-badge")
+                .attr("role", "status")
+                .attr("title", &reason)
+                .text(&format!("Not updating: {reason}"));
+        } else if let Some(seconds) = stale_for.get() {
             Element::open(&mut out, "p", "stale-badge")
                 .attr("role", "status")
                 .text(&format!("No update for {}", age(seconds)));
@@ -281,6 +287,12 @@ fn notes_on(live: Live, widget: &Widget) -> impl Fn() -> usize {
             .filter(|(_, note)| note.pinned_to(topic, entity.as_deref()))
             .count()
     }
+}
+
+/// Why what feeds the widget's topic is failing, while the server marks it so.
+fn not_updating(live: Live, widget: &Widget) -> Signal<Option<String>> {
+    let view = widget.topic.as_deref().map(|topic| live.topic(topic));
+    Signal::derive(move || view?.with(|v| v.not_updating.clone()))
 }
 
 /// How long what the widget shows (its entity, or its whole topic) has gone without a

@@ -130,12 +130,16 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
         <article class="widget counter" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{label}</h2>
             {until_loaded(loaded, Skeleton::Number, move || view! {
-                <p class="counter-value" data-value=move || value.get().unwrap_or_default()>
+                <p class="counter-value" class:no-data=move || value.with(Option::is_none) data-value=move || value.get()>
                     {move || {
+                        // No number (none yet, or a NaN a source passed on as it came) is
+                        // said so, never shown as 0.
+                        let Some(latest) = value.get() else {
+                            return "no data".to_owned();
+                        };
                         // A whole-number counter counts in whole numbers while it tweens.
-                        let whole = value.get().is_some_and(|v| v.fract() == 0.0);
                         let now = shown.get();
-                        style(if whole { now.round() } else { now })
+                        style(if latest.fract() == 0.0 { now.round() } else { now })
                     }}
                 </p>
                 <p class="counter-delta" inner_html=delta_line></p>

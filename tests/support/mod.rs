@@ -128,6 +128,97 @@ impl Drop for Redis {
     }
 }
 
+/// A real `prometheus` (Debian's) on a free loopback port, with a temp data dir, scraping
+/// the given targets every second; killed when dropped.
+pub struct Prometheus {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Prometheus {
+    /// One on a port chosen now, not started yet: a source file can name it before the server
+    /// it scrapes exists.
+    pub fn on_free_port() -> Self {
+        Prometheus {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Writes its configuration: these `host:port` targets, scraped every second.
+    pub fn scrape(&self, targets: &[&str]) {
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: pulseboard\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        std::fs::write(self.dir.path().join("prometheus.yml"), config).unwrap();
+    }
+
+    /// Starts it (again, on the same port and data) and waits until it is ready.
+    pub async fn start(&mut self) {
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                self.dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--web.enable-lifecycle")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (scripts/setup --tests installs it)");
+        self.child = Some(child);
+        let ready = format!("{}/-/ready", self.url());
+        for _ in 0..300 {
+            if let Ok(answer) = reqwest::get(&ready).await {
+                if answer.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("prometheus did not get ready on port {}", self.port);
+    }
+
+    /// Has it read its configuration again (after [`Prometheus::scrape`]).
+    pub async fn reload(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/-/reload", self.url()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "prometheus reloads its configuration"
+        );
+    }
+
+    /// Kills it, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A server process; killed when dropped.
 pub struct Server {
     pub child: Child,

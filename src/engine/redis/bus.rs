@@ -13,6 +13,7 @@
 //! A topic is subscribed before it is read, so no commit falls between the copy a follower
 //! starts from and the first message it gets.
 
+use super::marks::{self, MarkChange, MARKS};
 use super::presence::{from_elsewhere, PRESENCE_CHANNEL, RELOAD_CHANNEL, TYPING_CHANNEL};
 use super::{channel, parse_history, read_topic, topic_of, unreachable, Keys};
 use crate::clock::now_ms;
@@ -191,7 +192,7 @@ impl Bus {
         }
     }
 
-    /// A message on a channel that is not a topic's: presence, typing, or a reload.
+    /// A message on a channel that is not a topic's: presence, typing, a reload, or a mark.
     fn announced(&self, channel: &str, payload: &str) {
         let (Some(what), Some(deliveries)) =
             (from_elsewhere(payload, &self.instance), self.deliveries())
@@ -208,6 +209,11 @@ impl Bus {
             TYPING_CHANNEL => {
                 if let Ok(typing) = serde_json::from_str(what) {
                     deliveries.typing(typing);
+                }
+            }
+            MARKS => {
+                if let Ok(change) = serde_json::from_str::<MarkChange>(what) {
+                    deliveries.marked(&change.topic, change.mark);
                 }
             }
             _ => {}
@@ -410,7 +416,8 @@ async fn run(
         let (mut sink, mut stream) = pubsub.split();
         let topics: Vec<String> = bus_now.followed.lock().keys().cloned().collect();
         let mut channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
-        channels.extend([PRESENCE_CHANNEL, RELOAD_CHANNEL, TYPING_CHANNEL].map(str::to_owned));
+        channels
+            .extend([PRESENCE_CHANNEL, RELOAD_CHANNEL, TYPING_CHANNEL, MARKS].map(str::to_owned));
         if sink.subscribe(&channels).await.is_err() {
             drop(bus_now);
             tokio::time::sleep(RECONNECT).await;
@@ -420,6 +427,12 @@ async fn run(
         tracing::info!(topics = topics.len(), "redis pub/sub connected");
         // Whatever was published while the connection was down is filled in now.
         bus_now.check_positions().await;
+        if let (Ok(all), Some(deliveries)) = (
+            marks::read_all(&bus_now.commands).await,
+            bus_now.deliveries(),
+        ) {
+            deliveries.all_marks(all);
+        }
         drop(bus_now);
         let mut check = tokio::time::interval(POSITION_CHECK);
         loop {

@@ -15,7 +15,9 @@
 //! (set of written topics), `pb:expiring` (zset: topic → its next expiry), `pb:idem:<owner>/<key>`
 //! (a request's idempotency record), `pb:idem-of:<owner>` (zset: an API key's records → when
 //! made, to keep its newest only), `pb:layout` (the version of this layout),
-//! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON).
+//! `pb:instances` (hash: instance → its latest [`InstanceReport`] as JSON), `pb:marks`
+//! (topics marked as not updating, see [`marks`]), `pb:lease:<source>` (which instance runs
+//! a pull source).
 //!
 //! [`bus`] follows topics over pub/sub and keeps each followed topic gapless; [`lane`] plans
 //! one topic's next request while the ones before it commit, and sends their commits in
@@ -23,6 +25,8 @@
 
 mod bus;
 mod lane;
+mod lease;
+mod marks;
 mod presence;
 
 use super::plan::{self, Entities};
@@ -80,6 +84,7 @@ struct Inner {
     /// One planner per topic on this instance: requests here queue behind each other rather
     /// than collide in Redis and plan again. Only writers on other instances can collide.
     lanes: parking_lot::Mutex<HashMap<String, Arc<Lane>>>,
+    leases: lease::Leases,
     /// What is wrong with how Redis keeps data, as last checked (see [`durability`]).
     durability: parking_lot::Mutex<Option<String>>,
 }
@@ -317,6 +322,7 @@ impl RedisEngine {
                 presence,
                 lanes: parking_lot::Mutex::default(),
                 durability: parking_lot::Mutex::new(durability),
+                leases: lease::Leases::new(),
             }),
         })
     }
@@ -1037,6 +1043,32 @@ impl Engine for RedisEngine {
             if let Err(e) = self.inner.presence.reload(within_ms).await {
                 tracing::warn!("asking the other instances to reload their screens: {e}");
             }
+        })
+    }
+
+    fn lease(&self, lease: &str, term: Duration) -> BoxFuture<'_, Result<bool, EngineError>> {
+        let lease = lease.to_owned();
+        Box::pin(async move {
+            let inner = &self.inner;
+            inner
+                .leases
+                .hold(&inner.commands, &inner.presence.instance, &lease, term)
+                .await
+        })
+    }
+
+    fn mark(&self, topic: &str, mark: Option<String>) -> BoxFuture<'_, Result<(), EngineError>> {
+        let change = marks::MarkChange {
+            topic: topic.to_owned(),
+            mark,
+        };
+        Box::pin(async move {
+            let instance = &self.inner.presence.instance;
+            marks::mark(&self.inner.commands, instance, &change).await?;
+            if let Some(deliveries) = self.inner.bus.deliveries() {
+                deliveries.marked(&change.topic, change.mark);
+            }
+            Ok(())
         })
     }
 
