@@ -193,3 +193,26 @@ fn check_finds_the_mistakes_of_source_files_at_their_place() {
     assert_eq!(said.lines().count(), expected.len(), "{said}");
     assert!(said.contains("`select` does not compile"), "{said}");
 }
+
+#[test]
+fn the_documented_example_of_boards_and_sources_checks_clean() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
+        .args(["check", "--boards"])
+        .arg(examples.join("boards"))
+        .arg("--sources")
+        .arg(examples.join("sources"))
+        .current_dir(dir.path())
+        .env_remove("PULSEBOARD_CONFIG")
+        .env("PROMETHEUS_URL", "http://127.0.0.1:9090")
+        .env("GITHUB_TOKEN", "example")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

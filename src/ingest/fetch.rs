@@ -87,7 +87,8 @@ pub(crate) fn excerpt(body: &[u8], content_type: &str) -> String {
     }
 }
 
-fn shorten(text: &str) -> String {
+/// `text` cut to 160 characters: what a screen and a log line can show of it.
+pub(crate) fn shorten(text: &str) -> String {
     match text.char_indices().nth(160) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),

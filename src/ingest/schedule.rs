@@ -13,7 +13,7 @@
 //! topic's mark is cleared), one changed starts again as written now.
 
 use super::changes::{ops_for, Wanted};
-use super::fetch::fetch;
+use super::fetch::{fetch, shorten};
 use super::files::{Mistake, SourceFiles};
 use super::{Kind, Source};
 use crate::clock::now_ms;
@@ -329,7 +329,8 @@ async fn run_once(source: &Source, shared: &Shared) -> Outcome {
     match attempt(source, shared).await {
         Ok(0) => Outcome::Unchanged,
         Ok(events) => Outcome::Changed(events),
-        Err(reason) => Outcome::Failed(reason),
+        // A jq error can quote the whole value it failed on: a screen shows the start.
+        Err(reason) => Outcome::Failed(shorten(&reason)),
     }
 }
 

@@ -258,11 +258,7 @@ impl Live {
     /// Marks a topic the page holds as not updating (with why), or as updating again.
     fn mark(&self, topic: &str, mark: Option<String>) {
         if let Some(view) = self.find(topic) {
-            view.maybe_update(|v| {
-                let changed = v.not_updating != mark;
-                v.not_updating = mark;
-                changed
-            });
+            view.update(|v| v.not_updating = mark);
         }
     }
 
@@ -298,7 +294,7 @@ impl Live {
                 self.stale.set(None);
                 self.topics.with_value(|topics| {
                     for view in topics.values() {
-                        view.maybe_update(|v| v.not_updating.take().is_some());
+                        view.update(|v| v.not_updating = None);
                     }
                 });
             }

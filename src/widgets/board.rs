@@ -189,23 +189,17 @@ pub fn LiveBoard() -> impl IntoView {
 fn WidgetCell(live: Live, widget: Widget) -> impl IntoView {
     let (columns, rows) = widget.span;
     let style = format!("--span-columns: {columns}; --span-rows: {rows}");
-    let stale_for = stale_for(live, &widget);
-    let not_updating = not_updating(live, &widget);
-    let stale = move || stale_for.get().is_some() || not_updating.with(Option::is_some);
+    let badge = stale_badge(live, &widget);
+    let stale = move || badge.with(Option::is_some);
     let notes = notes_on(live, &widget);
     // The stale badge and the notes badge, as markup (see `markup`), each redrawn only by
     // what it shows: the clock, or the notes.
     let stale_badge = move || {
         let mut out = String::new();
-        if let Some(reason) = not_updating.get() {
+        if let Some(text) = badge.get() {
             Element::open(&mut out, "p", "stale-badge")
                 .attr("role", "status")
-                .attr("title", &reason)
-                .text(&format!("Not updating: {reason}"));
-        } else if let Some(seconds) = stale_for.get() {
-            Element::open(&mut out, "p", "stale-badge")
-                .attr("role", "status")
-                .text(&format!("No update for {}", age(seconds)));
+                .text(&text);
         }
         out
     };
@@ -289,27 +283,24 @@ fn notes_on(live: Live, widget: &Widget) -> impl Fn() -> usize {
     }
 }
 
-/// Why what feeds the widget's topic is failing, while the server marks it so.
-fn not_updating(live: Live, widget: &Widget) -> Signal<Option<String>> {
-    let view = widget.topic.as_deref().map(|topic| live.topic(topic));
-    Signal::derive(move || view?.with(|v| v.not_updating.clone()))
-}
-
-/// How long what the widget shows (its entity, or its whole topic) has gone without a
-/// change by the server's account, once that is longer than the widget's `stale_after`;
-/// `None` while it is fresh or has no limit. A board opened on a topic that went quiet an
+/// What the widget's stale badge says, while it has one: why its topic is not updating,
+/// while the server marks it so (its source fails); else how long what it shows (its
+/// entity, or its whole topic) has gone without a change by the server's account, once that
+/// is longer than the widget's `stale_after`. A board opened on a topic that went quiet an
 /// hour ago shows it stale on its first paint.
-fn stale_for(live: Live, widget: &Widget) -> Signal<Option<u64>> {
-    let watched = widget
-        .stale_after
-        .zip(widget.topic.as_deref())
-        .map(|(after, topic)| (after, live.topic(topic)));
+fn stale_badge(live: Live, widget: &Widget) -> Signal<Option<String>> {
+    let view = widget.topic.as_deref().map(|topic| live.topic(topic));
+    let after = widget.stale_after;
     let entity = widget.kind.entity().map(str::to_owned);
     let clock = live.clock;
     Signal::derive(move || {
-        let (after, view) = watched?;
+        let view = view?;
+        if let Some(reason) = view.with(|v| v.not_updating.clone()) {
+            return Some(format!("Not updating: {reason}"));
+        }
+        let after = after?;
         let since = view.with(|v| v.changed_at(entity.as_deref()))?;
         let quiet = ((clock.get() - since) / 1000.0).max(0.0) as u64;
-        (quiet >= after).then_some(quiet)
+        (quiet >= after).then(|| format!("No update for {}", age(quiet)))
     })
 }

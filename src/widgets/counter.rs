@@ -130,7 +130,7 @@ pub fn Counter(live: Live, topic: String, label: String, options: NumberOptions)
         <article class="widget counter" data-topic=topic data-entity=entity data-level=move || level().map(Level::as_str)>
             <h2 class="widget-title">{label}</h2>
             {until_loaded(loaded, Skeleton::Number, move || view! {
-                <p class="counter-value" class:no-data=move || value.with(Option::is_none) data-value=move || value.get()>
+                <p class="counter-value" data-value=move || value.get()>
                     {move || {
                         // No number (none yet, or a NaN a source passed on as it came) is
                         // said so, never shown as 0.
