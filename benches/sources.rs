@@ -113,6 +113,8 @@ async fn main() {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
+    // An empty sum of floats is -0.
+    let failed = failed + 0.0;
     let events = sample(&metrics, "pulseboard_events_published_total");
 
     // The screen, and the changes it sees.

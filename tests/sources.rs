@@ -57,19 +57,42 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
     }
 }
 
-/// The next frame, waiting as long as a source backing off may take.
-async fn next_slow(socket: &mut support::Socket) -> ServerFrame {
+/// Reads frames until `pick` takes one, for up to `seconds` in all (a source backing off
+/// waits several periods between runs).
+async fn frame_until<T>(
+    socket: &mut support::Socket,
+    seconds: u64,
+    what: &str,
+    mut pick: impl FnMut(ServerFrame) -> Option<T>,
+) -> T {
     use futures_util::StreamExt;
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("a frame within 30 s")
-            .expect("the socket is open")
-            .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).unwrap();
+    let reading = async {
+        loop {
+            let message = socket.next().await.expect("the socket is open").unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                if let Some(found) = pick(serde_json::from_str(text.as_str()).unwrap()) {
+                    return found;
+                }
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(seconds), reading)
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {seconds} s"))
+}
+
+/// The `fresh` frame of `name`, within `seconds`.
+async fn fresh_again(socket: &mut support::Socket, name: &str, seconds: u64) {
+    frame_until(
+        socket,
+        seconds,
+        &format!("{name} fresh again"),
+        |frame| match frame {
+            ServerFrame::Fresh { topic } => (topic.as_deref() == Some(name)).then_some(()),
+            _ => None,
+        },
+    )
+    .await
 }
 
 /// How many runs of `source` ended with `outcome`, by `/metrics`.
@@ -202,16 +225,14 @@ async fn an_unchanged_answer_writes_nothing_and_a_dead_prometheus_marks_the_topi
     assert!(matches!(next(&mut socket).await, ServerFrame::Snapshot(_)));
     prometheus.kill();
     // Marked within two periods (1 s each), however the poll falls.
-    let reason = tokio::time::timeout(Duration::from_secs(4), async {
-        loop {
-            if let ServerFrame::Stale { topic, reason } = next(&mut socket).await {
-                assert_eq!(topic.as_deref(), Some("status:self"));
-                return reason;
-            }
+    let reason = frame_until(&mut socket, 4, "marked stale", |frame| match frame {
+        ServerFrame::Stale { topic, reason } => {
+            assert_eq!(topic.as_deref(), Some("status:self"));
+            Some(reason)
         }
+        _ => None,
     })
-    .await
-    .expect("the topic is marked stale within two periods");
+    .await;
     assert!(
         reason.starts_with("prometheus cannot be reached"),
         "{reason}"
@@ -233,16 +254,8 @@ async fn an_unchanged_answer_writes_nothing_and_a_dead_prometheus_marks_the_topi
     ));
 
     prometheus.start().await;
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let ServerFrame::Fresh { topic } = next(&mut socket).await {
-                assert_eq!(topic.as_deref(), Some("status:self"));
-                return;
-            }
-        }
-    })
-    .await
-    .expect("fresh again once prometheus is back, with no restart");
+    // Fresh again once prometheus is back, with no restart.
+    fresh_again(&mut socket, "status:self", 30).await;
 }
 
 /// What the JSON server answers next.
@@ -363,20 +376,13 @@ topic = "board:teams"
     ];
     for (bad, expected) in bad {
         *answer.lock().unwrap() = bad;
-        let reason = tokio::time::timeout(Duration::from_secs(40), async {
-            loop {
-                match next_slow(&mut socket).await {
-                    ServerFrame::Stale { reason, .. } if reason.contains(expected) => {
-                        return reason
-                    }
-                    ServerFrame::Event(event) => panic!("a bad answer wrote {event:?}"),
-                    _ => {}
-                }
-            }
+        let what = format!("a stale reason with {expected:?}");
+        frame_until(&mut socket, 40, &what, |frame| match frame {
+            ServerFrame::Stale { reason, .. } => reason.contains(expected).then_some(()),
+            ServerFrame::Event(event) => panic!("a bad answer wrote {event:?}"),
+            _ => None,
         })
-        .await
-        .unwrap_or_else(|_| panic!("no stale reason with {expected:?}"));
-        assert!(!reason.is_empty());
+        .await;
     }
     let (offset_now, state_now) = topic(&server, "board:teams").await.unwrap();
     assert_eq!(offset_now, offset, "no bad answer wrote anything");
@@ -391,16 +397,7 @@ topic = "board:teams"
     assert!(runs(&server, "teams", "failed").await >= 5.0);
 
     *answer.lock().unwrap() = Answer::Json(json!({"teams": [{"id": "aurora", "score": 5}]}));
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let ServerFrame::Fresh { topic } = next_slow(&mut socket).await {
-                assert_eq!(topic.as_deref(), Some("board:teams"));
-                return;
-            }
-        }
-    })
-    .await
-    .expect("fresh again once the answers are good");
+    fresh_again(&mut socket, "board:teams", 30).await;
     let admin = server
         .http()
         .get(format!("http://{}/admin", server.addr))
