@@ -13,6 +13,8 @@ use crate::clock::now_ms;
 use crate::engine::{Engine, InstanceReport, TopicInfo};
 use crate::hub::Hub;
 use crate::ingest::files::Mistake;
+use crate::ingest::hooks::deliveries::Delivery;
+use crate::ingest::hooks::{Hook, Hooks};
 use crate::ingest::schedule::{SourceReport, Status};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
@@ -62,6 +64,8 @@ pub(crate) struct Overview {
     /// Every pull source with its last run, and the source files' mistakes.
     pub(crate) sources: Vec<SourceReport>,
     pub(crate) source_mistakes: Vec<Mistake>,
+    /// Every hook with its newest delivery.
+    pub(crate) hooks: Vec<(Arc<Hook>, Option<Delivery>)>,
 }
 
 /// The admin view's sources, and its figures as last gathered.
@@ -71,6 +75,7 @@ pub(crate) struct Admin {
     library: Arc<Library>,
     trail: AuditTrail,
     sources: Arc<Status>,
+    hooks: Arc<Hooks>,
     topics: RwLock<Vec<TopicRow>>,
     instances: RwLock<Vec<InstanceReport>>,
 }
@@ -82,6 +87,7 @@ impl Admin {
         library: Arc<Library>,
         trail: AuditTrail,
         sources: Arc<Status>,
+        hooks: Arc<Hooks>,
     ) -> Arc<Self> {
         Arc::new(Admin {
             hub,
@@ -89,6 +95,7 @@ impl Admin {
             library,
             trail,
             sources,
+            hooks,
             topics: RwLock::new(Vec::new()),
             instances: RwLock::new(Vec::new()),
         })
@@ -115,6 +122,15 @@ impl Admin {
             audit: self.trail.recent(AUDIT_SHOWN),
             sources: self.sources.sources(),
             source_mistakes: self.sources.mistakes(),
+            hooks: self
+                .hooks
+                .list()
+                .into_iter()
+                .map(|hook| {
+                    let newest = self.hooks.deliveries.of(&hook.name).into_iter().next();
+                    (hook, newest)
+                })
+                .collect(),
         }
     }
 

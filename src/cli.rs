@@ -278,9 +278,9 @@ pub fn run_check(
             ));
         }
         let files = crate::ingest::files::SourceFiles::open(&sources_dir);
-        let (found, source_mistakes) = files.sources();
-        sources = found.len();
-        mistakes.extend(source_mistakes.iter().map(ToString::to_string));
+        let catalog = files.current();
+        sources = catalog.sources.len() + catalog.hooks.len();
+        mistakes.extend(catalog.mistakes.iter().map(ToString::to_string));
     }
     // One line each, whatever line breaks a parser's message has.
     for mistake in &mistakes {
@@ -293,7 +293,7 @@ pub fn run_check(
     }
     if mistakes.is_empty() {
         eprintln!(
-            "pulseboard: {} and {} board files in {} are fine ({sources} sources)",
+            "pulseboard: {} and {} board files in {} are fine ({sources} sources and hooks)",
             path.display(),
             boards.len(),
             dir.display()

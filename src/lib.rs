@@ -51,11 +51,11 @@
 //! - [`store`]: durable topics in SQLite, written with group commit; the file's schema and
 //!   its migrations; `pulseboard backup`.
 //! - [`server`]: the axum router: pages, `/ws` and its Server-Sent Events twin `/sse`,
-//!   `/api/v1`, `/healthz`.
+//!   `/api/v1` (hooks' deliveries among it), `/healthz`.
 //! - [`demo`]: the demo feed that keeps the demo board moving.
 //! - [`ingest`]: what comes in without a script: pull sources (Prometheus, any JSON URL)
 //!   that write their answers into topics on a schedule, and mark a topic as not updating
-//!   while its source fails.
+//!   while its source fails; hooks that map what Alertmanager, GitHub or anyone posts to ops.
 //!
 //! Browser only (`hydrate`): `live::socket`, the WebSocket connection with backoff,
 //! resume and per-frame batching; `live::parse`, JSON read with the browser's own parser;

@@ -168,6 +168,7 @@ fn check_finds_the_mistakes_of_source_files_at_their_place() {
     );
 
     let bad = [
+        "[[hook]]\nname = \"h\"\ntype = \"github\"\nsecret = \"written-in-the-file\"\n",
         "[[source]]\nname = \"a\"\ntype = \"promql\"\nurl = \"http://x\"\nquery = \"up\"\ntopic = \"t:a\"\n",
         "[[source]]\nname = \"b\"\ntype = \"http\"\nurl = \"http://x\"\nevery = \"soon\"\nselect = \".\"\nentity = \"e\"\ntopic = \"t:b\"\n",
         "[[source]]\nname = \"c\"\ntype = \"http\"\nurl = \"http://x\"\nselect = \".a | (\"\nentity = \"e\"\ntopic = \"t:c\"\n",
@@ -179,9 +180,10 @@ fn check_finds_the_mistakes_of_source_files_at_their_place() {
     assert_eq!(broken.status.code(), Some(1));
     let said = String::from_utf8_lossy(&broken.stdout);
     let expected = [
-        "bad0.toml:3:8: `type` is \"promql\": use prometheus or http",
-        "bad1.toml:5:9: `every` \"soon\"",
-        "bad2.toml:5:",
+        "bad0.toml:4:10: `secret` is written in the file",
+        "bad1.toml:3:8: `type` is \"promql\": use prometheus or http",
+        "bad2.toml:5:9: `every` \"soon\"",
+        "bad3.toml:5:",
         "good.toml:7:37: the environment variable PB_TEST_TOKEN is not set",
     ];
     for (line, expected) in said.lines().zip(expected) {

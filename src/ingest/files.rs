@@ -18,11 +18,14 @@
 //! Secrets are not written in files: `${NAME}` in `url`, `query`, `headers` and `body` takes
 //! the environment variable `NAME`, and one that is not set is a mistake at its line.
 
+use super::hooks::{Hook, Preset};
+use super::jq::Selection;
 use super::{http, prometheus, Kind, Source};
 use crate::boards::file::{duration, place};
 use crate::names::check_name;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -62,7 +65,39 @@ impl std::fmt::Display for Mistake {
 struct SourcesFile {
     #[serde(default)]
     source: Vec<Spanned<SourceTable>>,
+    #[serde(default)]
+    hook: Vec<Spanned<HookTable>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookTable {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    secret: Spanned<String>,
+    per_second: Option<Spanned<u32>>,
+    // alertmanager, github
+    status_topic: Option<Spanned<String>>,
+    feed_topic: Option<Spanned<String>>,
+    // generic
+    topic: Option<Spanned<String>>,
+    select: Option<Spanned<String>>,
+    entity: Option<Spanned<String>>,
+    replace: Option<Spanned<bool>>,
+}
+
+/// What one file holds.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) sources: Vec<Source>,
+    pub(crate) hooks: Vec<Hook>,
+}
+
+/// Deliveries a second a hook takes when its file does not say.
+const DEFAULT_HOOK_RATE: u32 = 20;
+/// The shortest secret a hook may have.
+const MIN_SECRET: usize = 12;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,7 +198,7 @@ pub(crate) fn parse(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Source>, Vec<Mistake>> {
+) -> Result<Parsed, Vec<Mistake>> {
     let mut found = Found {
         file,
         text,
@@ -180,17 +215,152 @@ pub(crate) fn parse(
             return Err(found.mistakes);
         }
     };
-    let mut sources = Vec::new();
+    let mut file = Parsed::default();
     for table in parsed.source {
         let at = table.span().start;
         if let Some(source) = source(&mut found, table.into_inner(), at, env) {
-            sources.push(source);
+            file.sources.push(source);
+        }
+    }
+    for table in parsed.hook {
+        let at = table.span().start;
+        if let Some(hook) = hook(&mut found, table.into_inner(), at, env) {
+            file.hooks.push(hook);
         }
     }
     if found.mistakes.is_empty() {
-        Ok(sources)
+        Ok(file)
     } else {
         Err(found.mistakes)
+    }
+}
+
+/// A name as sources and hooks take them: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+fn check_source_name(found: &mut Found<'_>, name: &Spanned<String>) {
+    let text = name.get_ref();
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        found.at(
+            name.span().start,
+            format!("`name` \"{text}\": use 1 to 64 of A-Z a-z 0-9 _ - ."),
+        );
+    }
+}
+
+fn topic_or(found: &mut Found<'_>, topic: &Option<Spanned<String>>, default: &str) -> String {
+    match topic {
+        Some(topic) => {
+            if let Err(e) = check_name(topic.get_ref()) {
+                found.at(topic.span().start, format!("topic: {e}"));
+            }
+            topic.get_ref().clone()
+        }
+        None => default.to_owned(),
+    }
+}
+
+fn hook(
+    found: &mut Found<'_>,
+    table: HookTable,
+    at: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Hook> {
+    let before = found.mistakes.len();
+    check_source_name(found, &table.name);
+    if !table.secret.get_ref().contains("${") {
+        found.at(
+            table.secret.span().start,
+            "`secret` is written in the file: write it as \"${NAME}\" and set NAME in the server's environment",
+        );
+    }
+    let secret = found.secrets(&table.secret, env);
+    if found.mistakes.len() == before && secret.len() < MIN_SECRET {
+        found.at(
+            table.secret.span().start,
+            format!("the secret is {} characters: use at least {MIN_SECRET} (e.g. `openssl rand -hex 32`)", secret.len()),
+        );
+    }
+    let per_second = table
+        .per_second
+        .as_ref()
+        .map_or(DEFAULT_HOOK_RATE, |p| *p.get_ref());
+    let per_second = NonZeroU32::new(per_second).or_else(|| {
+        let at = table.per_second.as_ref().map_or(0, |p| p.span().start);
+        found.at(at, "`per_second` must be at least 1");
+        None
+    });
+    let kind = table.kind.get_ref().as_str();
+    let preset = match kind {
+        "alertmanager" | "github" => {
+            found.foreign("topic", kind, &table.topic);
+            found.foreign("select", kind, &table.select);
+            found.foreign("entity", kind, &table.entity);
+            found.foreign("replace", kind, &table.replace);
+            let (status, feed) = Preset::default_topics(kind);
+            let status_topic = topic_or(found, &table.status_topic, status);
+            let feed_topic = topic_or(found, &table.feed_topic, feed);
+            Some(match kind {
+                "github" => Preset::Github {
+                    status_topic,
+                    feed_topic,
+                },
+                _ => Preset::Alertmanager {
+                    status_topic,
+                    feed_topic,
+                },
+            })
+        }
+        "generic" => {
+            found.foreign("status_topic", kind, &table.status_topic);
+            found.foreign("feed_topic", kind, &table.feed_topic);
+            let (Some(topic), Some(select)) = (&table.topic, &table.select) else {
+                found.at(
+                    table.kind.span().start,
+                    "a generic hook needs a `topic` and a `select` (a jq program)",
+                );
+                return None;
+            };
+            let topic = topic_or(found, &Some(topic.clone()), "");
+            check_select(found, select);
+            Some(Preset::Generic {
+                topic,
+                selection: Selection {
+                    select: select.get_ref().clone(),
+                    entity: table.entity.as_ref().map(|e| e.get_ref().clone()),
+                    replace: table.replace.as_ref().is_some_and(|r| *r.get_ref()),
+                },
+            })
+        }
+        other => {
+            found.at(
+                table.kind.span().start,
+                format!("`type` is \"{other}\": use {}", Preset::TYPES.join(", ")),
+            );
+            None
+        }
+    };
+    if found.mistakes.len() > before {
+        return None;
+    }
+    let (line, _) = place(found.text, at);
+    Some(Hook {
+        name: table.name.into_inner(),
+        secret,
+        per_second: per_second?,
+        preset: preset?,
+        origin: format!("{}:{line}", found.file),
+    })
+}
+
+/// A `select` that must compile, its mistake at the program's own column where it can be.
+fn check_select(found: &mut Found<'_>, select: &Spanned<String>) {
+    if let Err(error) = super::jq::check(select.get_ref()) {
+        let at = found.within(select.span().start, select.get_ref(), error.at);
+        found.at(at, format!("`select` does not compile: {}", error.message));
     }
 }
 
@@ -202,17 +372,7 @@ fn source(
 ) -> Option<Source> {
     let before = found.mistakes.len();
     let name = table.name.get_ref().clone();
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !valid_name {
-        found.at(
-            table.name.span().start,
-            format!("`name` \"{name}\": use 1 to 64 of A-Z a-z 0-9 _ - ."),
-        );
-    }
+    check_source_name(found, &table.name);
     if let Err(e) = check_name(table.topic.get_ref()) {
         found.at(table.topic.span().start, format!("`topic`: {e}"));
     }
@@ -361,18 +521,17 @@ fn http_request(
         );
         return None;
     };
-    if let Err(error) = super::jq::check(select.get_ref()) {
-        let at = found.within(select.span().start, select.get_ref(), error.at);
-        found.at(at, format!("`select` does not compile: {}", error.message));
-    }
+    check_select(found, select);
     let body = table.body.as_ref().map(|body| found.secrets(body, env));
     Some(http::Request {
         url,
         method,
         body,
-        select: select.get_ref().clone(),
-        entity: table.entity.as_ref().map(|e| e.get_ref().clone()),
-        replace: table.replace.as_ref().is_some_and(|r| *r.get_ref()),
+        selection: Selection {
+            select: select.get_ref().clone(),
+            entity: table.entity.as_ref().map(|e| e.get_ref().clone()),
+            replace: table.replace.as_ref().is_some_and(|r| *r.get_ref()),
+        },
     })
 }
 
@@ -380,8 +539,9 @@ fn http_request(
 struct Entry {
     /// Size and modification time it was read at.
     seen: (u64, SystemTime),
-    /// Its last good version's sources (none if it never parsed).
+    /// Its last good version's sources and hooks (none if it never parsed).
     sources: Vec<Arc<Source>>,
+    hooks: Vec<Arc<Hook>>,
     /// What is wrong with it now, if anything.
     mistakes: Vec<Mistake>,
 }
@@ -446,12 +606,14 @@ impl SourceFiles {
             let entry = self.files.entry(name).or_insert_with(|| Entry {
                 seen,
                 sources: Vec::new(),
+                hooks: Vec::new(),
                 mistakes: Vec::new(),
             });
             entry.seen = seen;
             match read {
-                Ok(sources) => {
-                    entry.sources = sources.into_iter().map(Arc::new).collect();
+                Ok(parsed) => {
+                    entry.sources = parsed.sources.into_iter().map(Arc::new).collect();
+                    entry.hooks = parsed.hooks.into_iter().map(Arc::new).collect();
                     entry.mistakes.clear();
                 }
                 Err(mistakes) => {
@@ -467,14 +629,15 @@ impl SourceFiles {
         changed
     }
 
-    /// Every source to run: each file's last good version, in file order. A source whose
-    /// name or topic an earlier file has already is left out, and said to be.
-    pub(crate) fn sources(&self) -> (Vec<Arc<Source>>, Vec<Mistake>) {
-        let (mut names, mut topics) = (BTreeSet::new(), BTreeMap::new());
-        let mut sources = Vec::new();
-        let mut mistakes: Vec<Mistake> = Vec::new();
+    /// Every source to run and hook to take: each file's last good version, in file order.
+    /// A source whose name or topic an earlier file has already, or a hook whose name an
+    /// earlier one has, is left out, and said to be.
+    pub(crate) fn current(&self) -> Catalog {
+        let mut catalog = Catalog::default();
+        let (mut names, mut topics, mut hooks) =
+            (BTreeSet::new(), BTreeMap::new(), BTreeSet::new());
         for entry in self.files.values() {
-            mistakes.extend(entry.mistakes.iter().cloned());
+            catalog.mistakes.extend(entry.mistakes.iter().cloned());
             for source in &entry.sources {
                 let clash = if !names.insert(source.name.clone()) {
                     Some(format!(
@@ -490,23 +653,42 @@ impl SourceFiles {
                         ))
                 };
                 match clash {
-                    Some(message) => {
-                        let (file, line) = source
-                            .origin
-                            .rsplit_once(':')
-                            .unwrap_or((&source.origin, "1"));
-                        mistakes.push(Mistake {
-                            file: file.to_owned(),
-                            line: line.parse().unwrap_or(1),
-                            column: 1,
-                            message,
-                        });
-                    }
-                    None => sources.push(source.clone()),
+                    Some(message) => catalog.mistakes.push(clash_at(&source.origin, message)),
+                    None => catalog.sources.push(source.clone()),
+                }
+            }
+            for hook in &entry.hooks {
+                if hooks.insert(hook.name.clone()) {
+                    catalog.hooks.push(hook.clone());
+                } else {
+                    let message = format!(
+                        "another hook is named \"{}\" too; this one takes nothing",
+                        hook.name
+                    );
+                    catalog.mistakes.push(clash_at(&hook.origin, message));
                 }
             }
         }
-        (sources, mistakes)
+        catalog
+    }
+}
+
+/// What the directory says now.
+#[derive(Default)]
+pub(crate) struct Catalog {
+    pub(crate) sources: Vec<Arc<Source>>,
+    pub(crate) hooks: Vec<Arc<Hook>>,
+    pub(crate) mistakes: Vec<Mistake>,
+}
+
+/// A mistake at a source's or hook's `origin` (`file:line`).
+fn clash_at(origin: &str, message: String) -> Mistake {
+    let (file, line) = origin.rsplit_once(':').unwrap_or((origin, "1"));
+    Mistake {
+        file: file.to_owned(),
+        line: line.parse().unwrap_or(1),
+        column: 1,
+        message,
     }
 }
 
@@ -540,7 +722,7 @@ headers = { Authorization = "Bearer ${TOKEN}" }
 
     #[test]
     fn a_good_file_gives_its_sources() {
-        let sources = parse("s.toml", PROMETHEUS, &env).unwrap();
+        let sources = parse("s.toml", PROMETHEUS, &env).unwrap().sources;
         assert_eq!(sources.len(), 1);
         let source = &sources[0];
         assert_eq!(source.every, DEFAULT_EVERY);
@@ -560,7 +742,7 @@ entity = "stars"
 topic = "metric:repo"
 every = "5m"
 "#;
-        let sources = parse("h.toml", http, &env).unwrap();
+        let sources = parse("h.toml", http, &env).unwrap().sources;
         assert_eq!(sources[0].every, Duration::from_secs(300));
         assert_eq!(sources[0].kind.type_name(), "http");
     }

@@ -1,15 +1,11 @@
-//! `type = "http"`: any URL that answers JSON, and `select`, a jq program whose one output
-//! says what the topic should hold: with `entity`, that entity's payload (a number, an
-//! object, anything); without, an object of entity id → payload (with `replace`, the
-//! topic's other entities are deleted), or an array of ops to apply as given.
+//! `type = "http"`: any URL that answers JSON, and its `select` ([`Selection`]) that says
+//! what the topic should hold.
 
 use super::changes::Wanted;
 use super::fetch::Answer;
-use super::jq;
-use crate::ops::Op;
+use super::jq::Selection;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
-use serde_json::Value;
 
 /// What an http source asks, and what it does with the answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,9 +15,7 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// Sent as the request's body (as JSON unless `headers` give a `Content-Type`).
     pub(crate) body: Option<String>,
-    pub(crate) select: String,
-    pub(crate) entity: Option<String>,
-    pub(crate) replace: bool,
+    pub(crate) selection: Selection,
 }
 
 impl Request {
@@ -50,53 +44,14 @@ impl Request {
         if answer.content_type.starts_with("text/html") {
             return Err("the URL answered an HTML page, not JSON".into());
         }
-        let output = jq::run(&self.select, &answer.body)?;
-        if let Some(entity) = &self.entity {
-            if output.is_null() {
-                return Err("select gave null: does its path match the answer?".into());
-            }
-            return Ok(Wanted::Entities {
-                state: [(entity.clone(), output)].into(),
-                replace: false,
-            });
-        }
-        match output {
-            Value::Object(entities) => Ok(Wanted::Entities {
-                state: entities.into_iter().collect(),
-                replace: self.replace,
-            }),
-            Value::Array(ops) => ops
-                .into_iter()
-                .enumerate()
-                .map(|(index, op)| {
-                    serde_json::from_value::<Op>(op)
-                        .map_err(|e| format!("select's op {index} is not an op: {e}"))
-                })
-                .collect::<Result<_, _>>()
-                .map(Wanted::Ops),
-            Value::Null => Err("select gave null: does its path match the answer?".into()),
-            other => Err(format!(
-                "select gave {}, not an object of entities or a list of ops: name the source's `entity` it is the payload of",
-                kind_of(&other)
-            )),
-        }
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Bool(_) => "a boolean",
-        Value::Null => "null",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        self.selection.wanted(&answer.body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Op;
     use serde_json::json;
 
     fn source(select: &str, entity: Option<&str>) -> Request {
@@ -104,9 +59,11 @@ mod tests {
             url: "http://x".into(),
             method: "GET".into(),
             body: None,
-            select: select.into(),
-            entity: entity.map(str::to_owned),
-            replace: true,
+            selection: Selection {
+                select: select.into(),
+                entity: entity.map(str::to_owned),
+                replace: true,
+            },
         }
     }
 

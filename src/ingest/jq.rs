@@ -1,8 +1,10 @@
-//! `select`: a jq program, run by jaq. Compiled when its file is read (a program that does
+//! `select`: a jq program, run by jaq, and what its output means ([`Selection`]). Compiled when its file is read (a program that does
 //! not compile is a mistake at its line), and again for each run, inside the blocking task
 //! that runs it: jaq's values are reference-counted for one thread, and a run is CPU work
 //! that must not hold up the sockets.
 
+use super::changes::Wanted;
+use crate::ops::Op;
 use jaq_core::load::{self, Arena, File, Loader};
 use jaq_core::{compile, data, unwrap_valr, Compiler, Ctx, Native, Vars};
 use jaq_json::Val;
@@ -121,6 +123,64 @@ pub(crate) fn run(code: &str, input: &[u8]) -> Result<Value, String> {
     };
     // jaq writes JSON as jq does (a NaN as null); serde_json reads it back.
     serde_json::from_str(&value.to_string()).map_err(|e| format!("select gave no JSON value: {e}"))
+}
+
+/// A `select` and what its one output says the topic should hold: with `entity`, that
+/// entity's payload (a number, an object, anything); without, an object of entity id →
+/// payload (with `replace`, the topic's other entities are deleted), or an array of ops to
+/// apply as given. Shared by http sources and generic hooks.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Selection {
+    pub(crate) select: String,
+    pub(crate) entity: Option<String>,
+    pub(crate) replace: bool,
+}
+
+impl Selection {
+    /// Runs the program on a JSON document: CPU work, for a blocking task.
+    pub(crate) fn wanted(&self, input: &[u8]) -> Result<Wanted, String> {
+        let output = run(&self.select, input)?;
+        if let Some(entity) = &self.entity {
+            if output.is_null() {
+                return Err("select gave null: does its path match the input?".into());
+            }
+            return Ok(Wanted::Entities {
+                state: [(entity.clone(), output)].into(),
+                replace: false,
+            });
+        }
+        match output {
+            Value::Object(entities) => Ok(Wanted::Entities {
+                state: entities.into_iter().collect(),
+                replace: self.replace,
+            }),
+            Value::Array(ops) => ops
+                .into_iter()
+                .enumerate()
+                .map(|(index, op)| {
+                    serde_json::from_value::<Op>(op)
+                        .map_err(|e| format!("select's op {index} is not an op: {e}"))
+                })
+                .collect::<Result<_, _>>()
+                .map(Wanted::Ops),
+            Value::Null => Err("select gave null: does its path match the input?".into()),
+            other => Err(format!(
+                "select gave {}, not an object of entities or a list of ops: name the `entity` it is the payload of",
+                kind_of(&other)
+            )),
+        }
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 #[cfg(test)]

@@ -11,14 +11,18 @@
 //!   (none when nothing changed);
 //! - [`schedule`]: when each source runs, its timeout and backoff, the bound on runs in
 //!   flight, the lease that lets one instance of several run it, and what `/admin` and
-//!   `/metrics` say of each.
+//!   `/metrics` say of each;
+//! - [`hooks`]: what other systems post (Alertmanager, GitHub, any JSON) → ops, and each
+//!   hook's delivery log.
 //!
-//! Nothing here knows HTTP servers or axum: the server starts [`schedule::run`] and shows
-//! [`schedule::Status`]; the engine is the only way out.
+//! Nothing here knows HTTP servers or axum: the server starts [`schedule::run`], shows
+//! [`schedule::Status`], and hands hook deliveries it has verified to [`hooks`]; the engine
+//! is the only way out.
 
 pub(crate) mod changes;
 pub(crate) mod fetch;
 pub(crate) mod files;
+pub(crate) mod hooks;
 pub(crate) mod http;
 pub(crate) mod jq;
 pub(crate) mod prometheus;

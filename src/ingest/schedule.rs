@@ -14,7 +14,8 @@
 
 use super::changes::{ops_for, Wanted};
 use super::fetch::{fetch, shorten};
-use super::files::{Mistake, SourceFiles};
+use super::files::{Catalog, Mistake, SourceFiles};
+use super::hooks::Hooks;
 use super::{Kind, Source};
 use crate::clock::now_ms;
 use crate::engine::Engine;
@@ -119,12 +120,15 @@ struct Shared {
     lease: Duration,
 }
 
-/// Runs the sources of the directory until dropped, keeping up with its files.
+/// Runs the sources of the directory until dropped, keeping up with its files, and hands
+/// its hooks to `hooks` each time they change.
 pub(crate) async fn run(
     settings: Settings,
+    mut files: SourceFiles,
     engine: Arc<dyn Engine>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
+    hooks: Arc<Hooks>,
 ) {
     if settings.dir.as_os_str().is_empty() {
         return;
@@ -141,13 +145,17 @@ pub(crate) async fn run(
         slots: Semaphore::new(settings.in_flight.max(1)),
         lease: settings.lease,
     });
-    let mut files = SourceFiles::open(&settings.dir);
     let mut running: HashMap<String, (Arc<Source>, Task)> = HashMap::new();
     let mut changed = true;
     loop {
         if changed {
-            let (sources, mistakes) = files.sources();
+            let Catalog {
+                sources,
+                hooks: taken,
+                mistakes,
+            } = files.current();
             *shared.status.mistakes.lock() = mistakes;
+            hooks.replace(&taken);
             let wanted: HashMap<&str, &Arc<Source>> =
                 sources.iter().map(|s| (s.name.as_str(), s)).collect();
             running.retain(|name, (source, _)| {

@@ -194,6 +194,40 @@ pub(crate) fn AdminLive(overview: Overview) -> impl IntoView {
         .into_iter()
         .map(|mistake| view! { <li><code>{mistake.to_string()}</code></li> })
         .collect_view();
+    let hooks = overview
+        .hooks
+        .into_iter()
+        .map(|(hook, newest)| {
+            let address = format!("/api/v1/hooks/{}", hook.name);
+            let topics = hook.preset.topics().join(" ");
+            let (last, outcome) = match newest {
+                None => ("—".to_owned(), "no delivery yet".to_owned()),
+                Some(delivery) => (
+                    since(now, delivery.at_ms),
+                    match delivery.error {
+                        Some(error) => format!("{}: {error}", delivery.status),
+                        None => format!(
+                            "{} ({})",
+                            delivery.status,
+                            delivery.event.unwrap_or_default()
+                        ),
+                    },
+                ),
+            };
+            let name = hook.name.clone();
+            view! {
+                <tr data-hook=name>
+                    <td>{hook.name.clone()}</td>
+                    <td>{hook.preset.type_name()}</td>
+                    <td><code>{address}</code></td>
+                    <td><code>{topics}</code></td>
+                    <td>{last}</td>
+                    <td>{outcome}</td>
+                    <td><code>{hook.origin.clone()}</code></td>
+                </tr>
+            }
+        })
+        .collect_view();
     let (links, keys): (Vec<_>, Vec<_>) = overview.keys.into_iter().partition(|key| {
         key.scopes
             .iter()
@@ -274,6 +308,9 @@ pub(crate) fn AdminLive(overview: Overview) -> impl IntoView {
             <h2 id="sources">"Sources"</h2>
             <ul id="admin-source-mistakes" class="problems">{source_mistakes}</ul>
             <Table id="admin-sources" heads=&["Source", "Type", "Topic", "Every", "Last run", "Took", "Outcome", "Why", "Next run", "File"]>{sources}</Table>
+            <h2 id="hooks">"Hooks"</h2>
+            <p>"Each hook's last 50 deliveries: " <code>"GET /api/v1/hooks/{name}/deliveries"</code></p>
+            <Table id="admin-hooks" heads=&["Hook", "Type", "Address", "Writes", "Last delivery", "Answer", "File"]>{hooks}</Table>
         </section>
         <section aria-labelledby="keys">
             <h2 id="keys">"Keys"</h2>

@@ -43,6 +43,7 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi))
         .merge(super::notes::routes())
+        .merge(super::hooks::routes())
         .layer(DefaultBodyLimit::max(max_body))
 }
 

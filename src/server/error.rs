@@ -60,6 +60,14 @@ codes! {
     UnknownBoard = "unknown_board",
     UnknownKey = "unknown_key",
     UnknownNote = "unknown_note",
+    /// `POST /api/v1/hooks/{name}` for a name no hook has.
+    UnknownHook = "unknown_hook",
+    /// A hook delivery without a valid signature or secret.
+    InvalidSignature = "invalid_signature",
+    /// A hook delivery that is not what its preset reads.
+    InvalidPayload = "invalid_payload",
+    /// A hook delivery sent as a form rather than JSON.
+    UnsupportedMediaType = "unsupported_media_type",
     /// A note that is empty, too long, or pinned to what the board does not show.
     InvalidNote = "invalid_note",
     /// The body is over `max_body_kib`.
@@ -112,6 +120,14 @@ impl ApiError {
             message: message.into(),
             field: None,
         }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
 
     pub(crate) fn field(mut self, field: impl Into<String>) -> Self {

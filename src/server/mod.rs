@@ -23,6 +23,7 @@ mod caller;
 mod endings;
 mod error;
 mod headers;
+mod hooks;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod login;
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) frame_ancestors: Arc<str>,
     /// What the admin view and the board list show of the running system.
     pub(crate) admin: Arc<Admin>,
+    /// The hooks the sources directory holds, and their delivery logs.
+    pub(crate) hooks: Arc<crate::ingest::hooks::Hooks>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -159,6 +162,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), caller::identify))
         // Outside every early refusal, so each leaves the connection usable.
         .layer(from_fn_with_state(state.bodies, bodies::read_out))
+        // Outside the body limits, whose refusals it puts in the hook's delivery log.
+        .layer(from_fn_with_state(state.clone(), hooks::log_early_refusals))
         .layer(from_fn_with_state(
             state.frame_ancestors.clone(),
             headers::secure,
@@ -230,12 +235,14 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         },
     ));
     let sources = Arc::new(crate::ingest::schedule::Status::default());
+    let hooks = Arc::new(crate::ingest::hooks::Hooks::default());
     let admin = Admin::new(
         hub.clone(),
         keyring.clone(),
         boards.clone(),
         audit,
         sources.clone(),
+        hooks.clone(),
     );
     let gathering = tokio::spawn(crate::admin::keep_current(
         admin.clone(),
@@ -270,6 +277,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         guard: guard.clone(),
         frame_ancestors: headers::frame_ancestors(&config.frame_ancestors),
         admin,
+        hooks: hooks.clone(),
     }));
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -281,11 +289,16 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
     let demo = config
         .demo
         .then(|| tokio::spawn(crate::demo::run(engine.clone())));
+    let source_files = crate::ingest::files::SourceFiles::open(&config.sources);
+    // Before the first request: a delivery that arrives as the server starts finds its hook.
+    hooks.replace(&source_files.current().hooks);
     let pulling = tokio::spawn(crate::ingest::schedule::run(
         config.sources(),
+        source_files,
         engine.clone(),
         metrics.clone(),
         sources,
+        hooks,
     ));
     let mut stopping = stop.subscribe();
     let signalled = Arc::new(std::sync::OnceLock::new());
