@@ -51,6 +51,9 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// Hooks on a running server.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
     /// Reload every open board page, each at a random moment within `--within` seconds.
     Reload {
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -77,6 +80,21 @@ pub enum Command {
     /// Copy the store (topics, keys, sessions) of the configuration's data dir to FILE while
     /// the server runs. To restore: put the copy in an empty data dir as pulseboard.db.
     Backup { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HooksCommand {
+    /// Show what a payload would write through hook NAME, applying nothing (a dry run:
+    /// needs an admin key). FILE is a delivery's JSON body, `-` for standard input.
+    Try {
+        name: String,
+        file: std::path::PathBuf,
+        /// The event, as GitHub's X-GitHub-Event or GitLab's X-Gitlab-Event names it.
+        #[arg(long)]
+        event: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +362,37 @@ pub async fn run_client(command: Command, config: &Config) -> ExitCode {
         Command::Snapshot { topic, server } => {
             key = server.key.clone();
             http.get(format!("{}/api/v1/topics/{topic}", server.base(config)))
+        }
+        Command::Hooks(HooksCommand::Try {
+            name,
+            file,
+            event,
+            server,
+        }) => {
+            let body = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+            } else {
+                std::fs::read_to_string(&file)
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+            };
+            key = server.key.clone();
+            let mut request = http
+                .post(format!(
+                    "{}/api/v1/hooks/{name}?dry_run=true",
+                    server.base(config)
+                ))
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(event) = event {
+                request = request
+                    .header("x-github-event", &event)
+                    .header("x-gitlab-event", &event);
+            }
+            request
         }
         Command::Reload { within, server } => {
             key = server.key.clone();

@@ -1,4 +1,5 @@
-//! The `publish` and `snapshot` commands against a real server, as a cron job would run them.
+//! The command line: `publish`, `snapshot` and `hooks try` against a real server, as a cron job
+//! would run them, and `check` on files.
 
 #![cfg(feature = "ssr")]
 
@@ -217,4 +218,53 @@ fn the_documented_example_of_boards_and_sources_checks_clean() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_example_boards_for_hooks_check_clean() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/examples");
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = check(dir.path(), &examples);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn hooks_try_shows_what_a_payload_would_write_and_writes_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("hooks.toml"),
+        "[[hook]]\nname = \"repo\"\ntype = \"github\"\nsecret = \"${HOOK_SECRET}\"\n",
+    )
+    .unwrap();
+    let server = Server::start(&[
+        ("PULSEBOARD_SOURCES", dir.path().to_str().unwrap()),
+        ("HOOK_SECRET", "a-secret-long-enough"),
+    ]);
+    let push = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github/push.json"
+    );
+    let tried = pulseboard(
+        &server,
+        &["hooks", "try", "repo", push, "--event", "push"],
+        "",
+    );
+    assert!(
+        tried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tried.stderr)
+    );
+    let said = json_of(&tried.stdout);
+    assert_eq!(said["dry_run"], true);
+    assert_eq!(said["writes"][0]["topic"], "feed:github");
+    assert_eq!(
+        said["writes"][0]["ops"][0]["payload"]["text"],
+        "ana pushed 3 commits to main of pulseboard"
+    );
+    let (status, _) = server.get("/api/v1/topics/feed:github").await;
+    assert_eq!(status, 404, "a dry run writes nothing");
 }

@@ -343,9 +343,20 @@ async fn github_deliveries_are_verified_applied_once_and_logged() {
         "{answer}"
     );
     assert!(answer["message"].as_str().unwrap().contains("/ref"));
+    // Refused on its declared length before it is read: the client sees the 413, or (if it
+    // was still sending when the server closed) a broken pipe.
     let huge = vec![b' '; 10 * 1024 * 1024];
-    let (status, _) = github(&server, "push", "d5", &huge, SECRET).await;
-    assert_eq!(status, 413);
+    let sent = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/hooks/repo", server.addr))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", signature(SECRET, &huge))
+        .body(huge)
+        .send()
+        .await;
+    if let Ok(answer) = sent {
+        assert_eq!(answer.status().as_u16(), 413);
+    }
     assert_eq!(
         topic(&server, "feed:github").await.unwrap().0,
         offset,
@@ -398,4 +409,151 @@ async fn a_generic_hook_maps_any_json_with_jq() {
         state["api"]["state"], "critical",
         "refused deliveries wrote nothing"
     );
+}
+
+/// The Python interpreter with InfluxDB's own client library (`scripts/setup --tests` makes
+/// it: a venv with `influxdb-client` from PyPI).
+fn python() -> String {
+    std::env::var("PULSEBOARD_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/pulseboard/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
+}
+
+#[tokio::test]
+async fn line_protocol_from_influxdbs_own_client_lands_in_its_topics() {
+    let server = Server::start(&[]);
+    let (_, key) = server.create_key("telegraf", &["publish:telegraf:*"]).await;
+    let script = r#"
+import sys
+from influxdb_client import InfluxDBClient, Point
+from influxdb_client.client.write_api import SYNCHRONOUS
+url, token = sys.argv[1], sys.argv[2]
+for gzip in (False, True):
+    with InfluxDBClient(url=url, token=token, org="ops", enable_gzip=gzip) as client:
+        api = client.write_api(write_options=SYNCHRONOUS)
+        api.write(bucket="telegraf", record=[
+            Point("cpu").tag("host", "web-1").tag("cpu", "cpu-total").field("usage_idle", 97.5 if not gzip else 96.0),
+            "mem,host=web-1 used=1024i,available_percent=42.5",
+        ])
+"#;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(format!("http://{}", server.addr))
+        .arg(&key)
+        .output()
+        .expect("the venv's python runs (scripts/setup --tests makes it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_, cpu) = topic(&server, "telegraf:cpu")
+        .await
+        .expect("the cpu measurement's topic");
+    let points = cpu["cpu-total/web-1/usage_idle"]["points"]
+        .as_array()
+        .unwrap();
+    let values: Vec<f64> = points.iter().map(|p| p[1].as_f64().unwrap()).collect();
+    assert_eq!(
+        values,
+        [97.5, 96.0],
+        "a point per write, the gzipped one too"
+    );
+    let (_, mem) = topic(&server, "telegraf:mem").await.unwrap();
+    assert_eq!(mem["web-1/used"]["points"][0][1], json!(1024));
+    assert_eq!(mem["web-1/available_percent"]["points"][0][1], json!(42.5));
+
+    let write = |body: &'static str, token: Option<&str>, bucket: &str| {
+        let mut request = reqwest::Client::new()
+            .post(format!(
+                "http://{}/api/v2/write?org=ops&bucket={bucket}",
+                server.addr
+            ))
+            .body(body);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Token {token}"));
+        }
+        request.send()
+    };
+    let bad = write(
+        "cpu usage=1\ncpu,host=web-2 usage=soon\n",
+        Some(&key),
+        "telegraf",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let said: Value = bad.json().await.unwrap();
+    assert!(
+        said["message"].as_str().unwrap().starts_with("line 2:"),
+        "{said}"
+    );
+    assert_eq!(
+        write("cpu usage=1", None, "telegraf")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        write("cpu usage=1", Some(&key), "other")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403,
+        "the key's scope is telegraf:*"
+    );
+    let (_, cpu_after) = topic(&server, "telegraf:cpu").await.unwrap();
+    assert_eq!(cpu_after, cpu, "refused writes wrote nothing");
+}
+
+#[tokio::test]
+async fn gitlab_deliveries_carry_the_token_and_a_retry_applies_once() {
+    let dir = TempDir::new().unwrap();
+    let server = server_with_hooks(
+        dir.path(),
+        "[[hook]]\nname = \"gl\"\ntype = \"gitlab\"\nsecret = \"${HOOK_SECRET}\"\n",
+    );
+    let pipeline = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/gitlab/pipeline.json"
+    ))
+    .unwrap();
+    let deliver = |token: &str, key: &str| {
+        reqwest::Client::new()
+            .post(format!("http://{}/api/v1/hooks/gl", server.addr))
+            .header("content-type", "application/json")
+            .header("x-gitlab-event", "Pipeline Hook")
+            .header("x-gitlab-token", token)
+            .header("idempotency-key", key)
+            .body(pipeline.clone())
+            .send()
+    };
+    assert_eq!(
+        deliver("not-the-token-at-all", "k1")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert!(topic(&server, "status:gitlab").await.is_none());
+    assert_eq!(deliver(SECRET, "k2").await.unwrap().status().as_u16(), 200);
+    let (_, lights) = topic(&server, "status:gitlab").await.unwrap();
+    assert_eq!(lights["pipeline · main"]["state"], "critical");
+    let (offset, feed) = topic(&server, "feed:gitlab").await.unwrap();
+    assert_eq!(
+        feed_texts(&feed),
+        ["pipeline on main of pulseboard: failed"]
+    );
+    let retry: Value = deliver(SECRET, "k2").await.unwrap().json().await.unwrap();
+    assert_eq!(retry["replayed"], true, "{retry}");
+    assert_eq!(topic(&server, "feed:gitlab").await.unwrap().0, offset);
 }

@@ -120,6 +120,65 @@ export async function startPrometheus(port: number, targets: string[]): Promise<
   };
 }
 
+/** A real Alertmanager (Debian's) on a loopback port, posting every group to a hook. */
+export interface Alertmanager {
+  /** Posts an alert to Alertmanager's own API: firing, or resolved (ended a second ago). */
+  alert(labels: Record<string, string>, summary: string, firing: boolean): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts Alertmanager with one receiver: a webhook to `hookUrl` with `secret` as its bearer token. */
+export async function startAlertmanager(hookUrl: string, secret: string): Promise<Alertmanager> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "pulseboard-alertmanager-"));
+  writeFileSync(
+    join(dir, "alertmanager.yml"),
+    `route:\n  receiver: pulseboard\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n` +
+      `receivers:\n  - name: pulseboard\n    webhook_configs:\n      - url: '${hookUrl}'\n        send_resolved: true\n` +
+      `        http_config:\n          authorization:\n            credentials: '${secret}'\n`,
+  );
+  const child = spawn(
+    "prometheus-alertmanager",
+    [
+      `--config.file=${join(dir, "alertmanager.yml")}`,
+      `--storage.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--cluster.listen-address=",
+    ],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    if (await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)) break;
+    if (attempt > 300) throw new Error(`alertmanager did not get ready on ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    async alert(labels, summary, firing) {
+      const now = Date.now();
+      const body = [
+        {
+          labels,
+          annotations: { summary },
+          startsAt: new Date(now - 60_000).toISOString(),
+          endsAt: new Date(firing ? now + 600_000 : now - 1_000).toISOString(),
+        },
+      ];
+      const answer = await fetch(`${url}/api/v2/alerts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!answer.ok) throw new Error(`alertmanager refused the alert: ${answer.status}`);
+    },
+    async stop() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
 /** A fresh boards directory holding the repository's demo board file. */
 export function boardsCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), "pulseboard-boards-"));

@@ -77,7 +77,7 @@ struct HookTable {
     kind: Spanned<String>,
     secret: Spanned<String>,
     per_second: Option<Spanned<u32>>,
-    // alertmanager, github
+    // alertmanager, github, gitlab
     status_topic: Option<Spanned<String>>,
     feed_topic: Option<Spanned<String>>,
     // generic
@@ -295,7 +295,7 @@ fn hook(
     });
     let kind = table.kind.get_ref().as_str();
     let preset = match kind {
-        "alertmanager" | "github" => {
+        "alertmanager" | "github" | "gitlab" => {
             found.foreign("topic", kind, &table.topic);
             found.foreign("select", kind, &table.select);
             found.foreign("entity", kind, &table.entity);
@@ -305,6 +305,10 @@ fn hook(
             let feed_topic = topic_or(found, &table.feed_topic, feed);
             Some(match kind {
                 "github" => Preset::Github {
+                    status_topic,
+                    feed_topic,
+                },
+                "gitlab" => Preset::Gitlab {
                     status_topic,
                     feed_topic,
                 },

@@ -12,8 +12,9 @@
 //! - [`schedule`]: when each source runs, its timeout and backoff, the bound on runs in
 //!   flight, the lease that lets one instance of several run it, and what `/admin` and
 //!   `/metrics` say of each;
-//! - [`hooks`]: what other systems post (Alertmanager, GitHub, any JSON) → ops, and each
-//!   hook's delivery log.
+//! - [`hooks`]: what other systems post (Alertmanager, GitHub, GitLab, any JSON) → ops, and
+//!   each hook's delivery log;
+//! - [`line_protocol`]: InfluxDB line protocol (Telegraf, Vector) → topics and series.
 //!
 //! Nothing here knows HTTP servers or axum: the server starts [`schedule::run`], shows
 //! [`schedule::Status`], and hands hook deliveries it has verified to [`hooks`]; the engine
@@ -25,6 +26,7 @@ pub(crate) mod files;
 pub(crate) mod hooks;
 pub(crate) mod http;
 pub(crate) mod jq;
+pub(crate) mod line_protocol;
 pub(crate) mod prometheus;
 pub(crate) mod schedule;
 

@@ -5,9 +5,9 @@
 //! `GET /api/v1/hooks/{name}/deliveries` is the log, for an admin.
 //!
 //! Who may deliver: GitHub signs the raw body with the hook's secret (`X-Hub-Signature-256`,
-//! HMAC-SHA256, compared in constant time); every other sender sends the secret as a bearer
-//! token (Alertmanager's and Grafana's `http_config.authorization`), or an API key that may
-//! publish every topic the hook writes.
+//! HMAC-SHA256, compared in constant time); GitLab sends the secret as `X-Gitlab-Token`;
+//! every other sender sends the secret as a bearer token (Alertmanager's and Grafana's
+//! `http_config.authorization`), or an API key that may publish every topic the hook writes.
 
 use super::caller::Identified;
 use super::error::{ApiError, Code};
@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::engine::idempotency::IdempotencyKey;
 use crate::engine::PublishError;
 use crate::ingest::hooks::deliveries::Delivery;
-use crate::ingest::hooks::{alertmanager, generic, github, Hook, Mapped, Preset, Taken};
+use crate::ingest::hooks::{alertmanager, generic, github, gitlab, Hook, Mapped, Preset, Taken};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -101,8 +101,8 @@ async fn deliver(
         hook,
         delivery: Delivery {
             at_ms: now_ms(),
-            id: header_text(headers, "x-github-delivery").map(str::to_owned),
-            event: header_text(headers, "x-github-event").map(str::to_owned),
+            id: delivery_id(headers),
+            event: event_name(headers),
             status: 0,
             verified: false,
             dry_run: options.dry_run,
@@ -168,6 +168,15 @@ fn verify(
             ))
         };
     }
+    if let Preset::Gitlab { .. } = hook.preset {
+        return match header_text(headers, "x-gitlab-token") {
+            Some(token) if same_secret(token, &hook.secret) => Ok(()),
+            Some(_) => Err(refuse("X-Gitlab-Token is not the hook's secret".into())),
+            None => Err(refuse(
+                "no X-Gitlab-Token: set the webhook's secret token in GitLab to the hook's".into(),
+            )),
+        };
+    }
     let bearer = header_text(headers, header::AUTHORIZATION.as_str())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
@@ -227,6 +236,26 @@ fn same_secret(given: &str, secret: &str) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// The sender's id for a delivery, the same when it retries: GitHub's, GitLab's.
+fn delivery_id(headers: &HeaderMap) -> Option<String> {
+    [
+        "x-github-delivery",
+        "idempotency-key",
+        "x-gitlab-event-uuid",
+    ]
+    .iter()
+    .find_map(|name| header_text(headers, name))
+    .map(str::to_owned)
+}
+
+/// The event a delivery says it is: GitHub's, GitLab's.
+fn event_name(headers: &HeaderMap) -> Option<String> {
+    ["x-github-event", "x-gitlab-event"]
+        .iter()
+        .find_map(|name| header_text(headers, name))
+        .map(str::to_owned)
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -352,8 +381,8 @@ pub(crate) async fn log_early_refusals(
                 &hook,
                 Delivery {
                     at_ms: now_ms(),
-                    id: header_text(&headers, "x-github-delivery").map(str::to_owned),
-                    event: header_text(&headers, "x-github-event").map(str::to_owned),
+                    id: delivery_id(&headers),
+                    event: event_name(&headers),
                     status: response.status().as_u16(),
                     verified: false,
                     dry_run: false,
@@ -407,6 +436,14 @@ async fn map(
             let event =
                 event.ok_or_else(|| MapError::Payload("no X-GitHub-Event header".into()))?;
             github::map(event, payload, status_topic, feed_topic).map_err(MapError::Payload)
+        }
+        Preset::Gitlab {
+            status_topic,
+            feed_topic,
+        } => {
+            let event =
+                event.ok_or_else(|| MapError::Payload("no X-Gitlab-Event header".into()))?;
+            gitlab::map(event, payload, status_topic, feed_topic).map_err(MapError::Payload)
         }
         Preset::Generic { topic, selection } => {
             let now = current(topic.clone()).await?;

@@ -24,6 +24,7 @@ mod endings;
 mod error;
 mod headers;
 mod hooks;
+mod influx;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod login;
@@ -146,6 +147,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .nest("/api/v1", api::routes(state.limits.max_body))
+        .merge(influx::routes(state.limits.max_body))
         .leptos_routes_with_context(
             &state,
             routes,

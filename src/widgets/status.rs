@@ -81,10 +81,19 @@ pub fn StatusGrid(
             );
         }
     };
-    // A row whose state differs from the one drawn before is marked changed; a row's first
-    // drawing (the page loading, a new entity) is not a change.
+    // A row whose state differs from the one drawn before is marked changed, and so is a
+    // row that appears once the topic has loaded (an alert that fires); the rows the page
+    // loads with are not changes.
+    let loaded_before = StoredValue::new(false);
     let rows = Memo::new(move |before: Option<&Vec<Row>>| {
-        let shown = view.with(|v| live.writes.shown(&topic_name, v.offset, &v.entities));
+        let (shown, loaded) = view.with(|v| {
+            (
+                live.writes.shown(&topic_name, v.offset, &v.entities),
+                v.loaded,
+            )
+        });
+        let arrival = loaded_before.get_value();
+        loaded_before.set_value(loaded);
         options.with_value(|options| {
             shown
                 .iter()
@@ -93,7 +102,7 @@ pub fn StatusGrid(
                     let acknowledged = payload.get("acknowledged") == Some(&Value::Bool(true));
                     let was = before.and_then(|rows| rows.iter().find(|row| row.id == *id));
                     Row {
-                        changed: was.is_some_and(|was| {
+                        changed: was.map_or(arrival, |was| {
                             was.level != level.map(Level::as_str) || was.text != text
                         }),
                         id: id.clone(),

@@ -148,8 +148,9 @@ pub(crate) fn map(
     Ok(mapped)
 }
 
-/// A light named `name`, its state a word the status grid reads.
-fn light(name: &str, state: &str, url: Option<&str>) -> Op {
+/// A light named `name`, its state (GitHub's words, which the gitlab preset maps its own
+/// to) as a word the status grid reads.
+pub(crate) fn light(name: &str, state: &str, url: Option<&str>) -> Op {
     let level = match state {
         "success" => "ok",
         "failure" | "error" | "timed_out" | "startup_failure" => "critical",

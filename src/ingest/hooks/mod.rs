@@ -6,6 +6,7 @@
 //! - [`alertmanager`]: Alertmanager's (and Grafana's) alert webhook → a light per firing
 //!   alert and a feed item per transition;
 //! - [`github`]: GitHub's events → feed items and a light per workflow and branch;
+//! - [`gitlab`]: GitLab's, the same way;
 //! - [`generic`]: any JSON and a jq `select`;
 //! - [`deliveries`]: each hook's recent deliveries, for `/admin` and the API.
 
@@ -13,6 +14,7 @@ pub(crate) mod alertmanager;
 pub(crate) mod deliveries;
 pub(crate) mod generic;
 pub(crate) mod github;
+pub(crate) mod gitlab;
 
 use super::jq::Selection;
 use crate::ops::{Batch, Op, TopicOps};
@@ -48,6 +50,10 @@ pub(crate) enum Preset {
         status_topic: String,
         feed_topic: String,
     },
+    Gitlab {
+        status_topic: String,
+        feed_topic: String,
+    },
     Generic {
         topic: String,
         selection: Selection,
@@ -55,12 +61,13 @@ pub(crate) enum Preset {
 }
 
 impl Preset {
-    pub(crate) const TYPES: [&'static str; 3] = ["alertmanager", "github", "generic"];
+    pub(crate) const TYPES: [&'static str; 4] = ["alertmanager", "github", "gitlab", "generic"];
 
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Self::Alertmanager { .. } => "alertmanager",
             Self::Github { .. } => "github",
+            Self::Gitlab { .. } => "gitlab",
             Self::Generic { .. } => "generic",
         }
     }
@@ -75,6 +82,10 @@ impl Preset {
             | Self::Github {
                 status_topic,
                 feed_topic,
+            }
+            | Self::Gitlab {
+                status_topic,
+                feed_topic,
             } => vec![status_topic, feed_topic],
             Self::Generic { topic, .. } => vec![topic],
         }
@@ -84,6 +95,7 @@ impl Preset {
     pub(crate) fn default_topics(kind: &str) -> (&'static str, &'static str) {
         match kind {
             "github" => ("status:github", "feed:github"),
+            "gitlab" => ("status:gitlab", "feed:gitlab"),
             _ => ("status:alerts", "feed:alerts"),
         }
     }
