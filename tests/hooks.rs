@@ -557,3 +557,37 @@ async fn gitlab_deliveries_carry_the_token_and_a_retry_applies_once() {
     assert_eq!(retry["replayed"], true, "{retry}");
     assert_eq!(topic(&server, "feed:gitlab").await.unwrap().0, offset);
 }
+
+#[tokio::test]
+async fn a_flood_of_deliveries_is_held_to_the_hooks_rate() {
+    let dir = TempDir::new().unwrap();
+    let server = server_with_hooks(
+        dir.path(),
+        "[[hook]]\nname = \"builds\"\ntype = \"generic\"\nsecret = \"${HOOK_SECRET}\"\nper_second = 2\ntopic = \"status:builds\"\nselect = \"{(.project): .state}\"\n",
+    );
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..12 {
+        let answer = client
+            .post(format!("http://{}/api/v1/hooks/builds", server.addr))
+            .bearer_auth(SECRET)
+            .json(&json!({"project": format!("p{n}"), "state": "ok"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    let taken = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        (4..=5).contains(&taken),
+        "a burst of twice the rate is taken: {statuses:?}"
+    );
+    assert_eq!(taken + limited, 12, "{statuses:?}");
+    let (_, state) = topic(&server, "status:builds").await.unwrap();
+    assert_eq!(
+        state.as_object().unwrap().len(),
+        taken,
+        "only what was taken was written"
+    );
+}

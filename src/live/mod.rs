@@ -292,9 +292,12 @@ impl Live {
                 // A new connection: the server says `stale` again if it still is, and of
                 // each topic it marks, once subscribed.
                 self.stale.set(None);
+                // Only a topic that held a mark is touched: the others are not redrawn.
                 self.topics.with_value(|topics| {
                     for view in topics.values() {
-                        view.update(|v| v.not_updating = None);
+                        if view.with_untracked(|v| v.not_updating.is_some()) {
+                            view.update(|v| v.not_updating = None);
+                        }
                     }
                 });
             }

@@ -236,6 +236,40 @@ mod tests {
         assert!(again.writes.is_empty());
     }
 
+    /// Grafana's alert webhook (its documented example's shape): Alertmanager's fields and more.
+    #[test]
+    fn grafanas_webhook_is_read_the_same_way() {
+        let grafana = json!({
+            "receiver": "pulseboard", "status": "firing", "orgId": 1,
+            "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": "High memory", "team": "blue", "instance": "web-2"},
+                "annotations": {"summary": "memory over 90 %"},
+                "startsAt": "2026-12-07T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://grafana/alerting/grafana/abc/view",
+                "fingerprint": "57c6d9296de2ad39",
+                "silenceURL": "http://grafana/alerting/silence/new", "dashboardURL": "",
+                "panelURL": "", "values": {"B": 92.5}, "valueString": "[ var='B' value=92.5 ]"
+            }],
+            "groupLabels": {"alertname": "High memory"}, "commonLabels": {"team": "blue"},
+            "commonAnnotations": {}, "externalURL": "http://grafana/", "version": "1",
+            "groupKey": "{}:{alertname=\"High memory\"}", "truncatedAlerts": 0,
+            "title": "[FIRING:1] High memory", "state": "alerting", "message": "…"
+        });
+        let mapped = map(grafana.to_string().as_bytes(), &BTreeMap::new(), "s", "f").unwrap();
+        let Op::Set {
+            entity_id, payload, ..
+        } = &mapped.writes[0].ops[0]
+        else {
+            panic!("{mapped:?}");
+        };
+        assert_eq!(entity_id, "57c6d9296de2ad39");
+        assert_eq!(
+            (payload["name"].as_str(), payload["state"].as_str()),
+            (Some("High memory on web-2"), Some("warn"))
+        );
+    }
+
     #[test]
     fn what_is_not_a_notification_says_why() {
         let error = map(br#"{"alerts": 3}"#, &BTreeMap::new(), "s", "f").unwrap_err();
