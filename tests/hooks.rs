@@ -8,11 +8,10 @@ mod support;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::future::Future;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{free_port, Server};
+use support::{eventually, free_port, topic, Server};
 use tempfile::TempDir;
 
 const SECRET: &str = "a-hook-secret-for-tests";
@@ -24,29 +23,6 @@ fn server_with_hooks(dir: &Path, hooks: &str) -> Server {
         ("PULSEBOARD_SOURCES", dir.to_str().unwrap()),
         ("HOOK_SECRET", SECRET),
     ])
-}
-
-async fn topic(server: &Server, name: &str) -> Option<(u64, Value)> {
-    let (status, body) = server.get(&format!("/api/v1/topics/{name}")).await;
-    (status == 200).then(|| (body["offset"].as_u64().unwrap(), body["state"].clone()))
-}
-
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    seconds: u64,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {seconds} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn deliveries(server: &Server, hook: &str) -> Vec<Value> {

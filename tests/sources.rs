@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pulseboard::protocol::ServerFrame;
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{next, resident_kib, sample, subscribe, Prometheus, Redis, Server};
+use support::{
+    eventually, next, resident_kib, sample, subscribe, topic, Prometheus, Redis, Server,
+};
 use tempfile::TempDir;
 
 /// Writes `text` as the sources directory's `name`.
@@ -29,32 +30,6 @@ fn server_with_sources(dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.push(("PULSEBOARD_SOURCES", &dir));
     Server::start(&env)
-}
-
-/// A topic as `GET /api/v1/topics/{topic}` answers it: its offset and state; `None` while
-/// nobody has written it.
-async fn topic(server: &Server, name: &str) -> Option<(u64, Value)> {
-    let (status, body) = server.get(&format!("/api/v1/topics/{name}")).await;
-    (status == 200).then(|| (body["offset"].as_u64().unwrap(), body["state"].clone()))
-}
-
-/// Asks `check` every 100 ms until it gives something, for up to `seconds`.
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    seconds: u64,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {seconds} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Reads frames until `pick` takes one, for up to `seconds` in all (a source backing off

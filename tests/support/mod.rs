@@ -628,3 +628,29 @@ impl EventStream {
         }
     }
 }
+
+/// A topic as `GET /api/v1/topics/{topic}` answers it: its offset and state; `None` while
+/// nobody has written it.
+pub async fn topic(server: &Server, name: &str) -> Option<(u64, Value)> {
+    let (status, body) = server.get(&format!("/api/v1/topics/{name}")).await;
+    (status == 200).then(|| (body["offset"].as_u64().unwrap(), body["state"].clone()))
+}
+
+/// Asks `check` every 100 ms until it gives something, for up to `seconds`.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    seconds: u64,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {seconds} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

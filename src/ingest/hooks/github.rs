@@ -5,21 +5,9 @@
 //! (GitHub's redelivery, same `X-GitHub-Delivery`) is applied once: the server keys the
 //! write by that id.
 
-use super::{feed_item, Mapped};
+use super::{feed_item, optional, text, Mapped};
 use crate::ops::Op;
 use serde_json::{json, Value};
-
-/// The text at a JSON pointer, or why the payload is not the event it says it is.
-fn text<'a>(payload: &'a Value, event: &str, pointer: &str) -> Result<&'a str, String> {
-    payload
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("a {event} event without {pointer}"))
-}
-
-fn optional<'a>(payload: &'a Value, pointer: &str) -> Option<&'a str> {
-    payload.pointer(pointer).and_then(Value::as_str)
-}
 
 fn who(payload: &Value) -> &str {
     optional(payload, "/sender/login").unwrap_or("someone")

@@ -5,19 +5,8 @@
 //! `Idempotency-Key`, or `X-Gitlab-Event-UUID`) is applied once.
 
 use super::github::light;
-use super::{feed_item, Mapped};
+use super::{feed_item, optional, text, Mapped};
 use serde_json::Value;
-
-fn text<'a>(payload: &'a Value, event: &str, pointer: &str) -> Result<&'a str, String> {
-    payload
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("a {event} without {pointer}"))
-}
-
-fn optional<'a>(payload: &'a Value, pointer: &str) -> Option<&'a str> {
-    payload.pointer(pointer).and_then(Value::as_str)
-}
 
 /// What one event writes. `event` is the `X-GitLab-Event` header (`Push Hook`, …).
 pub(crate) fn map(

@@ -21,6 +21,7 @@ use crate::ops::{Batch, Op, TopicOps};
 use deliveries::Deliveries;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -154,6 +155,19 @@ pub(crate) fn feed_item(kind: &str, text: String, url: Option<&str>) -> Op {
         max: Some(FEED_ITEMS),
         ttl: None,
     }
+}
+
+/// The text at a JSON pointer of a payload, or why it is not the event it says it is.
+pub(crate) fn text<'a>(payload: &'a Value, event: &str, pointer: &str) -> Result<&'a str, String> {
+    payload
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("a {event} event without {pointer}"))
+}
+
+/// The text at a JSON pointer of a payload, if there is any.
+pub(crate) fn optional<'a>(payload: &'a Value, pointer: &str) -> Option<&'a str> {
+    payload.pointer(pointer).and_then(Value::as_str)
 }
 
 /// How many items a hook's feed keeps.
