@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../Leptos.toml");
-const KEYS: [&str; 37] = [
+const KEYS: [&str; 38] = [
     "listen",
     "site_root",
     "data_dir",
@@ -41,6 +41,7 @@ const KEYS: [&str; 37] = [
     "allowed_origins",
     "messages_per_second",
     "max_subscriptions",
+    "long_polls",
     "requests_per_ip",
     "requests_per_key",
     "connections_per_ip",
@@ -99,6 +100,8 @@ pub struct Config {
     pub(crate) messages_per_second: u32,
     /// Topics one connection may follow at once.
     pub(crate) max_subscriptions: usize,
+    /// Long polls (`/api/v1/topics/{topic}/changes`) waiting at once.
+    pub(crate) long_polls: usize,
     /// HTTP requests per second from one address without a key.
     pub(crate) requests_per_ip: u32,
     /// HTTP requests per second made with one API key.
@@ -202,6 +205,7 @@ impl Config {
         let counts = [
             ("messages_per_second", self.messages_per_second as usize),
             ("max_subscriptions", self.max_subscriptions),
+            ("long_polls", self.long_polls),
             ("requests_per_ip", self.requests_per_ip as usize),
             ("requests_per_key", self.requests_per_key as usize),
             ("connections_per_ip", self.connections_per_ip),

@@ -46,7 +46,13 @@ pub(crate) struct Metrics {
     pub(crate) source_runs: Family<Vec<(&'static str, String)>, Counter>,
     /// When each pull source last ran without failing, seconds since the Unix epoch.
     pub(crate) source_last_success: Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>,
+    /// `/ws` and `/sse` connections opened, by the client library that said its name.
+    pub(crate) client_connections: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
+
+/// The client libraries counted by name; any other name counts as `other`, so what a
+/// client sends cannot grow the metrics.
+const KNOWN_CLIENTS: [&str; 2] = ["pulseboard-js", "pulseboard-py"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -153,7 +159,14 @@ impl Default for Metrics {
             "When each pull source last ran without failing, in seconds since the Unix epoch",
             source_last_success.clone(),
         );
+        let client_connections = Family::default();
+        registry.register(
+            "client_connections",
+            "WebSocket and SSE connections opened, by the client library named in `client=`: pulseboard-js, pulseboard-py, other, or none",
+            client_connections.clone(),
+        );
         Self {
+            client_connections,
             source_runs,
             source_last_success,
             registry,
@@ -178,6 +191,21 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Every figure, in the OpenMetrics text format.
+    /// Counts a connection opened by `client` (`name/version`, as `client=` says it).
+    pub(crate) fn client_connected(&self, client: Option<&str>) {
+        let name = client.map(|c| c.split('/').next().unwrap_or(c));
+        let label = match name {
+            None => "none",
+            Some(name) => KNOWN_CLIENTS
+                .into_iter()
+                .find(|known| *known == name)
+                .unwrap_or("other"),
+        };
+        self.client_connections
+            .get_or_create(&vec![("client", label)])
+            .inc();
+    }
+
     pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.

@@ -35,7 +35,7 @@ pub enum Op {
     /// Create or replace an entity.
     Set {
         entity_id: String,
-        #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+        #[cfg_attr(feature = "ssr", schema(value_type = Value))]
         payload: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ttl: Option<u64>,
@@ -78,7 +78,7 @@ pub enum Op {
     /// oldest items beyond `max`. An object item without an `at` field gets one: the
     /// server's time in milliseconds since the Unix epoch, which feeds show as "2 min ago".
     Push {
-        #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+        #[cfg_attr(feature = "ssr", schema(value_type = Value))]
         payload: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<usize>,

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 /// A point in a topic's history: a subscriber that holds it has applied every event up to
 /// and including `offset` of that `epoch`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     /// Changes whenever the topic's history restarts; offsets of different epochs are unrelated.
@@ -26,6 +27,7 @@ pub struct Position {
 }
 
 /// One topic in a `subscribe` frame, with the position to resume from, if the client has one.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TopicRequest {
     pub topic: String,
@@ -34,6 +36,7 @@ pub struct TopicRequest {
 }
 
 /// Frames a client sends.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
@@ -90,6 +93,7 @@ pub const CLIENT_FRAME_TYPES: [&str; 9] = [
 
 /// A note written from a board: [`crate::boards::notes::NoteDraft`] with the board and the
 /// client's name for the request.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct NoteFrame {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -102,6 +106,7 @@ pub struct NoteFrame {
     pub note: NoteDraft,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PublishFrame {
     /// The client's name for this request, echoed in its answer.
@@ -116,6 +121,7 @@ pub struct PublishFrame {
 }
 
 /// Frames the server sends. Decoded by hand (see [`ServerFrame::decode`]), encoded by serde.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
@@ -252,13 +258,16 @@ pub const SERVER_FRAME_TYPES: &[&str] = &[
     "error",
 ];
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct BoardFrame {
     /// The board's name, as in `join`.
     pub name: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub view: BoardView,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Ack {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -267,12 +276,22 @@ pub struct Ack {
     pub published: Published,
 }
 
+/// The version of this protocol, sent in every `welcome`. It changes only when a frame
+/// changes in a way a client written for the previous one would misread (new frames and new
+/// fields do not change it); `docs/protocol.md` lists what each version changed.
+pub const PROTOCOL: u64 = 3;
+
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Welcome {
     /// This connection's id: presence frames list it among its person's `tabs`.
     pub connection: String,
     /// The server's version.
     pub server: String,
+    /// The protocol version the server speaks ([`PROTOCOL`]); 0 from servers before it was
+    /// sent.
+    #[serde(default)]
+    pub protocol: u64,
     /// How often the server pings, and how often a client should send `ping` when it has
     /// nothing else to say.
     pub heartbeat_ms: u64,
@@ -293,7 +312,7 @@ pub struct Snapshot {
     pub epoch: u64,
     pub offset: u64,
     /// Every entity of the topic: `entity_id` → payload.
-    #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Object>))]
+    #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Value>))]
     pub state: BTreeMap<String, Value>,
     /// When each entity last changed, in ms since the Unix epoch by the server's clock:
     /// `entity_id` → time. Entities written by a server older than this field have none.
@@ -301,6 +320,7 @@ pub struct Snapshot {
     pub changed: BTreeMap<String, u64>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Coalesced {
     pub topic: String,
@@ -308,6 +328,7 @@ pub struct Coalesced {
     pub from: u64,
     pub offset: u64,
     /// Entities changed after `from`, with their payload now.
+    #[cfg_attr(feature = "ssr", schema(value_type = HashMap<String, Value>))]
     pub state: BTreeMap<String, Value>,
     /// When each of them last changed, as in a snapshot.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -317,14 +338,18 @@ pub struct Coalesced {
 }
 
 /// Also read by the server, from the Redis engine's bus (with serde: it is the hot path).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Event {
     pub topic: String,
     pub epoch: u64,
     pub offset: u64,
+    /// `ADDED`, `UPDATED`, `DELETED`, `STATUS_CHANGED`, or a name the publisher chose.
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
     pub event: EventKind,
     pub entity_id: String,
     /// The entity's whole new payload; `null` for `DELETED`.
+    #[cfg_attr(feature = "ssr", schema(value_type = Value))]
     pub payload: Value,
     /// When the server applied the change, ISO 8601 in UTC.
     pub ts: String,
@@ -334,6 +359,7 @@ pub struct Event {
     pub trace_id: Option<String>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Resumed {
     pub topic: String,
@@ -343,6 +369,7 @@ pub struct Resumed {
     pub replayed: u64,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Presence {
     pub board: String,
@@ -362,6 +389,7 @@ pub struct Presence {
 
 /// Someone on a board: an admin session, a share link or an API key (by the key's name), or
 /// an anonymous browser ("Guest 417", never anyone's name).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Person {
     /// Stable for the person: across their pages, reloads and the instances they reach.
@@ -376,6 +404,7 @@ pub struct Person {
 }
 
 /// Also read by the server, from the Redis engine's bus.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Typing {
     pub board: String,
@@ -419,6 +448,7 @@ impl From<EventKind> for String {
     }
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ErrorFrame {
     pub code: ErrorCode,
@@ -476,6 +506,7 @@ pub fn ts_ms(ts: &str) -> Option<u64> {
 }
 
 /// Machine-readable error codes of error frames.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -514,6 +545,7 @@ impl FromJson for Welcome {
         Ok(Welcome {
             connection: fields.take("connection")?,
             server: fields.take("server")?,
+            protocol: fields.take::<Option<u64>>("protocol")?.unwrap_or(0),
             heartbeat_ms: fields.take("heartbeat_ms")?,
             idle_timeout_ms: fields.take("idle_timeout_ms")?,
             // Older servers do not send it; 0 reads as "no clock to go by".
@@ -901,11 +933,12 @@ mod tests {
             ServerFrame::Welcome(Welcome {
                 connection: "c1".into(),
                 server: "0.1.0".into(),
+                protocol: PROTOCOL,
                 heartbeat_ms: 15_000,
                 idle_timeout_ms: 45_000,
                 server_time_ms: 1_796_117_400_250,
             }),
-            json!({"type": "welcome", "connection": "c1", "server": "0.1.0",
+            json!({"type": "welcome", "connection": "c1", "server": "0.1.0", "protocol": 3,
                    "heartbeat_ms": 15000, "idle_timeout_ms": 45000,
                    "server_time_ms": 1_796_117_400_250u64}),
         );
@@ -1091,5 +1124,42 @@ mod tests {
         for bad in ["", ":x", "has space", "é", &"x".repeat(129)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// The frames as a JSON Schema, written to `clients/protocol.json`: the client libraries'
+/// frame types are generated from that file, so a change here that they have not taken
+/// fails this test (`PULSEBOARD_BLESS=1 cargo test --features ssr protocol_schema` writes it
+/// anew; then `npm run generate` in `clients/js`).
+#[cfg(all(test, feature = "ssr"))]
+mod schema {
+    use super::{ClientFrame, ServerFrame, PROTOCOL};
+    use utoipa::OpenApi;
+
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(ServerFrame, ClientFrame)))]
+    struct Frames;
+
+    #[test]
+    fn protocol_schema_is_the_one_the_clients_were_generated_from() {
+        let components = Frames::openapi().components.expect("the frames' schemas");
+        let schema = serde_json::json!({
+            "$comment": "Generated from src/protocol.rs by `PULSEBOARD_BLESS=1 cargo test --features ssr protocol_schema`; do not edit.",
+            "protocol": PROTOCOL,
+            "definitions": components.schemas,
+        });
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/protocol.json");
+        if std::env::var_os("PULSEBOARD_BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == text,
+            "clients/protocol.json is not what src/protocol.rs says: run \
+             `PULSEBOARD_BLESS=1 cargo test --features ssr protocol_schema`, then \
+             `npm run generate` in clients/js and clients/python's generator, and fix the \
+             clients where their types changed"
+        );
     }
 }

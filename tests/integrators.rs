@@ -367,3 +367,156 @@ async fn flood_until_closed(socket: Socket) -> Option<(u16, String)> {
         .await
         .expect("closed within 15 s")
 }
+
+/// `GET /api/v1/topics/{topic}/changes`, with the admin key; its status and body.
+async fn changes(server: &Server, topic: &str, query: &str) -> (u16, Value) {
+    let url = format!(
+        "http://{}/api/v1/topics/{topic}/changes?{query}",
+        server.addr
+    );
+    let answer = server.http().get(url).send().await.unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+fn frame_offsets(body: &Value, kind: &str) -> Vec<u64> {
+    let frames = body["frames"].as_array().unwrap();
+    let of_kind = frames.iter().filter(|f| f["type"] == kind);
+    of_kind.map(|f| f["offset"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_the_events_after_a_position_at_once() {
+    let server = Server::start(&[]);
+    let head = write_events(&server, "metric:lp", 5, &json!(1)).await;
+    let (status, first) = changes(&server, "metric:lp", "").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        frame_offsets(&first, "snapshot"),
+        [5],
+        "no position: a snapshot"
+    );
+    assert_eq!(first["offset"], 5);
+
+    let after = format!("after={}.2&wait=20", head.epoch);
+    let started = std::time::Instant::now();
+    let (status, body) = changes(&server, "metric:lp", &after).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        frame_offsets(&body, "event"),
+        [3, 4, 5],
+        "exactly the missed events"
+    );
+    assert_eq!(
+        (body["epoch"].as_u64(), body["offset"].as_u64()),
+        (Some(head.epoch), Some(5))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered without the wait"
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_at_the_head_waits_for_the_next_event_or_answers_nothing() {
+    let server = Server::start(&[]);
+    let head = write_events(&server, "metric:lp", 3, &json!(1)).await;
+    let at_head = format!("after={}.{}", head.epoch, head.offset);
+
+    // Nothing comes: an empty answer at the same position once the wait is over.
+    let started = std::time::Instant::now();
+    let (status, body) = changes(&server, "metric:lp", &format!("{at_head}&wait=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["frames"], json!([]));
+    assert_eq!(body["offset"], 3);
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+
+    // The next event ends the wait.
+    let waiting = {
+        let query = format!("{at_head}&wait=30");
+        let server_addr = server.addr.clone();
+        let http = server.http();
+        tokio::spawn(async move {
+            let url = format!("http://{server_addr}/api/v1/topics/metric:lp/changes?{query}");
+            let answer = http.get(url).send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the long poll is waiting");
+    server.set("metric:lp", "e1", 42).await;
+    let body = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the event ends the wait")
+        .unwrap();
+    assert_eq!(frame_offsets(&body, "event"), [4]);
+    assert_eq!(body["frames"][0]["payload"], 42);
+    assert_eq!(body["offset"], 4);
+}
+
+#[tokio::test]
+async fn a_long_poll_from_a_position_that_is_gone_gets_a_snapshot() {
+    let server = Server::start(&[("PULSEBOARD_HISTORY", "4")]);
+    let head = write_events(&server, "metric:lp", 20, &json!(1)).await;
+    for gone in [
+        format!("after={}.2", head.epoch),
+        format!("after={}.3", head.epoch + 1),
+        format!("after={}.99", head.epoch),
+    ] {
+        let (status, body) = changes(&server, "metric:lp", &gone).await;
+        assert_eq!(status, 200);
+        assert_eq!(frame_offsets(&body, "snapshot"), [20], "{gone}: a snapshot");
+        assert_eq!(frame_offsets(&body, "event"), Vec::<u64>::new());
+        assert_eq!(body["frames"][0]["state"].as_object().unwrap().len(), 20);
+    }
+    let (status, body) = changes(&server, "metric:lp", "after=12").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_position"))
+    );
+    let (status, body) = changes(&server, "metric:lp", "wait=56").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn long_polls_are_bounded_and_the_one_over_is_told_when_to_retry() {
+    let server = Server::start(&[("PULSEBOARD_LONG_POLLS", "2")]);
+    let head = write_events(&server, "metric:lp", 1, &json!(1)).await;
+    let at_head = format!("after={}.{}&wait=30", head.epoch, head.offset);
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        let url = format!(
+            "http://{}/api/v1/topics/metric:lp/changes?{at_head}",
+            server.addr
+        );
+        let http = server.http();
+        waiting.push(tokio::spawn(async move {
+            http.get(url).send().await.unwrap().status()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = format!(
+        "http://{}/api/v1/topics/metric:lp/changes?{at_head}",
+        server.addr
+    );
+    let refused = server.http().get(url).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_waiters");
+    // An event answers both waiters; their places are free again.
+    server.set("metric:lp", "e1", 2).await;
+    for waiter in waiting {
+        assert_eq!(waiter.await.unwrap(), 200);
+    }
+    let (status, body) = changes(&server, "metric:lp", &format!("after={}.1", head.epoch)).await;
+    assert_eq!(status, 200);
+    assert_eq!(frame_offsets(&body, "event"), [2]);
+}

@@ -619,6 +619,7 @@ mod tests {
         live.apply(ServerFrame::Welcome(Welcome {
             connection: "c1".into(),
             server: "test".into(),
+            protocol: 3,
             heartbeat_ms: 15_000,
             idle_timeout_ms: 45_000,
             server_time_ms: 1_000_000,

@@ -32,6 +32,7 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
     Router::new()
         .route("/topics", get(list_topics))
         .route("/topics/{topic}", get(read_topic).post(publish))
+        .route("/topics/{topic}/changes", get(super::changes::changes))
         .route("/batch", post(publish_batch))
         .route("/boards", get(list_boards))
         .route("/boards/{board}", get(read_board))
@@ -57,6 +58,7 @@ pub(crate) fn routes(max_body: usize) -> Router<AppState> {
         publish,
         publish_batch,
         read_topic,
+        super::changes::changes,
         list_topics,
         list_boards,
         read_board,

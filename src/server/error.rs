@@ -79,6 +79,8 @@ codes! {
     TooManyTopics = "too_many_topics",
     OpRefused = "op_refused",
     RateLimited = "rate_limited",
+    /// `long_polls` requests are waiting already.
+    TooManyWaiters = "too_many_waiters",
     TooManyConnections = "too_many_connections",
     TooManySubscriptions = "too_many_subscriptions",
     /// `/sse` was given neither a board nor topics.

@@ -4,7 +4,8 @@
 //! - `api`: `/api/v1` and `/healthz`; `notes`: a board's notes under it; `caller`: who a
 //!   request comes from;
 //! - `socket` and `sse`: `/ws` and its fallback, over one `session` each (which also says
-//!   what ends a stream from outside, `endings`);
+//!   what ends a stream from outside, `endings`); `changes`: the last resort, a topic's
+//!   changes over plain HTTP (a long poll on a short-lived session);
 //! - `origin`: whether a request comes from this server's own pages;
 //! - `listener`: the accept loop, with header and keep-alive timeouts and connections per
 //!   address;
@@ -20,6 +21,7 @@ pub(crate) mod api;
 mod assets;
 pub(crate) mod bodies;
 mod caller;
+mod changes;
 mod endings;
 mod error;
 mod headers;
@@ -125,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) admin: Arc<Admin>,
     /// The hooks the sources directory holds, and their delivery logs.
     pub(crate) hooks: Arc<crate::ingest::hooks::Hooks>,
+    /// One permit per long poll that may wait at once (`long_polls`).
+    pub(crate) long_polls: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -280,6 +284,7 @@ pub async fn run(config: Config, audit: AuditTrail) -> std::io::Result<()> {
         frame_ancestors: headers::frame_ancestors(&config.frame_ancestors),
         admin,
         hooks: hooks.clone(),
+        long_polls: Arc::new(tokio::sync::Semaphore::new(config.long_polls)),
     }));
     let grace = Duration::from_secs(config.shutdown_grace);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

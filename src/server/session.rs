@@ -105,6 +105,13 @@ pub(crate) struct Subscribed {
     pub(crate) cost: u32,
 }
 
+/// The `client=name/version` a client library adds to the address of `/ws` or `/sse`, so
+/// an operator sees which libraries connect (`pulseboard_client_connections_total`).
+#[derive(serde::Deserialize)]
+pub(crate) struct ClientName {
+    pub(crate) client: Option<String>,
+}
+
 /// Why a connection is closed from its own side: the close code and reason it gets.
 pub(crate) struct Refusal {
     pub(crate) code: u16,
@@ -187,6 +194,7 @@ impl Session {
         self.reply(ServerFrame::Welcome(Welcome {
             connection: self.hub.viewer_id(self.id),
             server: env!("CARGO_PKG_VERSION").into(),
+            protocol: crate::protocol::PROTOCOL,
             heartbeat_ms: heartbeat.interval.as_millis() as u64,
             idle_timeout_ms: heartbeat.idle_timeout.as_millis() as u64,
             server_time_ms: now_ms(),

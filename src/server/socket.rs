@@ -11,14 +11,14 @@ use super::caller::{guest_id, Identified};
 use super::endings::{Ending, Endings};
 use super::limits::ConnectionSlot;
 use super::origin::origin_allowed;
-use super::session::{Heartbeat, Refusal, Session};
+use super::session::{ClientName, Heartbeat, Refusal, Session};
 use super::AppState;
 use crate::encoded::{encode, EncodedFrame};
 use crate::hub::outbox::Inbox;
 use crate::hub::{ConnectionId, Hub};
 use crate::protocol::{ErrorCode, ErrorFrame, ServerFrame, CLOSE_UNAUTHENTICATED};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
@@ -182,6 +182,7 @@ pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(Identified(identified)): Extension<Identified>,
+    Query(named): Query<ClientName>,
     headers: HeaderMap,
 ) -> Response {
     let ip = state.guard.client_ip(peer, &headers);
@@ -228,6 +229,10 @@ pub(crate) async fn upgrade(
         messages_per_second: state.limits.messages_per_second,
     };
     let guest = guest_id(&headers).map(str::to_owned);
+    state
+        .hub
+        .metrics()
+        .client_connected(named.client.as_deref());
     let (session, inbox) = Session::open(&state, caller, guest, false);
     let connection = Box::new(Connection {
         session,

@@ -42,6 +42,8 @@ pub(crate) struct Follow {
     from: Option<String>,
     /// An anonymous browser's id, as `join` takes it: its pages are one person.
     person: Option<String>,
+    /// The client library's `name/version`.
+    client: Option<String>,
 }
 
 /// Each followed topic's position, as an event id carries it.
@@ -115,6 +117,10 @@ pub(crate) async fn stream(
         return Ok(state.guard.too_many_connections(ip, "/sse"));
     };
     let endings = Endings::new(&state, &caller);
+    state
+        .hub
+        .metrics()
+        .client_connected(follow.client.as_deref());
     // The cookie first: an address with the id in it ends up in proxies' logs.
     let guest = guest_id(&headers)
         .map(str::to_owned)
