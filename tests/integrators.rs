@@ -520,3 +520,29 @@ async fn long_polls_are_bounded_and_the_one_over_is_told_when_to_retry() {
     assert_eq!(status, 200);
     assert_eq!(frame_offsets(&body, "event"), [2]);
 }
+
+/// Found by the client conformance suite: a topic followed before its first write, whose
+/// only subscriber dropped, came back in a new epoch, so the resume from `(E, 0)` got a
+/// snapshot instead of the events.
+#[tokio::test]
+async fn a_resume_from_before_a_topic_s_first_write_gets_its_events() {
+    let server = Server::start(&[]);
+    let mut socket = server.connect().await;
+    subscribe(&mut socket, "metric:unwritten", None).await;
+    let ServerFrame::Snapshot(first) = next(&mut socket).await else {
+        panic!("a snapshot first");
+    };
+    assert_eq!(first.offset, 0);
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.set("metric:unwritten", "a", 1).await;
+    server.set("metric:unwritten", "a", 2).await;
+    let mut socket = server.connect().await;
+    let from = Position {
+        epoch: first.epoch,
+        offset: 0,
+    };
+    subscribe(&mut socket, "metric:unwritten", Some(from)).await;
+    let (offsets, replayed) = read_replay(&mut socket).await;
+    assert_eq!((offsets, replayed), (vec![1, 2], 2));
+}

@@ -41,6 +41,12 @@ pub(crate) struct Embedded {
 }
 
 struct Inner {
+    /// The epoch of every topic this process creates (one never stored: followed before
+    /// its first write, or written for the first time). One for the process, so a topic
+    /// forgotten while unwritten (its last subscriber dropped) and followed again keeps it,
+    /// and a client that resumes from `(born, 0)` gets the events, not a snapshot; a
+    /// restart picks a new one, as a topic unwritten then was not stored.
+    born: u64,
     retention: Retention,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
@@ -306,8 +312,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The epoch of a topic created now: the time in milliseconds, so a topic that is created
-/// again (its data dir wiped, or never stored) never reuses the offsets of an older one.
+/// The epoch of topics created from now: the time in milliseconds, so a topic that is
+/// created again (its data dir wiped, or never stored) never reuses the offsets of an older
+/// one.
 fn new_epoch() -> u64 {
     now_ms().max(1)
 }
@@ -340,6 +347,7 @@ impl Embedded {
         let remembered = Memory::restore(loaded.remembered, retention.idempotency_keys);
         Ok(Self {
             inner: Arc::new(Inner {
+                born: new_epoch(),
                 retention,
                 store,
                 metrics,
@@ -359,7 +367,7 @@ impl Inner {
             .or_insert_with(|| {
                 Slot::new(TopicState::new(
                     name.to_owned(),
-                    new_epoch(),
+                    self.born,
                     self.retention.history_for(name),
                 ))
             })
