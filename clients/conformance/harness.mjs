@@ -255,7 +255,8 @@ async function run(scenario) {
         const shape = (c, want) => Object.fromEntries(Object.keys(want).map((k) => [k, c[k]]));
         const got = seen.map((c, i) => shape(c, changes[i] ?? { kind: 1, offset: 1 }));
         if (JSON.stringify(got) !== JSON.stringify(changes)) {
-          throw new Error(`${topic}: expected ${JSON.stringify(changes)}\n  got ${JSON.stringify(got)}`);
+          const all = runner.observations.filter((o) => o.obs !== "change" || o.topic === topic);
+          throw new Error(`${topic}: expected ${JSON.stringify(changes)}\n  got ${JSON.stringify(got)}\n  all: ${all.map((o) => JSON.stringify({ ...o, state: undefined })).join("\n       ")}`);
         }
         if (step.expect.new_epoch && seen[0].epoch === firstEpoch[topic]) {
           throw new Error(`${topic}: the snapshot is of the old epoch`);
