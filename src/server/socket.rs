@@ -296,8 +296,17 @@ async fn close_with(
     close: CloseFrame,
     deadline: tokio::time::Instant,
 ) {
+    let close_is_size = close.code == close_code::SIZE;
     let said = tokio::time::timeout_at(deadline, sink.send(Message::Close(Some(close)))).await;
     if !matches!(said, Ok(Ok(()))) {
+        return;
+    }
+    if close_is_size {
+        // After 1009 the oversized frame's payload lies unread, and nothing more can be read:
+        // hold the connection to the deadline, so the reset those bytes cause comes after the
+        // peer has read the close frame (through a proxy it came first: the conformance
+        // suite's 1009 scenario lost its close code one run in three).
+        tokio::time::sleep_until(deadline).await;
         return;
     }
     let answered = async {

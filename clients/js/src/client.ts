@@ -403,7 +403,8 @@ export class Pulseboard {
     // A new connection holds no marks: the server tells again which still hold.
     this.#stale = null;
     for (const topic of this.#topics.values()) topic.mark(null);
-    const names = [...this.#topics.keys()];
+    // A one-way link's address already names every topic, with its position.
+    const names = this.#link?.transport === "websocket" ? [...this.#topics.keys()] : [];
     for (let i = 0; i < names.length; i += 500) this.#follow(names.slice(i, i + 500));
     for (const board of this.#boards.values()) this.#join(board);
     for (const [ref, pending] of this.#pending) if (!pending.sent) this.#dispatch(ref, pending);
