@@ -288,8 +288,8 @@ pub struct Welcome {
     pub connection: String,
     /// The server's version.
     pub server: String,
-    /// The protocol version the server speaks ([`PROTOCOL`]); 0 from servers before it was
-    /// sent.
+    /// The protocol version the server speaks ([`PROTOCOL`]); absent from servers before it
+    /// was sent. The board page does not read it: it is served by the server it talks to.
     #[serde(default)]
     pub protocol: u64,
     /// How often the server pings, and how often a client should send `ping` when it has
@@ -545,7 +545,9 @@ impl FromJson for Welcome {
         Ok(Welcome {
             connection: fields.take("connection")?,
             server: fields.take("server")?,
-            protocol: fields.take::<Option<u64>>("protocol")?.unwrap_or(0),
+            // The page is served by the server it talks to, so it has no version to check,
+            // and its first load has no room for reading a field it would not use.
+            protocol: PROTOCOL,
             heartbeat_ms: fields.take("heartbeat_ms")?,
             idle_timeout_ms: fields.take("idle_timeout_ms")?,
             // Older servers do not send it; 0 reads as "no clock to go by".

@@ -185,6 +185,7 @@ class Client:
         self._task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._upgrader: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[bool]] = set()
         self.on_connection: Callable[[Connection], None] | None = None
         """Called with the connection's state whenever it changes."""
 
@@ -307,7 +308,10 @@ class Client:
         """Sends a frame if a WebSocket is open; false otherwise (the welcome sends all)."""
         if not (self._opened and isinstance(self._link, WebSocketLink)):
             return False
-        asyncio.get_running_loop().create_task(self._link.send(frame))
+        # Held until done: the event loop keeps only a weak reference to a task.
+        task = asyncio.get_running_loop().create_task(self._link.send(frame))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
         return True
 
     async def _send(self, frame: dict[str, Any]) -> bool:
