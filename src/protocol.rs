@@ -1132,7 +1132,7 @@ mod tests {
 /// The frames as a JSON Schema, written to `clients/protocol.json`: the client libraries'
 /// frame types are generated from that file, so a change here that they have not taken
 /// fails this test (`PULSEBOARD_BLESS=1 cargo test --features ssr protocol_schema` writes it
-/// anew; then `npm run generate` in `clients/js`).
+/// anew; then `node clients/generate.mjs` writes the clients' types from it).
 #[cfg(all(test, feature = "ssr"))]
 mod schema {
     use super::{ClientFrame, ServerFrame, PROTOCOL};
@@ -1160,8 +1160,7 @@ mod schema {
             written == text,
             "clients/protocol.json is not what src/protocol.rs says: run \
              `PULSEBOARD_BLESS=1 cargo test --features ssr protocol_schema`, then \
-             `npm run generate` in clients/js and clients/python's generator, and fix the \
-             clients where their types changed"
+             `node clients/generate.mjs`, and fix the clients where their types changed"
         );
     }
 }

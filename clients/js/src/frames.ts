@@ -384,8 +384,8 @@ export type Welcome = {
    */
   idle_timeout_ms: number;
   /**
-   * The protocol version the server speaks ([`PROTOCOL`]); 0 from servers before it was
-   * sent.
+   * The protocol version the server speaks ([`PROTOCOL`]); absent from servers before it
+   * was sent. The board page does not read it: it is served by the server it talks to.
    */
   protocol?: number;
   /**
