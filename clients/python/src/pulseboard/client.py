@@ -56,6 +56,7 @@ class Subscription:
         self._positions = positions
         self._queue: asyncio.Queue[Any] = asyncio.Queue(max_queue)
         self._last: Change | None = None
+        self._taken = 0
         topic.readers.append(self._queue)
 
     @property
@@ -81,6 +82,12 @@ class Subscription:
     async def __anext__(self) -> Change:
         if self._last is not None and self._positions is not None:
             self._positions.save(self.name, self._last.position)
+        self._taken += 1
+        if self._taken % 64 == 0:
+            # A queue with changes in it hands them out without suspending: a reader that
+            # never awaits anything else would starve every other task (the connection's own
+            # reads among them) until the backlog is gone.
+            await asyncio.sleep(0)
         item = await self._queue.get()
         if item is _END:
             if self._topic.ended is not None:
