@@ -100,6 +100,14 @@ impl Redis {
         panic!("redis-server did not answer on port {port}");
     }
 
+    /// Kills it as a crash would (SIGKILL): nothing is written out on the way.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops it as an operator would (SHUTDOWN, which writes out its files).
     pub fn stop(&mut self) {
         let _ = self.cli(&["SHUTDOWN"]);
